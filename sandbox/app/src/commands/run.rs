@@ -1,0 +1,173 @@
+//! `kfbox run`: execute a compiled pipeline locally.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::DateTime;
+use console::style;
+use kfbox_cli::RunArgs;
+use kfbox_engine::events::EventSink;
+use kfbox_engine::model::{RunState, RunSummary};
+use kfbox_engine::{execute, parse_assignments, resolve_root_parameters, RunOptions};
+use kfbox_process::ProcessExecutor;
+use kfbox_python::PythonEnvs;
+use kfbox_spec::load_pipeline;
+use kfbox_spec::value::value_to_text;
+use tokio_util::sync::CancellationToken;
+
+use crate::printer::Printer;
+use crate::reporter::{state_label, Reporter};
+use crate::settings::{default_parallelism, GlobalSettings};
+use crate::ExitStatus;
+
+pub async fn run(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: RunArgs,
+) -> anyhow::Result<ExitStatus> {
+    let pipeline = match load_pipeline(&args.pipeline) {
+        Ok(pipeline) => pipeline,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let assignments = match parse_assignments(&args.params) {
+        Ok(a) => a,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let parameters = match resolve_root_parameters(&pipeline.spec, &assignments) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                printer.error(&anyhow::anyhow!("{}: {e}", args.pipeline.display()));
+            }
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_dir = settings.runs_dir().join(&run_id);
+    fs_err::create_dir_all(&run_dir).context("cannot create the run directory")?;
+    let pipeline_name = pipeline.spec.pipeline_info.name.clone();
+    let run_name = args
+        .run_name
+        .clone()
+        .unwrap_or_else(|| format!("{pipeline_name}-{}", &run_id[..8]));
+    let options = RunOptions {
+        run_id: run_id.clone(),
+        run_name,
+        run_dir: run_dir.clone(),
+        parameters,
+        parallelism: args
+            .parallelism
+            .map_or_else(default_parallelism, |n| n as usize),
+    };
+    let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
+    let executor = Arc::new(ProcessExecutor::new(envs));
+    let (events, receiver) = EventSink::channel();
+    let reporter = Reporter::new(settings, printer.clone(), &pipeline_name);
+    let reporting = tokio::spawn(reporter.consume(receiver));
+    let cancel = CancellationToken::new();
+    let interrupts = tokio::spawn(cancel_on_signal(cancel.clone(), printer.clone()));
+    let summary = execute(Arc::new(pipeline), options, executor, events, cancel).await;
+    interrupts.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), reporting).await;
+    let summary_path = run_dir.join("summary.json");
+    fs_err::write(&summary_path, serde_json::to_string_pretty(&summary)?)
+        .context("cannot write the run summary")?;
+    if args.json {
+        printer.data(&serde_json::to_string_pretty(&summary)?);
+    } else {
+        printer.data(&render_summary(&summary));
+    }
+    Ok(match summary.state {
+        RunState::Succeeded => ExitStatus::Success,
+        RunState::Failed | RunState::Canceled => ExitStatus::Failure,
+    })
+}
+
+async fn cancel_on_signal(cancel: CancellationToken, printer: Printer) {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+    printer.note("canceling the run: stopping running steps...");
+    cancel.cancel();
+}
+
+fn seconds_between(start: &str, end: &str) -> Option<f64> {
+    let start = DateTime::parse_from_rfc3339(start).ok()?;
+    let end = DateTime::parse_from_rfc3339(end).ok()?;
+    Some((end - start).num_milliseconds() as f64 / 1000.0)
+}
+
+fn render_summary(summary: &RunSummary) -> String {
+    let mut out = String::new();
+    let took = seconds_between(&summary.started_at, &summary.finished_at).unwrap_or_default();
+    let state = match summary.state {
+        RunState::Succeeded => style(summary.state.as_str()).green().bold(),
+        RunState::Failed => style(summary.state.as_str()).red().bold(),
+        RunState::Canceled => style(summary.state.as_str()).yellow().bold(),
+    };
+    out.push_str(&format!(
+        "Run {} of {}: {state} in {took:.1}s\n",
+        summary.run_id,
+        style(&summary.pipeline).bold()
+    ));
+    let width = summary
+        .tasks
+        .iter()
+        .map(|t| t.path.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "  {:<14} {:<width$}  {:>8}  {:>7}\n",
+        "STATE", "TASK", "ATTEMPTS", "TIME"
+    ));
+    for task in &summary.tasks {
+        let took = match (&task.started_at, &task.finished_at) {
+            (Some(s), Some(f)) => {
+                seconds_between(s, f).map_or(String::new(), |t| format!("{t:.1}s"))
+            }
+            _ => String::new(),
+        };
+        let label = state_label(task.state);
+        let pad = 14usize.saturating_sub(console::measure_text_width(&label));
+        out.push_str(&format!(
+            "  {label}{} {:<width$}  {:>8}  {:>7}\n",
+            " ".repeat(pad),
+            task.path,
+            task.attempts,
+            took
+        ));
+        if let Some(error) = &task.error {
+            out.push_str(&format!("      {}\n", style(error).red()));
+        }
+        if let Some(reason) = &task.reason {
+            out.push_str(&format!("      {}\n", style(reason).dim()));
+        }
+    }
+    if !summary.outputs.is_empty() {
+        out.push_str("Outputs:\n");
+        for (name, value) in &summary.outputs {
+            out.push_str(&format!("  {name} = {}\n", value_to_text(value)));
+        }
+    }
+    out.push_str(&format!("Logs and artifacts: {}", summary.run_dir));
+    out
+}

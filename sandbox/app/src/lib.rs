@@ -1,0 +1,62 @@
+//! kfbox's commands. The only crate that prints or decides exit codes.
+
+mod commands;
+mod printer;
+mod reporter;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kfbox_cli::{Cli, Command};
+
+/// How a kfbox command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The work succeeded.
+    Success,
+    /// The work ran and failed (a run FAILED or was CANCELED).
+    Failure,
+    /// The input was unusable or kfbox itself failed; nothing was executed.
+    Error,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Failure => ExitCode::from(1),
+            ExitStatus::Error => ExitCode::from(2),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = settings::GlobalSettings::resolve(&cli.global);
+    settings::init_tracing(&settings);
+    let printer = printer::Printer::new(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            printer.error(&anyhow::anyhow!(e).context("cannot start the async runtime"));
+            return ExitStatus::Error.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => commands::run(&settings, &printer, args).await,
+            Command::Env(args) => commands::env(&settings, &printer, args).await,
+        }
+    });
+    match result {
+        Ok(status) => status.into(),
+        Err(error) => {
+            printer.error(&error);
+            ExitStatus::Error.into()
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The one place that writes to stdout and stderr. stdout carries data; stderr the rest.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use console::style;
+
+use crate::settings::GlobalSettings;
+
+#[derive(Debug, Clone)]
+pub struct Printer {
+    quiet: bool,
+}
+
+impl Printer {
+    pub fn new(settings: &GlobalSettings) -> Self {
+        Self {
+            quiet: settings.quiet,
+        }
+    }
+
+    /// Data for the user or for another program.
+    pub fn data(&self, text: &str) {
+        println!("{text}");
+    }
+
+    /// Progress and notes; hidden by --quiet.
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn warning(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{} {text}", style("warning:").yellow().bold());
+        }
+    }
+
+    pub fn error(&self, error: &anyhow::Error) {
+        let mut text = format!("{} {error}", style("error:").red().bold());
+        for cause in error.chain().skip(1) {
+            text.push_str(&format!("\n  caused by: {cause}"));
+        }
+        eprintln!("{text}");
+    }
+}

@@ -1,0 +1,175 @@
+//! Live progress of a run on stderr: a spinner per running task on a terminal, plain lines
+//! otherwise. Step logs are streamed with a task prefix only on a terminal.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use console::style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kfbox_engine::events::RunEvent;
+use kfbox_engine::model::TaskState;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::printer::Printer;
+use crate::settings::GlobalSettings;
+
+pub struct Reporter {
+    printer: Printer,
+    live: Option<Live>,
+    started: HashMap<String, Instant>,
+    finished: usize,
+}
+
+struct Live {
+    multi: MultiProgress,
+    header: ProgressBar,
+    tasks: HashMap<String, ProgressBar>,
+    preparing: Option<ProgressBar>,
+}
+
+fn spinner_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("static template")
+        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ")
+}
+
+pub fn state_label(state: TaskState) -> String {
+    let text = state.as_str();
+    match state {
+        TaskState::Succeeded => style(format!("✓ {text}")).green().to_string(),
+        TaskState::Cached => style(format!("✓ {text}")).cyan().to_string(),
+        TaskState::Failed => style(format!("✗ {text}")).red().bold().to_string(),
+        TaskState::Skipped => style(format!("- {text}")).dim().to_string(),
+        TaskState::Canceled => style(format!("■ {text}")).yellow().to_string(),
+    }
+}
+
+impl Reporter {
+    pub fn new(settings: &GlobalSettings, printer: Printer, title: &str) -> Self {
+        let live = (settings.interactive && !settings.quiet).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            let header = multi.add(ProgressBar::new_spinner());
+            header.set_style(spinner_style("{spinner} {msg} {elapsed}"));
+            header.enable_steady_tick(Duration::from_millis(100));
+            header.set_message(format!("running {}", style(title).bold()));
+            Live {
+                multi,
+                header,
+                tasks: HashMap::new(),
+                preparing: None,
+            }
+        });
+        Self {
+            printer,
+            live,
+            started: HashMap::new(),
+            finished: 0,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.live {
+            Some(live) => {
+                let _ = live.multi.println(text);
+            }
+            None => self.printer.note(text),
+        }
+    }
+
+    pub async fn consume(mut self, mut events: UnboundedReceiver<RunEvent>) {
+        while let Some(event) = events.recv().await {
+            self.handle(event);
+        }
+        if let Some(live) = self.live.take() {
+            live.header.finish_and_clear();
+            if let Some(bar) = live.preparing {
+                bar.finish_and_clear();
+            }
+            let _ = live.multi.clear();
+        }
+    }
+
+    fn handle(&mut self, event: RunEvent) {
+        match event {
+            RunEvent::Preparing { message } => {
+                if let Some(live) = &mut self.live {
+                    let bar = live.preparing.get_or_insert_with(|| {
+                        let bar = live.multi.add(ProgressBar::new_spinner());
+                        bar.set_style(spinner_style("{spinner} {wide_msg}"));
+                        bar.enable_steady_tick(Duration::from_millis(100));
+                        bar
+                    });
+                    bar.set_message(message);
+                }
+            }
+            RunEvent::Prepared { message } => {
+                if let Some(bar) = self.live.as_mut().and_then(|l| l.preparing.take()) {
+                    bar.finish_and_clear();
+                }
+                self.line(&format!("{} {message} ready", style("✓").green()));
+            }
+            RunEvent::TaskStarted { path } => {
+                self.started.insert(path.clone(), Instant::now());
+                if let Some(live) = &mut self.live {
+                    let bar = live.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(spinner_style("  {spinner} {msg} {elapsed}"));
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    bar.set_message(path.clone());
+                    live.tasks.insert(path, bar);
+                }
+                self.update_header();
+            }
+            RunEvent::TaskRetrying {
+                path,
+                attempt,
+                error,
+            } => self.line(&format!(
+                "{} {path}: attempt {attempt} failed ({error}); retrying",
+                style("↻").yellow()
+            )),
+            RunEvent::TaskFinished { path, state } => {
+                if let Some(bar) = self.live.as_mut().and_then(|l| l.tasks.remove(&path)) {
+                    bar.finish_and_clear();
+                }
+                let took = self
+                    .started
+                    .remove(&path)
+                    .map(|t| {
+                        format!(
+                            " {}",
+                            style(format!("{:.1}s", t.elapsed().as_secs_f64())).dim()
+                        )
+                    })
+                    .unwrap_or_default();
+                self.finished += 1;
+                self.line(&format!("{} {path}{took}", state_label(state)));
+                self.update_header();
+            }
+            RunEvent::Log { path, line } => {
+                if self.live.is_some() {
+                    self.line(&format!("{} {line}", style(format!("{path} │")).dim()));
+                }
+            }
+            RunEvent::Warning(text) => match &self.live {
+                Some(live) => {
+                    let _ = live
+                        .multi
+                        .println(format!("{} {text}", style("warning:").yellow().bold()));
+                }
+                None => self.printer.warning(&text),
+            },
+        }
+    }
+
+    fn update_header(&self) {
+        if let Some(live) = &self.live {
+            let running = live.tasks.len();
+            let base = live.header.message();
+            let title = base.split(" · ").next().unwrap_or_default().to_owned();
+            live.header.set_message(format!(
+                "{title} · {} finished · {running} running",
+                self.finished
+            ));
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Arguments, environment and defaults resolved once, into plain settings.
+
+use std::path::PathBuf;
+
+use kfbox_cli::{env_vars, ColorChoice, GlobalArgs};
+
+#[derive(Debug, Clone)]
+pub struct GlobalSettings {
+    pub home: PathBuf,
+    pub python: Option<String>,
+    pub quiet: bool,
+    pub color: bool,
+    /// stderr is a terminal: live progress and streamed logs.
+    pub interactive: bool,
+}
+
+impl GlobalSettings {
+    pub fn resolve(args: &GlobalArgs) -> Self {
+        use std::io::IsTerminal;
+        let interactive = std::io::stderr().is_terminal();
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => interactive && std::env::var_os(env_vars::NO_COLOR).is_none(),
+        };
+        console::set_colors_enabled_stderr(color);
+        console::set_colors_enabled(color);
+        let home = args.home.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("kfbox")
+        });
+        Self {
+            home,
+            python: args.python.clone(),
+            quiet: args.quiet,
+            color,
+            interactive,
+        }
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.home.join("runs")
+    }
+
+    pub fn python_dir(&self) -> PathBuf {
+        self.home.join("python")
+    }
+}
+
+/// Steps mostly wait (on imports, I/O, sleeps, the network), so more of them than cores can
+/// usefully overlap; four per core, at least eight, keeps a 2-core laptop busy without
+/// thrashing it.
+pub fn default_parallelism() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).max(8)
+}
+
+pub fn init_tracing(settings: &GlobalSettings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(env_vars::KFBOX_LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(settings.color)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,1411 @@
+//! The scheduler: walks DAGs, resolves inputs, evaluates conditions, fans loops out and in, and
+//! hands container steps to the executor.
+//!
+//! Failure follows the backend on Argo: inside one DAG, once a task fails no new task starts
+//! (fail-fast) except those with `ALL_UPSTREAM_TASKS_COMPLETED` (exit handlers, ignore upstream
+//! failure); a DAG fails when any of its tasks failed; running tasks are never interrupted by a
+//! sibling's failure.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use kfbox_spec::expr::{evaluate_condition, select};
+use kfbox_spec::ir::{ComponentSpec, DagSpec, ParameterType, TaskSpec};
+use kfbox_spec::placeholder::{parse_arg, ArtifactField, PlaceholderError, Reference, Resolver};
+use kfbox_spec::value::{coerce, text_to_value, value_to_text};
+use kfbox_spec::LoadedPipeline;
+use serde_json::{json, Map, Value};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{EventSink, RunEvent};
+use crate::executor::{Executor, ExecutorError, Step, StepExit};
+use crate::model::{
+    ArtifactRef, RunState, RunSummary, RuntimeArtifact, TaskKind, TaskOutputs, TaskRecord,
+    TaskState,
+};
+
+/// Everything a run needs besides the pipeline and the executor.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub run_id: String,
+    /// The run's display name, `{{$.pipeline_job_name}}`.
+    pub run_name: String,
+    /// The run's own directory: artifacts, logs and step scratch space live under it.
+    pub run_dir: PathBuf,
+    /// Root parameters, already checked by [`crate::resolve_root_parameters`].
+    pub parameters: Map<String, Value>,
+    /// How many steps may run at once.
+    pub parallelism: usize,
+}
+
+type Artifacts = BTreeMap<String, Vec<RuntimeArtifact>>;
+
+#[derive(Debug, Clone, Default)]
+struct Inputs {
+    parameters: Map<String, Value>,
+    artifacts: Artifacts,
+}
+
+#[derive(Debug, Clone)]
+struct Outcome {
+    state: TaskState,
+    parameters: Map<String, Value>,
+    artifacts: Artifacts,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn empty(state: TaskState, error: Option<String>) -> Self {
+        Self {
+            state,
+            parameters: Map::new(),
+            artifacts: Artifacts::new(),
+            error,
+        }
+    }
+}
+
+struct Run {
+    pipeline: Arc<LoadedPipeline>,
+    executor: Arc<dyn Executor>,
+    events: EventSink,
+    cancel: CancellationToken,
+    options: RunOptions,
+    create_time: String,
+    slots: Semaphore,
+    records: Mutex<Vec<TaskRecord>>,
+}
+
+type BoxedOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Run a pipeline to its end. Never fails as a whole: every problem lands in a task record.
+pub async fn execute(
+    pipeline: Arc<LoadedPipeline>,
+    options: RunOptions,
+    executor: Arc<dyn Executor>,
+    events: EventSink,
+    cancel: CancellationToken,
+) -> RunSummary {
+    let started_at = now();
+    let run = Arc::new(Run {
+        executor,
+        events,
+        cancel,
+        create_time: started_at.clone(),
+        slots: Semaphore::new(options.parallelism.max(1)),
+        records: Mutex::new(Vec::new()),
+        options,
+        pipeline,
+    });
+    warn_about_platform_settings(&run);
+    let inputs = Inputs {
+        parameters: run.options.parameters.clone(),
+        artifacts: Artifacts::new(),
+    };
+    let root = run_dag(run.clone(), None, String::new(), inputs).await;
+    let state = if run.cancel.is_cancelled() {
+        RunState::Canceled
+    } else {
+        match root.state {
+            TaskState::Failed => RunState::Failed,
+            TaskState::Canceled => RunState::Canceled,
+            _ => RunState::Succeeded,
+        }
+    };
+    let mut outputs = root.parameters;
+    for (name, list) in root.artifacts {
+        let refs: Vec<ArtifactRef> = list.iter().map(ArtifactRef::from).collect();
+        outputs.insert(name, serde_json::to_value(refs).unwrap_or_default());
+    }
+    let mut tasks = std::mem::take(&mut *run.records.lock().expect("records lock"));
+    tasks.sort_by(|a, b| {
+        let key = |t: &TaskRecord| t.started_at.clone().or(t.finished_at.clone());
+        key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
+    });
+    let error = match state {
+        RunState::Failed => tasks
+            .iter()
+            .find(|t| t.state == TaskState::Failed && t.kind != TaskKind::Dag)
+            .or_else(|| tasks.iter().find(|t| t.state == TaskState::Failed))
+            .map(|t| match &t.error {
+                Some(e) => format!("task `{}` failed: {e}", t.path),
+                None => format!("task `{}` failed", t.path),
+            }),
+        RunState::Canceled => Some("the run was canceled".into()),
+        RunState::Succeeded => None,
+    };
+    RunSummary {
+        run_id: run.options.run_id.clone(),
+        pipeline: run.pipeline.spec.pipeline_info.name.clone(),
+        state,
+        outputs,
+        tasks,
+        started_at,
+        finished_at: now(),
+        run_dir: run.options.run_dir.display().to_string(),
+        error,
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn join_path(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+impl Run {
+    fn component(&self, name: Option<&str>) -> &ComponentSpec {
+        match name {
+            None => &self.pipeline.spec.root,
+            Some(n) => self
+                .pipeline
+                .spec
+                .component(n)
+                .expect("component references are validated at load"),
+        }
+    }
+
+    fn dag(&self, component: Option<&str>) -> &DagSpec {
+        static EMPTY: std::sync::OnceLock<DagSpec> = std::sync::OnceLock::new();
+        self.component(component)
+            .dag
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(DagSpec::default))
+    }
+
+    fn record(&self, record: TaskRecord) {
+        self.events.send(RunEvent::TaskFinished {
+            path: record.path.clone(),
+            state: record.state,
+        });
+        self.records.lock().expect("records lock").push(record);
+    }
+
+    /// Record a task that ended without running a step.
+    fn record_unrun(
+        &self,
+        task: &TaskSpec,
+        path: &str,
+        kind: TaskKind,
+        outcome: &Outcome,
+        reason: Option<String>,
+    ) {
+        self.record(TaskRecord {
+            name: task.task_info.name.clone(),
+            path: path.to_owned(),
+            kind,
+            state: outcome.state,
+            attempts: 0,
+            started_at: None,
+            finished_at: Some(now()),
+            outputs: TaskOutputs::default(),
+            error: outcome.error.clone(),
+            reason,
+            iterations: None,
+            log: None,
+        });
+    }
+
+    fn kind_of(&self, task: &TaskSpec) -> TaskKind {
+        let component = self.component(Some(&task.component_ref.name));
+        if component.dag.is_some() {
+            if task.parameter_iterator.is_some() || task.artifact_iterator.is_some() {
+                TaskKind::Loop
+            } else {
+                TaskKind::Dag
+            }
+        } else {
+            let label = component.executor_label.as_deref().unwrap_or_default();
+            match self.pipeline.spec.deployment_spec.executors.get(label) {
+                Some(e) if e.importer.is_some() => TaskKind::Importer,
+                _ => TaskKind::Container,
+            }
+        }
+    }
+
+    fn runtime_constant(&self, text: &str, task_name: &str) -> String {
+        let replacements = [
+            ("{{$.pipeline_job_name}}", self.options.run_name.as_str()),
+            (
+                "{{$.pipeline_job_resource_name}}",
+                self.options.run_id.as_str(),
+            ),
+            ("{{$.pipeline_job_uuid}}", self.options.run_id.as_str()),
+            ("{{$.pipeline_task_name}}", task_name),
+            (
+                "{{$.pipeline_job_create_time_utc}}",
+                self.create_time.as_str(),
+            ),
+            (
+                "{{$.pipeline_job_schedule_time_utc}}",
+                self.create_time.as_str(),
+            ),
+        ];
+        let mut out = text.to_owned();
+        for (from, to) in replacements {
+            out = out.replace(from, to);
+        }
+        if out.contains("{{$.pipeline_task_uuid}}") {
+            out = out.replace(
+                "{{$.pipeline_task_uuid}}",
+                &uuid::Uuid::new_v4().to_string(),
+            );
+        }
+        if out.contains("{{$.workspace_path}}") {
+            let workspace = self.options.run_dir.join("workspace");
+            out = out.replace("{{$.workspace_path}}", &workspace.display().to_string());
+        }
+        out
+    }
+}
+
+/// Every task this DAG waits for: explicit `dependentTasks` and the producers of its inputs.
+fn upstream_of(task: &TaskSpec) -> Vec<String> {
+    let mut deps: Vec<String> = Vec::new();
+    let mut add = |name: &String| {
+        if !deps.contains(name) {
+            deps.push(name.clone());
+        }
+    };
+    task.dependent_tasks.iter().for_each(&mut add);
+    for p in task.inputs.parameters.values() {
+        if let Some(t) = &p.task_output_parameter {
+            add(&t.producer_task);
+        }
+        if let Some(t) = &p.task_final_status {
+            add(&t.producer_task);
+        }
+    }
+    for a in task.inputs.artifacts.values() {
+        if let Some(t) = &a.task_output_artifact {
+            add(&t.producer_task);
+        }
+    }
+    deps
+}
+
+fn run_dag(run: Arc<Run>, component: Option<String>, path: String, inputs: Inputs) -> BoxedOutcome {
+    Box::pin(async move {
+        let dag = run.dag(component.as_deref());
+        let upstream: HashMap<&str, Vec<String>> = dag
+            .tasks
+            .iter()
+            .map(|(name, task)| (name.as_str(), upstream_of(task)))
+            .collect();
+        let mut outcomes: HashMap<String, Outcome> = HashMap::new();
+        let mut started: HashSet<&str> = HashSet::new();
+        let mut first_failure: Option<String> = None;
+        let mut running = JoinSet::new();
+        loop {
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for (name, task) in &dag.tasks {
+                    if started.contains(name.as_str()) {
+                        continue;
+                    }
+                    let deps = &upstream[name.as_str()];
+                    if !deps.iter().all(|d| outcomes.contains_key(d)) {
+                        continue;
+                    }
+                    started.insert(name);
+                    progressed = true;
+                    let task_path = join_path(&path, name);
+                    let not_run = if run.cancel.is_cancelled() {
+                        Some((
+                            TaskState::Canceled,
+                            "the run was canceled before it started".to_owned(),
+                        ))
+                    } else if task.trigger_policy.runs_after_any_outcome() {
+                        None
+                    } else if let Some(up) = deps
+                        .iter()
+                        .find(|d| !outcomes[*d].state.lets_dependents_run())
+                    {
+                        Some((
+                            TaskState::Skipped,
+                            format!("upstream task `{up}` ended {}", outcomes[up].state.as_str()),
+                        ))
+                    } else {
+                        first_failure.as_ref().map(|f| {
+                            (
+                                TaskState::Skipped,
+                                format!("not started: task `{f}` failed earlier in this DAG"),
+                            )
+                        })
+                    };
+                    if let Some((state, reason)) = not_run {
+                        let outcome = Outcome::empty(state, None);
+                        run.record_unrun(
+                            task,
+                            &task_path,
+                            run.kind_of(task),
+                            &outcome,
+                            Some(reason),
+                        );
+                        outcomes.insert(name.clone(), outcome);
+                        continue;
+                    }
+                    let siblings: HashMap<String, Outcome> = deps
+                        .iter()
+                        .map(|d| (d.clone(), outcomes[d].clone()))
+                        .collect();
+                    let run = run.clone();
+                    let component = component.clone();
+                    let scope = inputs.clone();
+                    let name = name.clone();
+                    running.spawn(async move {
+                        let outcome =
+                            run_task(run, component, name.clone(), task_path, scope, siblings)
+                                .await;
+                        (name, outcome)
+                    });
+                }
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (name, outcome) = joined.unwrap_or_else(|e| {
+                (
+                    String::new(),
+                    Outcome::empty(TaskState::Failed, Some(format!("internal error: {e}"))),
+                )
+            });
+            if outcome.state == TaskState::Failed && first_failure.is_none() {
+                first_failure = Some(name.clone());
+            }
+            outcomes.insert(name, outcome);
+        }
+        let state = if outcomes.values().any(|o| o.state == TaskState::Failed) {
+            TaskState::Failed
+        } else if outcomes.values().any(|o| o.state == TaskState::Canceled) {
+            TaskState::Canceled
+        } else {
+            TaskState::Succeeded
+        };
+        let (parameters, artifacts) = dag_outputs(dag, &outcomes);
+        Outcome {
+            state,
+            parameters,
+            artifacts,
+            error: first_failure.map(|f| format!("task `{}` failed", join_path(&path, &f))),
+        }
+    })
+}
+
+/// A DAG's outputs from its subtasks; for `OneOf`, the first selector whose producer has it.
+fn dag_outputs(
+    dag: &DagSpec,
+    outcomes: &HashMap<String, Outcome>,
+) -> (Map<String, Value>, Artifacts) {
+    let mut parameters = Map::new();
+    for (name, spec) in &dag.outputs.parameters {
+        let selectors = spec.value_from_parameter.iter().chain(
+            spec.value_from_oneof
+                .iter()
+                .flat_map(|o| &o.parameter_selectors),
+        );
+        let found = selectors.into_iter().find_map(|s| {
+            outcomes
+                .get(&s.producer_subtask)
+                .and_then(|o| o.parameters.get(&s.output_parameter_key))
+        });
+        if let Some(v) = found {
+            parameters.insert(name.clone(), v.clone());
+        }
+    }
+    let mut artifacts = Artifacts::new();
+    for (name, spec) in &dag.outputs.artifacts {
+        let found = spec.artifact_selectors.iter().find_map(|s| {
+            outcomes
+                .get(&s.producer_subtask)
+                .and_then(|o| o.artifacts.get(&s.output_artifact_key))
+                .filter(|list| !list.is_empty())
+        });
+        if let Some(list) = found {
+            artifacts.insert(name.clone(), list.clone());
+        }
+    }
+    (parameters, artifacts)
+}
+
+async fn run_task(
+    run: Arc<Run>,
+    parent: Option<String>,
+    name: String,
+    path: String,
+    scope: Inputs,
+    siblings: HashMap<String, Outcome>,
+) -> Outcome {
+    let task = &run.dag(parent.as_deref()).tasks[&name];
+    let kind = run.kind_of(task);
+    let component = run.component(Some(&task.component_ref.name));
+    let fail = |error: String| {
+        let outcome = Outcome::empty(TaskState::Failed, Some(error));
+        run.record_unrun(task, &path, kind, &outcome, None);
+        outcome
+    };
+    let inputs = match resolve_inputs(&run, task, component, &scope, &siblings) {
+        Ok(inputs) => inputs,
+        Err(e) => return fail(format!("resolving inputs: {e}")),
+    };
+    if let Some(condition) = &task.trigger_policy.condition {
+        let artifacts = json!(inputs
+            .artifacts
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({"artifacts": v.iter().map(RuntimeArtifact::to_executor_json).collect::<Vec<_>>()})))
+            .collect::<Map<_, _>>());
+        match evaluate_condition(condition, &inputs.parameters, artifacts) {
+            Ok(true) => {}
+            Ok(false) => {
+                let outcome = Outcome::empty(TaskState::Skipped, None);
+                run.record_unrun(
+                    task,
+                    &path,
+                    kind,
+                    &outcome,
+                    Some(format!("condition is false: {condition}")),
+                );
+                return outcome;
+            }
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    match kind {
+        TaskKind::Loop => run_loop(run.clone(), task, path, inputs).await,
+        TaskKind::Dag => {
+            let started_at = now();
+            let outcome = run_dag(
+                run.clone(),
+                Some(task.component_ref.name.clone()),
+                path.clone(),
+                inputs,
+            )
+            .await;
+            run.record(TaskRecord {
+                name: task.task_info.name.clone(),
+                path,
+                kind,
+                state: outcome.state,
+                attempts: 0,
+                started_at: Some(started_at),
+                finished_at: Some(now()),
+                outputs: summary_outputs(&outcome),
+                error: outcome.error.clone(),
+                reason: None,
+                iterations: None,
+                log: None,
+            });
+            outcome
+        }
+        TaskKind::Importer => run_importer(&run, task, component, &path, &inputs),
+        TaskKind::Container => run_container(&run, task, component, &path, inputs).await,
+    }
+}
+
+fn summary_outputs(outcome: &Outcome) -> TaskOutputs {
+    TaskOutputs {
+        parameters: outcome.parameters.clone(),
+        artifacts: outcome
+            .artifacts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().map(ArtifactRef::from).collect()))
+            .collect(),
+    }
+}
+
+/// Resolve a task's inputs from its parent's inputs and its upstream siblings, then check and
+/// convert them against the component's input definitions (as the backend's driver does).
+fn resolve_inputs(
+    run: &Run,
+    task: &TaskSpec,
+    component: &ComponentSpec,
+    scope: &Inputs,
+    siblings: &HashMap<String, Outcome>,
+) -> Result<Inputs, String> {
+    let definitions = &component.input_definitions;
+    let mut inputs = Inputs::default();
+    for (name, spec) in &task.inputs.parameters {
+        let definition = definitions.parameters.get(name);
+        if definition.map(|d| d.parameter_type) == Some(ParameterType::TaskConfig) {
+            continue;
+        }
+        let value = if let Some(source) = &spec.component_input_parameter {
+            scope
+                .parameters
+                .get(source)
+                .filter(|v| !v.is_null())
+                .cloned()
+        } else if let Some(source) = &spec.task_output_parameter {
+            let producer = &siblings[&source.producer_task];
+            match producer.parameters.get(&source.output_parameter_key) {
+                Some(v) => Some(v.clone()),
+                None if definition.is_some_and(|d| d.is_optional) => None,
+                None => {
+                    return Err(format!(
+                        "input `{name}`: task `{}` ({}) produced no output parameter `{}`",
+                        source.producer_task,
+                        producer.state.as_str(),
+                        source.output_parameter_key
+                    ))
+                }
+            }
+        } else if let Some(source) = &spec.runtime_value {
+            match &source.constant {
+                Some(Value::String(s)) => {
+                    Some(Value::String(run.runtime_constant(s, &task.task_info.name)))
+                }
+                other => other.clone(),
+            }
+        } else if let Some(source) = &spec.task_final_status {
+            let producer = &siblings[&source.producer_task];
+            let state = match producer.state {
+                TaskState::Succeeded | TaskState::Cached | TaskState::Skipped => "SUCCEEDED",
+                TaskState::Failed => "FAILED",
+                TaskState::Canceled => "CANCELLED",
+            };
+            let error = match &producer.error {
+                Some(message) => json!({"code": 2, "message": message}),
+                None => json!({}),
+            };
+            Some(json!({
+                "state": state,
+                "pipelineJobResourceName": run.options.run_id,
+                "pipelineTaskName": source.producer_task,
+                "error": error,
+            }))
+        } else {
+            None
+        };
+        let value = match (value, &spec.parameter_expression_selector) {
+            (Some(v), Some(selector)) => {
+                Some(select(selector, &v).map_err(|e| format!("input `{name}`: {e}"))?)
+            }
+            (v, _) => v,
+        };
+        if let Some(v) = value {
+            inputs.parameters.insert(name.clone(), v);
+        }
+    }
+    for (name, spec) in &task.inputs.artifacts {
+        let found = if let Some(source) = &spec.component_input_artifact {
+            scope.artifacts.get(source).cloned()
+        } else if let Some(source) = &spec.task_output_artifact {
+            siblings[&source.producer_task]
+                .artifacts
+                .get(&source.output_artifact_key)
+                .cloned()
+        } else {
+            None
+        };
+        match found {
+            Some(list) => {
+                inputs.artifacts.insert(name.clone(), list);
+            }
+            None if definitions
+                .artifacts
+                .get(name)
+                .is_some_and(|d| d.is_optional) => {}
+            None => {
+                return Err(format!(
+                    "input artifact `{name}` has no value (its producer did not write it)"
+                ))
+            }
+        }
+    }
+    // A nested pipeline sees its optional inputs' defaults, as with the root DAG.
+    if component.dag.is_some() {
+        for (name, definition) in &definitions.parameters {
+            if !inputs.parameters.contains_key(name) {
+                if let Some(default) = &definition.default_value {
+                    inputs.parameters.insert(name.clone(), default.clone());
+                }
+            }
+        }
+    }
+    let item_input = task
+        .parameter_iterator
+        .as_ref()
+        .map(|it| it.item_input.as_str())
+        .or(task
+            .artifact_iterator
+            .as_ref()
+            .map(|it| it.item_input.as_str()));
+    for (name, definition) in &definitions.parameters {
+        if Some(name.as_str()) == item_input {
+            continue;
+        }
+        match inputs.parameters.remove(name) {
+            Some(value) => {
+                let value = coerce(value, definition.parameter_type)
+                    .map_err(|e| format!("input parameter `{name}`: {e}"))?;
+                inputs.parameters.insert(name.clone(), value);
+            }
+            None if definition.is_optional || definition.default_value.is_some() => {}
+            None => {
+                return Err(format!(
+                    "neither value nor default value provided for non-optional parameter `{name}`"
+                ))
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) -> Outcome {
+    let started_at = now();
+    let items: Result<Vec<Inputs>, String> = if let Some(iterator) = &task.parameter_iterator {
+        let raw = match (&iterator.items.raw, &iterator.items.input_parameter) {
+            (Some(raw), _) => serde_json::from_str::<Value>(raw).map_err(|e| e.to_string()),
+            (None, Some(input)) => match inputs.parameters.get(input) {
+                Some(Value::String(s)) => serde_json::from_str::<Value>(s)
+                    .map_err(|e| format!("loop items `{input}` are not a JSON list: {e}")),
+                Some(v) => Ok(v.clone()),
+                None => Err(format!("loop items input `{input}` has no value")),
+            },
+            (None, None) => Err("parameterIterator has no items".into()),
+        };
+        raw.and_then(|v| match v {
+            Value::Array(items) => Ok(items),
+            other => Err(format!(
+                "loop items are not a list: {}",
+                value_to_text(&other)
+            )),
+        })
+        .map(|items| {
+            items
+                .into_iter()
+                .map(|item| {
+                    let mut scope = inputs.clone();
+                    if let Some(input) = &iterator.items.input_parameter {
+                        scope.parameters.remove(input);
+                    }
+                    scope.parameters.insert(iterator.item_input.clone(), item);
+                    scope
+                })
+                .collect()
+        })
+    } else if let Some(iterator) = &task.artifact_iterator {
+        match inputs.artifacts.get(&iterator.items.input_artifact) {
+            Some(list) => Ok(list
+                .iter()
+                .map(|artifact| {
+                    let mut scope = inputs.clone();
+                    scope.artifacts.remove(&iterator.items.input_artifact);
+                    scope
+                        .artifacts
+                        .insert(iterator.item_input.clone(), vec![artifact.clone()]);
+                    scope
+                })
+                .collect()),
+            None => Err(format!(
+                "loop artifacts `{}` have no value",
+                iterator.items.input_artifact
+            )),
+        }
+    } else {
+        Err("loop task without an iterator".into())
+    };
+    let items = match items {
+        Ok(items) => items,
+        Err(e) => {
+            let outcome = Outcome::empty(TaskState::Failed, Some(e));
+            run.record_unrun(task, &path, TaskKind::Loop, &outcome, None);
+            return outcome;
+        }
+    };
+    let count = items.len();
+    let limit = match task.iterator_policy.parallelism_limit {
+        0 => count.max(1),
+        n => n as usize,
+    };
+    let gate = Arc::new(Semaphore::new(limit));
+    let stop = CancellationToken::new();
+    let mut running = JoinSet::new();
+    for (index, scope) in items.into_iter().enumerate() {
+        let run = run.clone();
+        let gate = gate.clone();
+        let stop = stop.clone();
+        let component = task.component_ref.name.clone();
+        let iteration_path = format!("{path}/iteration-{index}");
+        running.spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("loop gate open");
+            if stop.is_cancelled() || run.cancel.is_cancelled() {
+                return (index, None);
+            }
+            let outcome = run_dag(run, Some(component), iteration_path, scope).await;
+            if outcome.state == TaskState::Failed {
+                stop.cancel();
+            }
+            (index, Some(outcome))
+        });
+    }
+    let mut results: Vec<Option<Outcome>> = vec![None; count];
+    while let Some(joined) = running.join_next().await {
+        if let Ok((index, outcome)) = joined {
+            results[index] = outcome;
+        }
+    }
+    let body = run.dag(Some(&task.component_ref.name));
+    let ran: Vec<&Outcome> = results.iter().flatten().collect();
+    let state = if ran.iter().any(|o| o.state == TaskState::Failed) {
+        TaskState::Failed
+    } else if run.cancel.is_cancelled() || ran.iter().any(|o| o.state == TaskState::Canceled) {
+        TaskState::Canceled
+    } else {
+        TaskState::Succeeded
+    };
+    // Fan-in (`dsl.Collected`): each output becomes the list of the iterations' values.
+    let mut parameters = Map::new();
+    for name in body.outputs.parameters.keys() {
+        let values: Vec<Value> = ran
+            .iter()
+            .filter_map(|o| o.parameters.get(name).cloned())
+            .collect();
+        parameters.insert(name.clone(), Value::Array(values));
+    }
+    let mut artifacts = Artifacts::new();
+    for name in body.outputs.artifacts.keys() {
+        let list: Vec<RuntimeArtifact> = ran
+            .iter()
+            .filter_map(|o| o.artifacts.get(name))
+            .flatten()
+            .cloned()
+            .collect();
+        artifacts.insert(name.clone(), list);
+    }
+    let error = (state == TaskState::Failed).then(|| {
+        let failed: Vec<String> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.as_ref().is_some_and(|o| o.state == TaskState::Failed))
+            .map(|(i, _)| i.to_string())
+            .collect();
+        format!("iteration(s) {} failed", failed.join(", "))
+    });
+    let outcome = Outcome {
+        state,
+        parameters,
+        artifacts,
+        error,
+    };
+    run.record(TaskRecord {
+        name: task.task_info.name.clone(),
+        path,
+        kind: TaskKind::Loop,
+        state,
+        attempts: 0,
+        started_at: Some(started_at),
+        finished_at: Some(now()),
+        outputs: summary_outputs(&outcome),
+        error: outcome.error.clone(),
+        reason: None,
+        iterations: Some(count),
+        log: None,
+    });
+    outcome
+}
+
+fn run_importer(
+    run: &Run,
+    task: &TaskSpec,
+    component: &ComponentSpec,
+    path: &str,
+    inputs: &Inputs,
+) -> Outcome {
+    let started_at = now();
+    let label = component.executor_label.as_deref().unwrap_or_default();
+    let importer = run.pipeline.spec.deployment_spec.executors[label]
+        .importer
+        .as_ref()
+        .expect("importer kind checked");
+    let uri = match (
+        &importer.artifact_uri.constant,
+        &importer.artifact_uri.runtime_parameter,
+    ) {
+        (Some(Value::String(s)), _) => Some(s.clone()),
+        (_, Some(param)) => inputs.parameters.get(param).map(value_to_text),
+        _ => None,
+    };
+    let outcome = match uri.filter(|u| !u.is_empty()) {
+        None => Outcome::empty(
+            TaskState::Failed,
+            Some("importer has no artifact URI".into()),
+        ),
+        Some(uri) => {
+            let metadata = match importer
+                .metadata
+                .as_ref()
+                .map(|m| substitute_inputs(m, inputs))
+            {
+                Some(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            let output = component
+                .output_definitions
+                .artifacts
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| "artifact".into());
+            let artifact = RuntimeArtifact {
+                name: output.clone(),
+                uri: local_uri(&uri),
+                schema_title: importer.type_schema.schema_title.clone(),
+                schema_version: importer.type_schema.schema_version.clone(),
+                metadata,
+            };
+            Outcome {
+                state: TaskState::Succeeded,
+                parameters: Map::new(),
+                artifacts: BTreeMap::from([(output, vec![artifact])]),
+                error: None,
+            }
+        }
+    };
+    run.record(TaskRecord {
+        name: task.task_info.name.clone(),
+        path: path.to_owned(),
+        kind: TaskKind::Importer,
+        state: outcome.state,
+        attempts: 1,
+        started_at: Some(started_at),
+        finished_at: Some(now()),
+        outputs: summary_outputs(&outcome),
+        error: outcome.error.clone(),
+        reason: None,
+        iterations: None,
+        log: None,
+    });
+    outcome
+}
+
+/// `file://` URIs name local paths; kfbox passes local artifacts by plain absolute path, as the
+/// SDK's local runner does, so `.path` equals `.uri`.
+fn local_uri(uri: &str) -> String {
+    uri.strip_prefix("file://").unwrap_or(uri).to_owned()
+}
+
+/// Importer metadata may carry `{{$.inputs.parameters['x']}}` in keys and values.
+fn substitute_inputs(value: &Value, inputs: &Inputs) -> Value {
+    let text = |s: &str| -> String {
+        let mut out = s.to_owned();
+        for (name, v) in &inputs.parameters {
+            out = out.replace(
+                &format!("{{{{$.inputs.parameters['{name}']}}}}"),
+                &value_to_text(v),
+            );
+        }
+        out
+    };
+    match value {
+        Value::String(s) => {
+            let replaced = text(s);
+            // A whole-value placeholder keeps the parameter's type.
+            inputs
+                .parameters
+                .iter()
+                .find(|(name, _)| s == &format!("{{{{$.inputs.parameters['{name}']}}}}"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Value::String(replaced))
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| substitute_inputs(v, inputs)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (text(k), substitute_inputs(v, inputs)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Where a task keeps its files inside the run directory.
+struct TaskDirs {
+    task_dir: PathBuf,
+    artifacts_dir: PathBuf,
+    log_path: PathBuf,
+}
+
+impl TaskDirs {
+    fn new(run_dir: &Path, path: &str) -> Self {
+        Self {
+            task_dir: run_dir.join("tasks").join(path),
+            artifacts_dir: run_dir.join("artifacts").join(path),
+            log_path: run_dir.join("logs").join(format!("{path}.log")),
+        }
+    }
+
+    fn output_parameter_file(&self, name: &str) -> PathBuf {
+        self.task_dir.join("outputs").join(name)
+    }
+
+    fn executor_output_file(&self) -> PathBuf {
+        self.task_dir.join("executor_output.json")
+    }
+}
+
+struct ExecutorInput<'a> {
+    inputs: &'a Inputs,
+    with_defaults: Map<String, Value>,
+    /// Inputs the task received a value for (what `IfPresent` tests).
+    present: HashSet<String>,
+    outputs: Artifacts,
+    output_parameters: Vec<(String, PathBuf)>,
+    output_file: PathBuf,
+}
+
+impl ExecutorInput<'_> {
+    fn to_json(&self) -> Value {
+        let artifacts = |list: &Artifacts| -> Map<String, Value> {
+            list.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"artifacts": v.iter().map(RuntimeArtifact::to_executor_json).collect::<Vec<_>>()}),
+                    )
+                })
+                .collect()
+        };
+        let parameters: Map<String, Value> = self
+            .output_parameters
+            .iter()
+            .map(|(k, p)| (k.clone(), json!({"outputFile": p.display().to_string()})))
+            .collect();
+        json!({
+            "inputs": {
+                "parameterValues": self.with_defaults,
+                "artifacts": artifacts(&self.inputs.artifacts),
+            },
+            "outputs": {
+                "parameters": parameters,
+                "artifacts": artifacts(&self.outputs),
+                "outputFile": self.output_file.display().to_string(),
+            }
+        })
+    }
+}
+
+impl Resolver for ExecutorInput<'_> {
+    fn resolve(&self, reference: &Reference) -> Result<String, PlaceholderError> {
+        let missing = || PlaceholderError::Unknown(format!("{reference:?} has no value"));
+        let artifact_field = |a: &RuntimeArtifact, field: ArtifactField| match field {
+            ArtifactField::Uri | ArtifactField::Path => a.uri.clone(),
+            ArtifactField::Metadata => Value::Object(a.metadata.clone()).to_string(),
+        };
+        Ok(match reference {
+            Reference::ExecutorInput => self.to_json().to_string(),
+            Reference::ExecutorOutputFile => self.output_file.display().to_string(),
+            Reference::InputParameter(name) => {
+                value_to_text(self.with_defaults.get(name).ok_or_else(missing)?)
+            }
+            Reference::InputArtifact(name, field) => self
+                .inputs
+                .artifacts
+                .get(name)
+                .and_then(|l| l.first())
+                .map(|a| artifact_field(a, *field))
+                .ok_or_else(missing)?,
+            Reference::OutputParameterFile(name) => self
+                .output_parameters
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.display().to_string())
+                .ok_or_else(missing)?,
+            Reference::OutputArtifact(name, field) => self
+                .outputs
+                .get(name)
+                .and_then(|l| l.first())
+                .map(|a| artifact_field(a, *field))
+                .ok_or_else(missing)?,
+        })
+    }
+
+    fn is_present(&self, input: &str) -> bool {
+        self.present.contains(input)
+    }
+}
+
+async fn run_container(
+    run: &Run,
+    task: &TaskSpec,
+    component: &ComponentSpec,
+    path: &str,
+    inputs: Inputs,
+) -> Outcome {
+    let label = component.executor_label.as_deref().unwrap_or_default();
+    let container = run.pipeline.spec.deployment_spec.executors[label]
+        .container
+        .as_ref()
+        .expect("container kind checked");
+    let dirs = TaskDirs::new(&run.options.run_dir, path);
+    let mut with_defaults = inputs.parameters.clone();
+    for (name, definition) in &component.input_definitions.parameters {
+        if let (false, Some(default)) =
+            (with_defaults.contains_key(name), &definition.default_value)
+        {
+            with_defaults.insert(name.clone(), default.clone());
+        }
+    }
+    let present: HashSet<String> = inputs
+        .parameters
+        .keys()
+        .chain(inputs.artifacts.keys())
+        .cloned()
+        .collect();
+    let outputs: Artifacts = component
+        .output_definitions
+        .artifacts
+        .iter()
+        .map(|(name, spec)| {
+            (
+                name.clone(),
+                vec![RuntimeArtifact {
+                    name: name.clone(),
+                    uri: dirs.artifacts_dir.join(name).display().to_string(),
+                    schema_title: spec.artifact_type.schema_title.clone(),
+                    schema_version: spec.artifact_type.schema_version.clone(),
+                    metadata: Map::new(),
+                }],
+            )
+        })
+        .collect();
+    let executor_input = ExecutorInput {
+        inputs: &inputs,
+        with_defaults,
+        present,
+        outputs,
+        output_parameters: component
+            .output_definitions
+            .parameters
+            .keys()
+            .map(|name| (name.clone(), dirs.output_parameter_file(name)))
+            .collect(),
+        output_file: dirs.executor_output_file(),
+    };
+    let mut argv = Vec::new();
+    for text in container.command.iter().chain(&container.args) {
+        let expanded = parse_arg(text).and_then(|arg| arg.expand(&executor_input));
+        match expanded {
+            Ok(words) => argv.extend(words),
+            Err(e) => {
+                let outcome = Outcome::empty(TaskState::Failed, Some(e.to_string()));
+                run.record_unrun(task, path, TaskKind::Container, &outcome, None);
+                return outcome;
+            }
+        }
+    }
+    let env: Vec<(String, String)> = container
+        .env
+        .iter()
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect();
+    let retry = task.retry_policy.clone().unwrap_or_default();
+    let max_attempts = retry.max_retry_count + 1;
+    let started_at = now();
+    run.events.send(RunEvent::TaskStarted {
+        path: path.to_owned(),
+    });
+    let mut attempt = 0;
+    let (state, result, error) = loop {
+        attempt += 1;
+        let step = Step {
+            task_path: path.to_owned(),
+            image: container.image.clone(),
+            argv: argv.clone(),
+            env: env.clone(),
+            work_dir: dirs.task_dir.join(format!("attempt-{attempt}")),
+            log_path: dirs.log_path.clone(),
+        };
+        let attempt_result = run_attempt(run, &step, &executor_input, component).await;
+        match attempt_result {
+            Ok(outputs) => break (TaskState::Succeeded, Some(outputs), None),
+            Err(AttemptError::Canceled) => {
+                break (TaskState::Canceled, None, Some("canceled".to_owned()))
+            }
+            Err(AttemptError::Final(e)) => break (TaskState::Failed, None, Some(e)),
+            Err(AttemptError::Retriable(e)) if attempt < max_attempts => {
+                run.events.send(RunEvent::TaskRetrying {
+                    path: path.to_owned(),
+                    attempt,
+                    error: e.clone(),
+                });
+                let delay = backoff_delay(&retry, attempt);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = run.cancel.cancelled() => break (TaskState::Canceled, None, Some("canceled".to_owned())),
+                }
+            }
+            Err(AttemptError::Retriable(e)) => break (TaskState::Failed, None, Some(e)),
+        }
+    };
+    let outcome = match result {
+        Some((parameters, artifacts)) => Outcome {
+            state,
+            parameters,
+            artifacts,
+            error: None,
+        },
+        None => Outcome::empty(state, error),
+    };
+    run.record(TaskRecord {
+        name: task.task_info.name.clone(),
+        path: path.to_owned(),
+        kind: TaskKind::Container,
+        state,
+        attempts: attempt,
+        started_at: Some(started_at),
+        finished_at: Some(now()),
+        outputs: summary_outputs(&outcome),
+        error: outcome.error.clone(),
+        reason: (state == TaskState::Canceled).then(|| "the run was canceled".to_owned()),
+        iterations: None,
+        log: Some(dirs.log_path.display().to_string()),
+    });
+    outcome
+}
+
+enum AttemptError {
+    Canceled,
+    Retriable(String),
+    Final(String),
+}
+
+fn backoff_delay(retry: &kfbox_spec::ir::RetryPolicy, attempt: u32) -> Duration {
+    let parse = |s: &Option<String>, default: f64| -> f64 {
+        s.as_deref()
+            .and_then(|d| d.trim_end_matches('s').parse::<f64>().ok())
+            .unwrap_or(default)
+    };
+    let base = parse(&retry.backoff_duration, 0.0);
+    let cap = parse(&retry.backoff_max_duration, 3600.0);
+    let factor = retry.backoff_factor.unwrap_or(2.0).max(1.0);
+    let seconds = (base * factor.powi(attempt as i32 - 1)).min(cap).max(0.0);
+    Duration::from_secs_f64(seconds)
+}
+
+async fn run_attempt(
+    run: &Run,
+    step: &Step,
+    input: &ExecutorInput<'_>,
+    component: &ComponentSpec,
+) -> Result<(Map<String, Value>, Artifacts), AttemptError> {
+    let io = |path: &Path, e: std::io::Error| {
+        AttemptError::Final(format!("preparing {}: {e}", path.display()))
+    };
+    // Stale outputs of a failed attempt must not pass for this attempt's.
+    for (_, file) in &input.output_parameters {
+        let _ = fs_err::remove_file(file);
+        if let Some(dir) = file.parent() {
+            fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+    }
+    let _ = fs_err::remove_file(&input.output_file);
+    for list in input.outputs.values() {
+        for artifact in list {
+            let path = Path::new(&artifact.uri);
+            if let Some(dir) = path.parent() {
+                fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            }
+        }
+    }
+    for dir in [
+        step.work_dir.as_path(),
+        step.log_path.parent().unwrap_or(Path::new(".")),
+    ] {
+        fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    let permit = tokio::select! {
+        permit = run.slots.acquire() => permit.expect("slots open"),
+        _ = run.cancel.cancelled() => return Err(AttemptError::Canceled),
+    };
+    let exit = run.executor.run(step, &run.events, &run.cancel).await;
+    drop(permit);
+    match exit {
+        Ok(StepExit::Exited(0)) => {
+            collect_outputs(input, component).map_err(AttemptError::Retriable)
+        }
+        Ok(StepExit::Exited(code)) => Err(AttemptError::Retriable(format!(
+            "the step exited with code {code} (see its log)"
+        ))),
+        Ok(StepExit::Signaled(signal)) => Err(AttemptError::Retriable(format!(
+            "the step was killed by signal {signal}"
+        ))),
+        Ok(StepExit::Canceled) => Err(AttemptError::Canceled),
+        Err(e @ ExecutorError::NeedsContainerRuntime { .. }) => {
+            Err(AttemptError::Final(e.to_string()))
+        }
+        Err(e) => Err(AttemptError::Retriable(error_chain(&e))),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Outputs of a finished step: the executor output JSON first, then output parameter files
+/// (as the backend's launcher does), each value checked against its declared type.
+fn collect_outputs(
+    input: &ExecutorInput<'_>,
+    component: &ComponentSpec,
+) -> Result<(Map<String, Value>, Artifacts), String> {
+    let executor_output: Value = match fs_err::read_to_string(&input.output_file) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "executor output {} is not JSON: {e}",
+                input.output_file.display()
+            )
+        })?,
+        Err(_) => Value::Null,
+    };
+    let mut parameters = Map::new();
+    let written = executor_output
+        .get("parameterValues")
+        .and_then(Value::as_object);
+    for (name, definition) in &component.output_definitions.parameters {
+        let raw = match written.and_then(|w| w.get(name)) {
+            Some(v) => v.clone(),
+            None => {
+                let file = input
+                    .output_parameters
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_default();
+                let text = fs_err::read_to_string(&file)
+                    .map_err(|e| format!("output parameter `{name}` was not written: {e}"))?;
+                text_to_value(&text, definition.parameter_type)
+                    .map_err(|e| format!("output parameter `{name}`: {e}"))?
+            }
+        };
+        let value = coerce(raw, definition.parameter_type)
+            .map_err(|e| format!("output parameter `{name}`: {e}"))?;
+        parameters.insert(name.clone(), value);
+    }
+    let mut artifacts = input.outputs.clone();
+    if let Some(written) = executor_output.get("artifacts").and_then(Value::as_object) {
+        for (name, list) in written {
+            let Some(declared) = artifacts.get_mut(name) else {
+                continue;
+            };
+            let template = declared.first().cloned();
+            let items = list
+                .get("artifacts")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if items.is_empty() {
+                continue;
+            }
+            let mut merged = Vec::new();
+            for item in items {
+                let mut artifact = template.clone().unwrap_or(RuntimeArtifact {
+                    name: name.clone(),
+                    uri: String::new(),
+                    schema_title: String::new(),
+                    schema_version: String::new(),
+                    metadata: Map::new(),
+                });
+                if let Some(uri) = item
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .filter(|u| !u.is_empty())
+                {
+                    artifact.uri = local_uri(uri);
+                }
+                if let Some(metadata) = item.get("metadata").and_then(Value::as_object) {
+                    artifact.metadata.extend(metadata.clone());
+                }
+                merged.push(artifact);
+            }
+            *declared = merged;
+        }
+    }
+    Ok((parameters, artifacts))
+}
+
+/// Kubernetes-only settings never fail silently: one warning per setting and task.
+fn warn_about_platform_settings(run: &Run) {
+    let spec = &run.pipeline.spec;
+    let mut seen = HashSet::new();
+    let dags = std::iter::once(&spec.root).chain(spec.components.values());
+    for dag in dags.filter_map(|c| c.dag.as_ref()) {
+        for task in dag.tasks.values() {
+            let Some(component) = spec.component(&task.component_ref.name) else {
+                continue;
+            };
+            let Some(label) = component.executor_label.as_deref() else {
+                continue;
+            };
+            let task_name = &task.task_info.name;
+            let mut warnings = Vec::new();
+            for setting in run.pipeline.platform.kubernetes_settings(label) {
+                warnings.push(format!(
+                    "task `{task_name}`: Kubernetes setting `{setting}` is not applied when running locally"
+                ));
+            }
+            let resources = spec
+                .deployment_spec
+                .executors
+                .get(label)
+                .and_then(|e| e.container.as_ref())
+                .and_then(|c| c.resources.as_ref())
+                .and_then(Value::as_object);
+            for (key, value) in resources.into_iter().flatten() {
+                if key == "accelerator" {
+                    warnings.push(format!(
+                        "task `{task_name}`: accelerator request {value} is recorded; the process executor does not assign GPUs yet"
+                    ));
+                } else {
+                    warnings.push(format!(
+                        "task `{task_name}`: resource setting `{key}` ({value}) is not enforced when running as a process"
+                    ));
+                }
+            }
+            for warning in warnings {
+                if seen.insert(warning.clone()) {
+                    run.events.send(RunEvent::Warning(warning));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kfbox_spec::ir::RetryPolicy;
+
+    #[test]
+    fn backoff_grows_by_factor_and_stops_at_the_cap() {
+        let retry = RetryPolicy {
+            max_retry_count: 5,
+            backoff_duration: Some("1s".into()),
+            backoff_factor: Some(2.0),
+            backoff_max_duration: Some("3s".into()),
+        };
+        assert_eq!(backoff_delay(&retry, 1), Duration::from_secs(1));
+        assert_eq!(backoff_delay(&retry, 2), Duration::from_secs(2));
+        assert_eq!(backoff_delay(&retry, 3), Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,276 @@
+//! The host-process executor: lightweight Python components run in managed environments,
+//! container components run on the host when their program exists here.
+//!
+//! Every step runs in its own process group so that cancelling stops the whole tree the step
+//! started, not only its shell.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kfbox_engine::events::{EventSink, RunEvent};
+use kfbox_engine::{Executor, ExecutorError, Step, StepExit};
+use kfbox_python::{Env, LightweightStep, PythonEnvs, Requirements};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+/// How long a cancelled step gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+type EnvCell = Arc<OnceCell<Result<Env, String>>>;
+
+pub struct ProcessExecutor {
+    envs: PythonEnvs,
+    ready: Mutex<HashMap<Requirements, EnvCell>>,
+}
+
+impl ProcessExecutor {
+    pub fn new(envs: PythonEnvs) -> Self {
+        Self {
+            envs,
+            ready: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The environment for a requirement set, built at most once per process.
+    async fn env_for(
+        &self,
+        requirements: &Requirements,
+        events: &EventSink,
+    ) -> Result<Env, ExecutorError> {
+        let cell = self
+            .ready
+            .lock()
+            .expect("env cache lock")
+            .entry(requirements.clone())
+            .or_default()
+            .clone();
+        let result = cell
+            .get_or_init(|| {
+                let envs = self.envs.clone();
+                let requirements = requirements.clone();
+                let events = events.clone();
+                async move {
+                    let what = if requirements.packages.is_empty() {
+                        "Python environment with the kfp SDK".to_owned()
+                    } else {
+                        format!("Python environment for {}", requirements.packages.join(" "))
+                    };
+                    let built = tokio::task::spawn_blocking(move || {
+                        let progress = |line: &str| {
+                            events.send(RunEvent::Preparing {
+                                message: format!("{what}: {line}"),
+                            })
+                        };
+                        let env = envs.for_requirements(&requirements, &progress);
+                        events.send(RunEvent::Prepared { message: what });
+                        env
+                    })
+                    .await;
+                    match built {
+                        Ok(Ok(env)) => Ok(env),
+                        Ok(Err(e)) => Err(error_chain(&e)),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            })
+            .await;
+        result.clone().map_err(ExecutorError::Environment)
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Find a program the way a shell would.
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return path.is_file().then_some(path);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+fn path_with(bin_dir: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![bin_dir.to_owned()];
+    if let Some(existing) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&existing));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+#[async_trait]
+impl Executor for ProcessExecutor {
+    async fn run(
+        &self,
+        step: &Step,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<StepExit, ExecutorError> {
+        let (argv, env) = match LightweightStep::detect(&step.argv) {
+            Some(lightweight) => {
+                if let Some(pin) = &lightweight.sdk_pin {
+                    tracing::debug!(
+                        task = %step.task_path,
+                        "component pins {pin}; the managed {} serves it (same 2.x executor protocol)",
+                        kfbox_python::SDK_REQUIREMENT
+                    );
+                }
+                let env = self.env_for(&lightweight.requirements, events).await?;
+                (lightweight.argv, Some(env))
+            }
+            None => {
+                let program = step.argv.first().cloned().unwrap_or_default();
+                if find_program(&program).is_none() {
+                    return Err(ExecutorError::NeedsContainerRuntime {
+                        image: step.image.clone(),
+                        program,
+                    });
+                }
+                events.send(RunEvent::Warning(format!(
+                    "task `{}`: no container runtime is used; running `{program}` from this host instead of image `{}`",
+                    step.task_path, step.image
+                )));
+                // Python images get the managed SDK so that `python3 -m kfp...` works as in them.
+                let env = if program.starts_with("python") {
+                    Some(self.env_for(&Requirements::default(), events).await?)
+                } else {
+                    None
+                };
+                (step.argv.clone(), env)
+            }
+        };
+        run_process(step, &argv, env.as_ref(), events, cancel).await
+    }
+}
+
+async fn run_process(
+    step: &Step,
+    argv: &[String],
+    env: Option<&Env>,
+    events: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<StepExit, ExecutorError> {
+    let program = argv.first().cloned().unwrap_or_default();
+    let mut command = Command::new(&program);
+    command
+        .args(&argv[1..])
+        .envs(step.env.iter().map(|(k, v)| (k, v)))
+        .env("PYTHONUNBUFFERED", "1")
+        .current_dir(&step.work_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(env) = env {
+        command.env("PATH", path_with(&env.bin_dir));
+        command.env("VIRTUAL_ENV", &env.dir);
+    }
+    let mut child = command.spawn().map_err(|source| ExecutorError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let pid = child.id().map(|id| Pid::from_raw(id as i32));
+    let log = fs_err::tokio::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&step.log_path)
+        .await
+        .map_err(|source| ExecutorError::Io {
+            path: step.log_path.clone(),
+            source,
+        })?;
+    let log = Arc::new(tokio::sync::Mutex::new(log));
+    let stdout = pump(
+        child.stdout.take().expect("piped"),
+        log.clone(),
+        events.clone(),
+        step.task_path.clone(),
+    );
+    let stderr = pump(
+        child.stderr.take().expect("piped"),
+        log.clone(),
+        events.clone(),
+        step.task_path.clone(),
+    );
+    let status = tokio::select! {
+        status = child.wait() => Some(status),
+        _ = cancel.cancelled() => None,
+    };
+    let exit = match status {
+        Some(status) => {
+            let status = status.map_err(|source| ExecutorError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+            use std::os::unix::process::ExitStatusExt;
+            match (status.code(), status.signal()) {
+                (Some(code), _) => StepExit::Exited(code),
+                (None, Some(signal)) => StepExit::Signaled(signal),
+                (None, None) => StepExit::Exited(-1),
+            }
+        }
+        None => {
+            if let Some(pid) = pid {
+                let _ = killpg(pid, Signal::SIGTERM);
+                if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                    let _ = killpg(pid, Signal::SIGKILL);
+                    let _ = child.wait().await;
+                }
+            }
+            StepExit::Canceled
+        }
+    };
+    // Children of the step that kept the pipes open must not keep the task alive.
+    if let Some(pid) = pid {
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stdout.await;
+        let _ = stderr.await;
+    })
+    .await;
+    log.lock().await.flush().await.ok();
+    Ok(exit)
+}
+
+fn pump<R: AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+    log: Arc<tokio::sync::Mutex<fs_err::tokio::File>>,
+    events: EventSink,
+    path: String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            {
+                let mut file = log.lock().await;
+                let _ = file.write_all(line.as_bytes()).await;
+                let _ = file.write_all(b"\n").await;
+            }
+            events.send(RunEvent::Log {
+                path: path.clone(),
+                line,
+            });
+        }
+    })
+}

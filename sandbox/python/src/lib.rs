@@ -1,0 +1,367 @@
+//! Python environments that kfbox manages under its data directory.
+//!
+//! One base environment holds the `kfp` SDK. A component with `packages_to_install` gets an
+//! environment of its own per distinct requirement set, layered on the base one through a `.pth`
+//! file, so it never reinstalls the SDK and a task whose requirements are met never runs pip.
+//! Environments are built under a file lock and marked ready last, so concurrent kfbox processes
+//! share one build and an interrupted build (kill -9) is detected and redone.
+
+mod lightweight;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use lightweight::{LightweightStep, Requirements};
+
+/// The SDK installed into the base environment. Components pinned to another 2.x release run
+/// with this one: the executor protocol is stable across 2.x.
+pub const SDK_REQUIREMENT: &str = "kfp==2.17.0";
+
+const READY_MARKER: &str = "kfbox-env.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PythonError {
+    #[error("no Python interpreter found: `{0}` is not on PATH\nhint: install Python 3.9 or newer, or pass --python PATH (or set KFBOX_PYTHON)")]
+    NoInterpreter(String),
+    #[error("`{interpreter}` is not a usable Python 3.9+ interpreter: {reason}\nhint: pass --python PATH (or set KFBOX_PYTHON) to choose another")]
+    BadInterpreter { interpreter: String, reason: String },
+    #[error("creating the Python environment {dir} failed: {reason}")]
+    Create { dir: PathBuf, reason: String },
+    #[error("I/O error on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PythonError + '_ {
+    move |source| PythonError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A ready environment.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub dir: PathBuf,
+    pub bin_dir: PathBuf,
+    pub python: PathBuf,
+}
+
+/// What `kfbox env` shows about one environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvInfo {
+    pub name: String,
+    pub dir: PathBuf,
+    pub requirements: Vec<String>,
+    pub python_version: String,
+    pub ready: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Marker {
+    requirements: Vec<String>,
+    python_version: String,
+}
+
+/// The managed environments under one root directory.
+#[derive(Debug, Clone)]
+pub struct PythonEnvs {
+    root: PathBuf,
+    interpreter: String,
+}
+
+/// Progress messages for slow work (pip output lines).
+pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
+
+impl PythonEnvs {
+    /// `interpreter` is the Python used to create environments: a path or a name on PATH.
+    pub fn new(root: PathBuf, interpreter: Option<String>) -> Self {
+        Self {
+            root,
+            interpreter: interpreter.unwrap_or_else(|| "python3".into()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn probe_interpreter(&self) -> Result<String, PythonError> {
+        let output = Command::new(&self.interpreter)
+            .args([
+                "-c",
+                "import sys; print('%d.%d.%d' % sys.version_info[:3]); import venv",
+            ])
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    PythonError::NoInterpreter(self.interpreter.clone())
+                }
+                _ => PythonError::BadInterpreter {
+                    interpreter: self.interpreter.clone(),
+                    reason: e.to_string(),
+                },
+            })?;
+        let bad = |reason: String| PythonError::BadInterpreter {
+            interpreter: self.interpreter.clone(),
+            reason,
+        };
+        if !output.status.success() {
+            return Err(bad(String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .to_owned()));
+        }
+        let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) < (3, 9) {
+            return Err(bad(format!("version {version} is older than 3.9")));
+        }
+        Ok(version)
+    }
+
+    fn env_paths(dir: &Path) -> Env {
+        Env {
+            dir: dir.to_owned(),
+            bin_dir: dir.join("bin"),
+            python: dir.join("bin").join("python"),
+        }
+    }
+
+    fn base_name(python_version: &str) -> String {
+        let short: String = python_version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".");
+        format!("base-{}-py{short}", SDK_REQUIREMENT.replace("==", "-"))
+    }
+
+    /// The environment with only the SDK, created on first use.
+    pub fn base(&self, progress: Progress) -> Result<Env, PythonError> {
+        let version = self.probe_interpreter()?;
+        let name = Self::base_name(&version);
+        self.ensure(
+            &name,
+            &version,
+            &[SDK_REQUIREMENT.to_owned()],
+            &[],
+            None,
+            progress,
+        )
+    }
+
+    /// The environment for a component's extra requirements (the base one when there are none).
+    pub fn for_requirements(
+        &self,
+        requirements: &Requirements,
+        progress: Progress,
+    ) -> Result<Env, PythonError> {
+        let base = self.base(progress)?;
+        if requirements.packages.is_empty() {
+            return Ok(base);
+        }
+        let version = self.probe_interpreter()?;
+        let mut hasher = Sha256::new();
+        hasher.update(base.dir.display().to_string());
+        for item in requirements
+            .packages
+            .iter()
+            .chain(&requirements.pip_options)
+        {
+            hasher.update([0]);
+            hasher.update(item);
+        }
+        let digest = hasher.finalize();
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let name = format!("req-{hex}");
+        self.ensure(
+            &name,
+            &version,
+            &requirements.packages,
+            &requirements.pip_options,
+            Some(&base),
+            progress,
+        )
+    }
+
+    fn ensure(
+        &self,
+        name: &str,
+        python_version: &str,
+        packages: &[String],
+        pip_options: &[String],
+        layered_on: Option<&Env>,
+        progress: Progress,
+    ) -> Result<Env, PythonError> {
+        let envs = self.root.join("envs");
+        let dir = envs.join(name);
+        if dir.join(READY_MARKER).exists() {
+            return Ok(Self::env_paths(&dir));
+        }
+        fs_err::create_dir_all(&envs).map_err(io(&envs))?;
+        let lock_path = envs.join(format!("{name}.lock"));
+        let lock = fs_err::File::create(&lock_path).map_err(io(&lock_path))?;
+        lock.file().lock().map_err(io(&lock_path))?;
+        // Another process may have finished it while we waited for the lock.
+        if dir.join(READY_MARKER).exists() {
+            return Ok(Self::env_paths(&dir));
+        }
+        // No marker means a build was interrupted: start over.
+        if dir.exists() {
+            fs_err::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        progress(&format!("creating Python environment {name}"));
+        let failed = |reason: String| PythonError::Create {
+            dir: dir.clone(),
+            reason,
+        };
+        run_logged(
+            Command::new(&self.interpreter)
+                .args(["-m", "venv"])
+                .arg(&dir),
+            progress,
+        )
+        .map_err(failed)?;
+        let staged = Self::env_paths(&dir);
+        if let Some(base) = layered_on {
+            let site = site_packages(&staged.python).map_err(failed)?;
+            let base_site = site_packages(&base.python).map_err(failed)?;
+            let pth = site.join("kfbox-base.pth");
+            fs_err::write(&pth, format!("{}\n", base_site.display())).map_err(io(&pth))?;
+        }
+        progress(&format!("installing {}", packages.join(" ")));
+        run_logged(
+            Command::new(&staged.python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--progress-bar",
+                    "off",
+                ])
+                .args(pip_options)
+                .args(packages),
+            progress,
+        )
+        .map_err(failed)?;
+        let marker = Marker {
+            requirements: packages.to_vec(),
+            python_version: python_version.to_owned(),
+        };
+        let marker_path = dir.join(READY_MARKER);
+        fs_err::write(
+            &marker_path,
+            serde_json::to_string_pretty(&marker).expect("marker serializes"),
+        )
+        .map_err(io(&marker_path))?;
+        progress(&format!("Python environment {name} ready"));
+        Ok(Self::env_paths(&dir))
+    }
+
+    pub fn list(&self) -> Result<Vec<EnvInfo>, PythonError> {
+        let envs = self.root.join("envs");
+        let mut out = Vec::new();
+        let Ok(entries) = fs_err::read_dir(&envs) else {
+            return Ok(out);
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&envs))?;
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let marker: Option<Marker> = fs_err::read_to_string(path.join(READY_MARKER))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            out.push(EnvInfo {
+                name,
+                ready: marker.is_some() && path.join("bin").join("python").exists(),
+                requirements: marker
+                    .as_ref()
+                    .map(|m| m.requirements.clone())
+                    .unwrap_or_default(),
+                python_version: marker.map(|m| m.python_version).unwrap_or_default(),
+                dir: path,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Remove environments that are incomplete or whose interpreter no longer starts, so that
+    /// the next use rebuilds them. Returns what was removed.
+    pub fn repair(&self) -> Result<Vec<String>, PythonError> {
+        let mut removed = Vec::new();
+        for env in self.list()? {
+            let healthy = env.ready
+                && Command::new(env.dir.join("bin").join("python"))
+                    .args(["-c", "import kfp.dsl"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+            if !healthy {
+                fs_err::remove_dir_all(&env.dir).map_err(io(&env.dir))?;
+                removed.push(env.name);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn site_packages(python: &Path) -> Result<PathBuf, String> {
+    let output = Command::new(python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+/// Run a command, passing each output line to `progress`; on failure return its last lines.
+fn run_logged(command: &mut Command, progress: Progress) -> Result<(), String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start {command:?}: {e}"))?;
+    let stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        progress(line.trim());
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let errors = errors.join().unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        let tail: Vec<String> = errors.iter().rev().take(12).rev().cloned().collect();
+        Err(format!("{status}\n{}", tail.join("\n")))
+    }
+}

@@ -1,0 +1,13 @@
+//! The Kubeflow Pipelines v2 PipelineSpec IR: the model, loading, static validation, command
+//! placeholders, parameter values and CEL expressions. Pure: no I/O beyond reading the file.
+
+pub mod expr;
+pub mod ir;
+mod load;
+pub mod placeholder;
+pub mod platform;
+mod validate;
+pub mod value;
+
+pub use load::{load_pipeline, parse_pipeline, LoadError, LoadedPipeline};
+pub use validate::Problem;

@@ -1,0 +1,181 @@
+//! Parameter values: text conversions and type checks as the backend does them, but keeping
+//! integers integral so that a list of ints stays a list of ints end to end.
+
+use serde_json::{Number, Value};
+
+use crate::ir::ParameterType;
+
+/// How a value is written into a command line or a STRING input: strings as they are, everything
+/// else as compact JSON, integral doubles without a fraction (as Go's `FormatFloat(.., 'f', -1)`).
+pub fn value_to_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => number_text(n),
+        Value::Bool(b) => b.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn number_text(n: &Number) -> String {
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => i.to_string(),
+        (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        _ => n.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected}, got {got}")]
+pub struct TypeMismatch {
+    pub expected: &'static str,
+    pub got: String,
+}
+
+/// Parse the text a component wrote to an output parameter file.
+pub fn text_to_value(text: &str, ty: ParameterType) -> Result<Value, TypeMismatch> {
+    let mismatch = || TypeMismatch {
+        expected: ty.name(),
+        got: format!("{:?}", truncate(text)),
+    };
+    let trimmed = text.trim();
+    match ty {
+        ParameterType::String | ParameterType::ParameterTypeEnumUnspecified => {
+            Ok(Value::String(text.to_owned()))
+        }
+        ParameterType::NumberInteger => trimmed
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| mismatch()),
+        ParameterType::NumberDouble => trimmed
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(mismatch),
+        ParameterType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "t" => Ok(Value::Bool(true)),
+            "false" | "0" | "f" => Ok(Value::Bool(false)),
+            _ => Err(mismatch()),
+        },
+        ParameterType::List => match serde_json::from_str(trimmed) {
+            Ok(v @ Value::Array(_)) => Ok(v),
+            _ => Err(mismatch()),
+        },
+        ParameterType::Struct | ParameterType::TaskFinalStatus | ParameterType::TaskConfig => {
+            match serde_json::from_str(trimmed) {
+                Ok(v @ Value::Object(_)) => Ok(v),
+                _ => Err(mismatch()),
+            }
+        }
+    }
+}
+
+fn truncate(text: &str) -> String {
+    if text.chars().count() > 60 {
+        format!("{}...", text.chars().take(60).collect::<String>())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Check a value against a declared type and bring it to canonical form: STRING inputs accept
+/// anything (as JSON text, like the backend), integers are stored integral, doubles as doubles.
+pub fn coerce(value: Value, ty: ParameterType) -> Result<Value, TypeMismatch> {
+    let mismatch = |v: &Value| TypeMismatch {
+        expected: ty.name(),
+        got: describe(v),
+    };
+    match (ty, value) {
+        (ParameterType::String, Value::String(s)) => Ok(Value::String(s)),
+        (ParameterType::String, v) => Ok(Value::String(value_to_text(&v))),
+        (ParameterType::NumberInteger, Value::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(Value::from(i)),
+            None => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 => Ok(Value::from(f as i64)),
+                _ => Err(mismatch(&Value::Number(n))),
+            },
+        },
+        (ParameterType::NumberDouble, Value::Number(n)) => Ok(n
+            .as_f64()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or(Value::Number(n))),
+        (ParameterType::Boolean, v @ Value::Bool(_)) => Ok(v),
+        (ParameterType::List, v @ Value::Array(_)) => Ok(v),
+        (
+            ParameterType::Struct | ParameterType::TaskFinalStatus | ParameterType::TaskConfig,
+            v @ Value::Object(_),
+        ) => Ok(v),
+        (ParameterType::ParameterTypeEnumUnspecified, v) => Ok(v),
+        (_, v) => Err(mismatch(&v)),
+    }
+}
+
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string {:?}", truncate(s)),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a struct".into(),
+    }
+}
+
+/// Parse a `--param name=value` text for a declared type: strings are taken as they are, other
+/// types as JSON (with `true`/`false` and plain numbers).
+pub fn parse_cli_value(text: &str, ty: ParameterType) -> Result<Value, TypeMismatch> {
+    match ty {
+        ParameterType::String => Ok(Value::String(text.to_owned())),
+        ParameterType::ParameterTypeEnumUnspecified => {
+            Ok(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())))
+        }
+        _ => text_to_value(text, ty),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_of_values_matches_the_backend() {
+        assert_eq!(value_to_text(&json!(3.0)), "3");
+        assert_eq!(value_to_text(&json!(2.5)), "2.5");
+        assert_eq!(value_to_text(&json!([1, 2])), "[1,2]");
+        assert_eq!(value_to_text(&json!(true)), "true");
+    }
+
+    #[test]
+    fn coercion_keeps_integers_integral() {
+        assert_eq!(
+            coerce(json!(4.0), ParameterType::NumberInteger).unwrap(),
+            json!(4)
+        );
+        assert!(coerce(json!(4.5), ParameterType::NumberInteger).is_err());
+        assert_eq!(
+            coerce(json!(4), ParameterType::NumberDouble).unwrap(),
+            json!(4.0)
+        );
+        assert_eq!(
+            coerce(json!({"a": 1}), ParameterType::String).unwrap(),
+            json!("{\"a\":1}")
+        );
+        assert!(coerce(json!("x"), ParameterType::Boolean).is_err());
+    }
+
+    #[test]
+    fn output_files_parse_per_type() {
+        assert_eq!(
+            text_to_value(" 12\n", ParameterType::NumberInteger).unwrap(),
+            json!(12)
+        );
+        assert_eq!(
+            text_to_value("[1,2]", ParameterType::List).unwrap(),
+            json!([1, 2])
+        );
+        assert!(text_to_value("{", ParameterType::Struct).is_err());
+    }
+}
