@@ -79,6 +79,8 @@ struct Run {
     cancel: CancellationToken,
     options: RunOptions,
     create_time: String,
+    /// Like the Argo workflow name on a cluster: the pipeline name and a short suffix.
+    resource_name: String,
     slots: Semaphore,
     records: Mutex<Vec<TaskRecord>>,
 }
@@ -99,6 +101,11 @@ pub async fn execute(
         events,
         cancel,
         create_time: started_at.clone(),
+        resource_name: format!(
+            "{}-{}",
+            pipeline.spec.pipeline_info.name,
+            options.run_id.chars().take(8).collect::<String>()
+        ),
         slots: Semaphore::new(options.parallelism.max(1)),
         records: Mutex::new(Vec::new()),
         options,
@@ -241,7 +248,7 @@ impl Run {
             ("{{$.pipeline_job_name}}", self.options.run_name.as_str()),
             (
                 "{{$.pipeline_job_resource_name}}",
-                self.options.run_id.as_str(),
+                self.resource_name.as_str(),
             ),
             ("{{$.pipeline_job_uuid}}", self.options.run_id.as_str()),
             ("{{$.pipeline_task_name}}", task_name),
@@ -572,10 +579,12 @@ fn resolve_inputs(
             }
         } else if let Some(source) = &spec.task_final_status {
             let producer = &siblings[&source.producer_task];
+            // The backend reports the producer's MLMD execution state.
             let state = match producer.state {
-                TaskState::Succeeded | TaskState::Cached | TaskState::Skipped => "SUCCEEDED",
+                TaskState::Succeeded | TaskState::Skipped => "COMPLETE",
+                TaskState::Cached => "CACHED",
                 TaskState::Failed => "FAILED",
-                TaskState::Canceled => "CANCELLED",
+                TaskState::Canceled => "CANCELED",
             };
             let error = match &producer.error {
                 Some(message) => json!({"code": 2, "message": message}),
@@ -583,7 +592,7 @@ fn resolve_inputs(
             };
             Some(json!({
                 "state": state,
-                "pipelineJobResourceName": run.options.run_id,
+                "pipelineJobResourceName": run.resource_name,
                 "pipelineTaskName": source.producer_task,
                 "error": error,
             }))
@@ -689,10 +698,8 @@ async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) 
             items
                 .into_iter()
                 .map(|item| {
+                    // The items stay visible: a nested loop may iterate over them again.
                     let mut scope = inputs.clone();
-                    if let Some(input) = &iterator.items.input_parameter {
-                        scope.parameters.remove(input);
-                    }
                     scope.parameters.insert(iterator.item_input.clone(), item);
                     scope
                 })
@@ -704,7 +711,6 @@ async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) 
                 .iter()
                 .map(|artifact| {
                     let mut scope = inputs.clone();
-                    scope.artifacts.remove(&iterator.items.input_artifact);
                     scope
                         .artifacts
                         .insert(iterator.item_input.clone(), vec![artifact.clone()]);
@@ -1020,6 +1026,16 @@ impl Resolver for ExecutorInput<'_> {
                 .and_then(|l| l.first())
                 .map(|a| artifact_field(a, *field))
                 .ok_or_else(missing)?,
+            Reference::InputArtifactList(name) => Value::Array(
+                self.inputs
+                    .artifacts
+                    .get(name)
+                    .ok_or_else(missing)?
+                    .iter()
+                    .map(RuntimeArtifact::to_executor_json)
+                    .collect(),
+            )
+            .to_string(),
             Reference::OutputParameterFile(name) => self
                 .output_parameters
                 .iter()
@@ -1052,13 +1068,27 @@ async fn run_container(
         .container
         .as_ref()
         .expect("container kind checked");
+    if container.image.starts_with("argostub/") {
+        let outcome = Outcome::empty(
+            TaskState::Failed,
+            Some(format!(
+                "`{}` is a Kubernetes-only step (kfp-kubernetes volume operations); it needs a cluster",
+                container.image
+            )),
+        );
+        run.record_unrun(task, path, TaskKind::Container, &outcome, None);
+        return outcome;
+    }
     let dirs = TaskDirs::new(&run.options.run_dir, path);
     let mut with_defaults = inputs.parameters.clone();
     for (name, definition) in &component.input_definitions.parameters {
         if let (false, Some(default)) =
             (with_defaults.contains_key(name), &definition.default_value)
         {
-            with_defaults.insert(name.clone(), default.clone());
+            // Compilers write integer defaults as doubles (`5.0`); the component wants an int.
+            let default = coerce(default.clone(), definition.parameter_type)
+                .unwrap_or_else(|_| default.clone());
+            with_defaults.insert(name.clone(), default);
         }
     }
     let present: HashSet<String> = inputs
@@ -1336,12 +1366,37 @@ fn collect_outputs(
                 if let Some(metadata) = item.get("metadata").and_then(Value::as_object) {
                     artifact.metadata.extend(metadata.clone());
                 }
+                // `set_path()` wrote the artifact elsewhere; the launcher uploads it from there.
+                let custom = item.get("customPath").or_else(|| item.get("custom_path"));
+                if let Some(custom) = custom.and_then(Value::as_str).filter(|c| !c.is_empty()) {
+                    if custom != artifact.uri {
+                        copy_tree(Path::new(custom), Path::new(&artifact.uri)).map_err(|e| {
+                            format!("artifact `{name}`: copying from custom path {custom}: {e}")
+                        })?;
+                    }
+                }
                 merged.push(artifact);
             }
             *declared = merged;
         }
     }
     Ok((parameters, artifacts))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        fs_err::create_dir_all(to)?;
+        for entry in fs_err::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        if let Some(parent) = to.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::copy(from, to).map(|_| ())
+    }
 }
 
 /// Kubernetes-only settings never fail silently: one warning per setting and task.

@@ -12,6 +12,8 @@ pub enum Reference {
     ExecutorInput,
     InputParameter(String),
     InputArtifact(String, ArtifactField),
+    /// `{{$.inputs.artifacts['x']}}`: an artifact list input, as a JSON list of artifacts.
+    InputArtifactList(String),
     OutputParameterFile(String),
     OutputArtifact(String, ArtifactField),
     /// `{{$.outputs.output_file}}`: where the executor output JSON goes.
@@ -165,6 +167,7 @@ fn parse_reference(token: &str) -> Result<Reference, PlaceholderError> {
     };
     match kind {
         ".inputs.parameters[" if field.is_empty() => Ok(Reference::InputParameter(name)),
+        ".inputs.artifacts[" if field.is_empty() => Ok(Reference::InputArtifactList(name)),
         ".inputs.artifacts[" => Ok(Reference::InputArtifact(name, artifact_field()?)),
         ".outputs.parameters[" if field == ".output_file" => {
             Ok(Reference::OutputParameterFile(name))

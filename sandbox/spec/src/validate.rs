@@ -282,7 +282,9 @@ fn check_executor(
         for reference in arg.references() {
             let unknown = match reference {
                 Reference::InputParameter(n) => (!inputs.parameters.contains_key(n)).then_some(n),
-                Reference::InputArtifact(n, _) => (!inputs.artifacts.contains_key(n)).then_some(n),
+                Reference::InputArtifact(n, _) | Reference::InputArtifactList(n) => {
+                    (!inputs.artifacts.contains_key(n)).then_some(n)
+                }
                 Reference::OutputParameterFile(n) => {
                     (!outputs.parameters.contains_key(n)).then_some(n)
                 }
