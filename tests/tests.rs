@@ -1,1 +1,8 @@
-// Integration tests live in the modules below.
+//! End-to-end tests: the real `kfbox` binary, the real `kfp` SDK compiling pipelines, the
+//! shared conformance corpus compiled by the SDK upstream.
+
+mod common;
+
+mod cli;
+mod conformance;
+mod semantics;

@@ -225,20 +225,11 @@ pub struct TaskOutputArtifact {
     pub output_artifact_key: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CachingOptions {
     pub enable_cache: bool,
     pub cache_key: Option<String>,
-}
-
-impl Default for CachingOptions {
-    fn default() -> Self {
-        Self {
-            enable_cache: false,
-            cache_key: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,0 +1,143 @@
+"""kfbox run against the kfp SDK's own local runner (kfp.local), on the same pipelines, in one run.
+
+Usage: python tests/bench/bench.py --kfbox target/release/kfbox [--repeat 3] [--quick]
+
+Both runners execute the same lightweight Python components with the same Python. Reported:
+median wall time of each runner per pipeline, the ratio, and where the time of one trivial task
+goes under kfbox. Medians of repeated runs, measured back to back, because this machine is shared.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from kfp import compiler, dsl, local
+
+
+@dsl.component
+def step(x: int) -> int:
+    return x + 1
+
+
+@dsl.component
+def nap(seconds: float) -> float:
+    import time as t
+
+    t.sleep(seconds)
+    return seconds
+
+
+@dsl.pipeline(name="chain-12")
+def chain_12() -> int:
+    value = step(x=0)
+    for _ in range(11):
+        value = step(x=value.output)
+    return value.output
+
+
+@dsl.pipeline(name="wide-16")
+def wide_16():
+    for _ in range(16):
+        nap(seconds=1.0)
+
+
+@dsl.pipeline(name="one-step")
+def one_step() -> int:
+    return step(x=1).output
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_kfbox(kfbox, yaml_path, home):
+    out = subprocess.run(
+        [kfbox, "run", yaml_path, "--json", "--quiet"],
+        env={**os.environ, "KFBOX_HOME": home, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        sys.exit(f"kfbox failed on {yaml_path}:\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def run_kfp_local(pipeline, use_venv, workdir):
+    # A fresh root per run: kfp.local keeps no history to reuse anyway.
+    root = tempfile.mkdtemp(dir=workdir)
+    local.init(runner=local.SubprocessRunner(use_venv=use_venv), pipeline_root=root)
+    pipeline()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kfbox", required=True)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--home", help="KFBOX_HOME with a warm managed environment")
+    parser.add_argument(
+        "--quick", action="store_true", help="skip kfp.local's default (venv) mode, which is very slow"
+    )
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="kfbox-bench-")
+    home = args.home or os.path.join(workdir, "home")
+    compiled = {}
+    for pipeline in (chain_12, wide_16, one_step):
+        path = os.path.join(workdir, f"{pipeline.name}.yaml")
+        compiler.Compiler().compile(pipeline, path)
+        compiled[pipeline.name] = path
+    # Warm-up: the managed environment is built once, outside the measurements.
+    run_kfbox(args.kfbox, compiled["one-step"], home)
+
+    modes = [("kfp.local use_venv=False", False)]
+    if not args.quick:
+        modes.insert(0, ("kfp.local default (use_venv=True)", True))
+    rows = []
+    for pipeline in (chain_12, wide_16):
+        kfbox_times, local_times = [], {m: [] for m, _ in modes}
+        for _ in range(args.repeat):
+            kfbox_times.append(timed(lambda: run_kfbox(args.kfbox, compiled[pipeline.name], home)))
+            for mode, use_venv in modes:
+                local_times[mode].append(timed(lambda: run_kfp_local(pipeline, use_venv, workdir)))
+        k = statistics.median(kfbox_times)
+        for mode, times in local_times.items():
+            m = statistics.median(times)
+            rows.append((pipeline.name, mode, m, k, m / k))
+
+    print(f"\n{'pipeline':<10} {'baseline':<34} {'baseline s':>10} {'kfbox s':>8} {'speed-up':>9}")
+    for name, mode, base, kf, ratio in rows:
+        print(f"{name:<10} {mode:<34} {base:>10.2f} {kf:>8.2f} {ratio:>8.1f}x")
+
+    # Where one trivial task's time goes under kfbox.
+    summary = run_kfbox(args.kfbox, compiled["one-step"], home)
+    task = summary["tasks"][0]
+    env_python = None
+    for entry in os.scandir(os.path.join(home, "python", "envs")):
+        if entry.name.startswith("base-"):
+            env_python = os.path.join(entry.path, "bin", "python")
+    one = statistics.median(timed(lambda: run_kfbox(args.kfbox, compiled["one-step"], home)) for _ in range(5))
+    interp = statistics.median(
+        timed(lambda: subprocess.run([env_python, "-c", "pass"], check=True)) for _ in range(5)
+    )
+    sdk = statistics.median(
+        timed(lambda: subprocess.run([env_python, "-c", "import kfp.dsl.executor_main"], check=True))
+        for _ in range(5)
+    )
+    shell = statistics.median(timed(lambda: subprocess.run(["sh", "-c", "true"], check=True)) for _ in range(5))
+    print(f"\none trivial task, median of 5 (kfbox run wall time {one:.3f} s):")
+    print(f"  sh start-up                      {shell:.3f} s")
+    print(f"  python start-up (no imports)     {interp:.3f} s")
+    print(f"  python + import kfp executor     {sdk:.3f} s")
+    print(f"  rest (kfbox, component, I/O)     {max(one - sdk - shell, 0):.3f} s")
+    print(f"  task attempts {task['attempts']}, state {task['state']}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

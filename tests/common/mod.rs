@@ -1,0 +1,140 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub fn kfbox_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kfbox"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One KFBOX_HOME for all tests, so the managed Python environment is built once.
+pub fn shared_home() -> PathBuf {
+    std::env::var_os("KFBOX_TEST_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kfbox-home"))
+}
+
+/// The corpus of pipelines compiled by the kfp SDK, beside the repository.
+pub fn conformance_dir() -> PathBuf {
+    std::env::var_os("KFBOX_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/conformance/kfp-ir"))
+}
+
+pub fn kfbox(args: &[&str]) -> Command {
+    let mut command = Command::new(kfbox_bin());
+    command
+        .args(args)
+        .env("KFBOX_HOME", shared_home())
+        .env("NO_COLOR", "1")
+        .env_remove("KFBOX_PYTHON")
+        .env_remove("KFBOX_LOG");
+    command
+}
+
+pub struct RunResult {
+    pub code: i32,
+    pub summary: Value,
+    pub stderr: String,
+}
+
+impl RunResult {
+    pub fn state(&self) -> &str {
+        self.summary["state"].as_str().unwrap_or("")
+    }
+
+    /// The task with this path; panics with the whole summary when it is missing.
+    pub fn task(&self, path: &str) -> &Value {
+        self.summary["tasks"]
+            .as_array()
+            .and_then(|tasks| tasks.iter().find(|t| t["path"] == path))
+            .unwrap_or_else(|| panic!("no task `{path}` in {:#}", self.summary))
+    }
+
+    pub fn log_of(&self, path: &str) -> String {
+        let log = self.task(path)["log"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        fs_read(Path::new(&log))
+    }
+}
+
+fn fs_read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `kfbox run --json` with parameters; the summary is parsed when the run started.
+pub fn run_json(pipeline: &Path, params: &[&str], extra: &[&str]) -> RunResult {
+    let mut args = vec!["run", pipeline.to_str().expect("utf-8 path"), "--json"];
+    for p in params {
+        args.push("--param");
+        args.push(p);
+    }
+    args.extend(extra);
+    let output = kfbox(&args).output().expect("kfbox starts");
+    parse_run(output)
+}
+
+pub fn parse_run(output: Output) -> RunResult {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    RunResult {
+        code: output.status.code().unwrap_or(-1),
+        summary,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The Python that has the `kfp` SDK for compiling test pipelines.
+pub fn sdk_python() -> String {
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let python = std::env::var("KFBOX_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+            let ok = Command::new(&python)
+                .args(["-c", "import kfp"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "`{python}` cannot import kfp; run the tests through tests/run.sh, or set KFBOX_TEST_PYTHON to a Python with `pip install kfp`"
+            );
+            python
+        })
+        .clone()
+}
+
+/// Compile `tests/pipelines/<module>.py` with the real SDK; returns the YAML path.
+pub fn compile(module: &str) -> PathBuf {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compiled");
+    std::fs::create_dir_all(&out_dir).expect("compiled dir");
+    // Tests compile concurrently: each call writes its own file.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = out_dir.join(format!("{module}-{}-{call}.yaml", std::process::id()));
+    let source = repo_root()
+        .join("tests/pipelines")
+        .join(format!("{module}.py"));
+    let output = Command::new(sdk_python())
+        .arg(repo_root().join("tests/pipelines/compile.py"))
+        .arg(&source)
+        .arg(&out)
+        .output()
+        .expect("python starts");
+    assert!(
+        output.status.success(),
+        "compiling {} failed:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}

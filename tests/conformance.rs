@@ -1,0 +1,235 @@
+//! Every pipeline of the shared conformance corpus (compiled by the kfp SDK upstream), run as it
+//! is and checked against `tests/conformance/expectations.tsv`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::common::{conformance_dir, kfbox, parse_run, repo_root};
+
+/// One row of the expectations table.
+#[derive(Debug, Clone)]
+struct Expectation {
+    file: String,
+    /// What the Kubeflow Pipelines backend on a cluster ends with.
+    upstream: String,
+    /// What kfbox must end with: SUCCEEDED, FAILED, INVALID (exit 2), CANCELED@SECONDS (the
+    /// test interrupts the run after that many seconds); alternatives separated by `|` where
+    /// the outcome depends on the host (e.g. whether a cloud CLI is installed).
+    expected: String,
+    params: Vec<String>,
+    /// Text that must appear in the run's error, a failed task's log, or stderr.
+    evidence: Option<String>,
+    reason: String,
+}
+
+fn load_table() -> Vec<Expectation> {
+    let path = repo_root().join("tests/conformance/expectations.tsv");
+    let text = std::fs::read_to_string(&path).expect("expectations table");
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            assert_eq!(cols.len(), 6, "{}: bad row: {line}", path.display());
+            let dash = |s: &str| (s != "-").then(|| s.to_owned());
+            Expectation {
+                file: cols[0].to_owned(),
+                upstream: cols[1].to_owned(),
+                expected: cols[2].to_owned(),
+                params: dash(cols[3])
+                    .map(|p| p.split(' ').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                evidence: dash(cols[4]),
+                reason: cols[5].to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn corpus_files(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("corpus dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, base, out);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "json")
+            ) {
+                let rel = path.strip_prefix(base).expect("inside").to_string_lossy();
+                out.push(rel.into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Images a laptop can stand in for with its own Python or shell.
+fn python_or_shell_images(pipeline: &Path) -> bool {
+    let text = std::fs::read_to_string(pipeline).unwrap_or_default();
+    let images: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().trim_start_matches('"');
+            l.strip_prefix("image: ")
+                .or_else(|| l.strip_prefix("image\": "))
+        })
+        .map(|i| i.trim_matches(|c| c == '"' || c == ',' || c == '\''))
+        .collect();
+    let fits = |image: &str| {
+        ["python", "alpine", "busybox", "ubuntu", "debian", "bash"]
+            .iter()
+            .any(|k| image.contains(k))
+    };
+    !images.is_empty() && images.iter().all(|i| fits(i))
+}
+
+struct Observed {
+    outcome: String,
+    text: String,
+}
+
+fn run_one(exp: &Expectation, pipeline: &Path) -> Observed {
+    let mut args = vec![
+        "run".to_owned(),
+        pipeline.display().to_string(),
+        "--json".to_owned(),
+    ];
+    for p in &exp.params {
+        args.push("--param".into());
+        args.push(p.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut command = kfbox(&args);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("kfbox starts");
+    let cancel_after = exp
+        .expected
+        .split('|')
+        .find_map(|alt| alt.strip_prefix("CANCELED@"))
+        .map(|s| Duration::from_secs(s.parse().expect("seconds")));
+    if let Some(delay) = cancel_after {
+        let pid = child.id().to_string();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            // The run may have ended already; then this signals nothing (pids are not reused
+            // this fast on a test machine).
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+        });
+    }
+    let result = parse_run(child.wait_with_output().expect("kfbox ends"));
+    let mut text = result.stderr.clone();
+    text.push_str(&result.summary["error"].to_string());
+    for task in result.summary["tasks"].as_array().into_iter().flatten() {
+        text.push_str(&task["error"].to_string());
+        if task["state"] == "FAILED" {
+            if let Some(log) = task["log"].as_str() {
+                text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+            }
+        }
+    }
+    let outcome = match result.code {
+        2 => "INVALID".to_owned(),
+        _ => result.state().to_owned(),
+    };
+    Observed { outcome, text }
+}
+
+#[test]
+// The count is the test's report: it belongs in the test output.
+#[allow(clippy::print_stdout)]
+fn conformance_corpus_reaches_expected_states() {
+    let dir = conformance_dir();
+    assert!(
+        dir.is_dir(),
+        "conformance corpus not found at {} (set KFBOX_CONFORMANCE_DIR)",
+        dir.display()
+    );
+    let table = load_table();
+    let by_file: BTreeMap<&str, &Expectation> =
+        table.iter().map(|e| (e.file.as_str(), e)).collect();
+    let files = corpus_files(&dir);
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !by_file.contains_key(f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "pipelines without a row in the expectations table: {missing:?}"
+    );
+    let queue = Mutex::new(table.clone());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| loop {
+                let Some(exp) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let pipeline = dir.join(&exp.file);
+                let observed = run_one(&exp, &pipeline);
+                results.lock().unwrap().push((exp, observed));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by(|a, b| a.0.file.cmp(&b.0.file));
+    let mut failures = Vec::new();
+    let (mut fitting, mut fitting_match) = (0, 0);
+    for (exp, observed) in &results {
+        let wanted: Vec<&str> = exp
+            .expected
+            .split('|')
+            .map(|alt| alt.split('@').next().unwrap_or_default())
+            .collect();
+        let want = wanted[0];
+        let mut ok = wanted.contains(&observed.outcome.as_str());
+        if let Some(evidence) = &exp.evidence {
+            ok &= observed.text.contains(evidence.as_str());
+        }
+        if !ok {
+            failures.push(format!(
+                "{}: expected {} ({}), got {}; evidence {:?} {}",
+                exp.file,
+                exp.expected,
+                exp.reason,
+                observed.outcome,
+                exp.evidence,
+                if observed
+                    .text
+                    .contains(exp.evidence.as_deref().unwrap_or(""))
+                {
+                    "found"
+                } else {
+                    "NOT found"
+                }
+            ));
+        }
+        if python_or_shell_images(&dir.join(&exp.file)) {
+            fitting += 1;
+            if ok && want == exp.upstream {
+                fitting_match += 1;
+            }
+        }
+    }
+    let ratio = fitting_match as f64 / fitting.max(1) as f64;
+    println!(
+        "conformance: {} pipelines; {fitting_match} of {fitting} with Python or shell images end as on a cluster ({:.1}%)",
+        results.len(),
+        ratio * 100.0
+    );
+    assert!(
+        failures.is_empty(),
+        "conformance mismatches:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        ratio >= 0.85,
+        "only {:.1}% of Python/shell pipelines end as on a cluster (need 85%)",
+        ratio * 100.0
+    );
+}

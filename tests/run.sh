@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every kfbox check and test: formatting, lints, unit tests and the end-to-end tests
+# (the real kfbox binary, pipelines compiled by the real kfp SDK, the shared conformance corpus).
+#
+# The end-to-end tests need a Python with the kfp SDK to compile pipelines; it is created here
+# once, under the cargo target directory, with pip from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+venv="$target/test-python"
+if ! "$venv/bin/python" -c 'import kfp' 2>/dev/null; then
+  echo "creating $venv with the kfp SDK (once)" >&2
+  rm -rf "$venv"
+  "${PYTHON:-python3}" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'kfp==2.17.0'
+fi
+export KFBOX_TEST_PYTHON="$venv/bin/python"
+# One kfbox home for all tests, kept between runs: its managed Python environment is built once.
+export KFBOX_TEST_HOME="$target/kfbox-test-home"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

@@ -1,0 +1,139 @@
+//! Pipelines compiled here by the real kfp SDK, run by kfbox, with their real outputs checked.
+
+use chrono::DateTime;
+use serde_json::json;
+
+use crate::common::{compile, run_json};
+
+#[test]
+fn conditions_take_the_matching_branch_and_oneof_returns_it() {
+    let pipeline = compile("conditions");
+    let medium = run_json(&pipeline, &[], &[]);
+    assert_eq!(medium.code, 0, "{}", medium.stderr);
+    assert_eq!(medium.summary["outputs"]["Output"], "medium");
+    let big = run_json(&pipeline, &["value=42"], &[]);
+    assert_eq!(big.summary["outputs"]["Output"], "big");
+    let small = run_json(&pipeline, &["value=1"], &[]);
+    assert_eq!(small.summary["outputs"]["Output"], "small");
+    let skipped: Vec<&str> = small.summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "SKIPPED")
+        .map(|t| t["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 2, "two branches skipped: {skipped:?}");
+}
+
+#[test]
+fn fan_in_collects_typed_values_across_iterations() {
+    let pipeline = compile("fan_in");
+    let result = run_json(&pipeline, &["items=[5, 6, 7]"], &[]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    // `total` asserts inside the step that every element is an int.
+    assert_eq!(result.summary["outputs"]["Output"], json!(36));
+    let loop_task = result.summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "loop")
+        .expect("loop task");
+    assert_eq!(loop_task["iterations"], 3);
+    assert_eq!(
+        loop_task["outputs"]["parameters"]["pipelinechannel--double-Output"],
+        json!([10, 12, 14])
+    );
+}
+
+#[test]
+fn retries_succeed_on_the_third_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    let param = format!("counter_path={}", counter.display());
+    let result = run_json(&compile("retries"), &[&param], &[]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert_eq!(result.task("flaky")["attempts"], 3);
+    assert_eq!(result.summary["outputs"]["Output"], 3);
+    let log = result.log_of("flaky");
+    assert!(
+        log.contains("attempt 1 fails on purpose") && log.contains("attempt 2 fails on purpose")
+    );
+}
+
+#[test]
+fn exit_handler_runs_after_a_failure_and_sees_failed() {
+    let result = run_json(&compile("exit_handler"), &[], &[]);
+    assert_eq!(result.code, 1);
+    assert_eq!(result.state(), "FAILED");
+    assert_eq!(result.task("exit-handler-1/fail")["state"], "FAILED");
+    let report = result.task("report");
+    assert_eq!(report["state"], "SUCCEEDED");
+    assert_eq!(report["outputs"]["parameters"]["Output"], "FAILED");
+}
+
+#[test]
+fn nested_pipelines_pass_inputs_and_return_outputs() {
+    let result = run_json(&compile("nested"), &["start=0.5"], &[]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    // (0.5 + 1.5) then (2.0 + 10.0)
+    assert_eq!(result.summary["outputs"]["Output"], json!(12.0));
+    assert_eq!(
+        result.task("inner-2/add")["outputs"]["parameters"]["Output"],
+        json!(12.0)
+    );
+}
+
+#[test]
+fn artifacts_travel_by_path_with_their_metadata() {
+    let result = run_json(&compile("artifacts"), &["rows=5"], &[]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert_eq!(result.summary["outputs"]["Output"], json!(30));
+    let produced = &result.task("produce")["outputs"]["artifacts"];
+    assert_eq!(produced["data"][0]["metadata"]["rows"], json!(5));
+    assert_eq!(produced["metrics"][0]["metadata"]["rows"], json!(5));
+    let uri = produced["data"][0]["uri"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(uri).unwrap().lines().count(), 5);
+}
+
+#[test]
+fn container_placeholders_if_present_and_concat() {
+    let result = run_json(&compile("containers"), &[], &[]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert_eq!(result.summary["outputs"]["Output"], "hi hello kfbox");
+    assert!(
+        result.stderr.contains("instead of image `alpine`"),
+        "a note per host-run container task: {}",
+        result.stderr
+    );
+}
+
+#[test]
+fn independent_steps_run_at_the_same_time() {
+    let result = run_json(
+        &compile("parallel"),
+        &["seconds=2"],
+        &["--parallelism", "4"],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let spans: Vec<(i64, i64)> = result.summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let at = |k: &str| {
+                DateTime::parse_from_rfc3339(t[k].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis()
+            };
+            (at("started_at"), at("finished_at"))
+        })
+        .collect();
+    assert_eq!(spans.len(), 4);
+    // Every pair of steps overlaps in time: none waited for another to finish.
+    let latest_start = spans.iter().map(|s| s.0).max().unwrap();
+    let earliest_end = spans.iter().map(|s| s.1).min().unwrap();
+    assert!(
+        latest_start < earliest_end,
+        "steps ran one after another: {spans:?}"
+    );
+}
