@@ -137,3 +137,59 @@ fn independent_steps_run_at_the_same_time() {
         "steps ran one after another: {spans:?}"
     );
 }
+
+#[test]
+fn interrupt_cancels_running_steps_and_records_them() {
+    use std::process::Stdio;
+    let pipeline = compile("parallel");
+    let marker = format!("seconds={}", 120.25);
+    let child = crate::common::kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--param",
+        &marker,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Let the four steps start (the environment is warm after the other tests or this wait).
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let running = std::process::Command::new("pgrep")
+            .args(["-f", "executor_main"])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false);
+        if running || started.elapsed().as_secs() > 90 {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let result = crate::common::parse_run(child.wait_with_output().unwrap());
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    assert_eq!(result.state(), "CANCELED");
+    let states: Vec<&str> = result.summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["CANCELED"; 4]);
+    // The steps' process groups are gone: nothing still sleeps for 120.25 s.
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", "120.25"])
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "steps left behind: {}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
+}
