@@ -211,18 +211,8 @@ impl Run {
         reason: Option<String>,
     ) {
         self.record(TaskRecord {
-            name: task.task_info.name.clone(),
-            path: path.to_owned(),
-            kind,
-            state: outcome.state,
-            attempts: 0,
-            started_at: None,
-            finished_at: Some(now()),
-            outputs: TaskOutputs::default(),
-            error: outcome.error.clone(),
             reason,
-            iterations: None,
-            log: None,
+            ..ended_record(task, path, kind, outcome, None, 0)
         });
     }
 
@@ -502,24 +492,43 @@ async fn run_task(
                 inputs,
             )
             .await;
-            run.record(TaskRecord {
-                name: task.task_info.name.clone(),
-                path,
+            run.record(ended_record(
+                task,
+                &path,
                 kind,
-                state: outcome.state,
-                attempts: 0,
-                started_at: Some(started_at),
-                finished_at: Some(now()),
-                outputs: summary_outputs(&outcome),
-                error: outcome.error.clone(),
-                reason: None,
-                iterations: None,
-                log: None,
-            });
+                &outcome,
+                Some(started_at),
+                0,
+            ));
             outcome
         }
         TaskKind::Importer => run_importer(&run, task, component, &path, &inputs),
         TaskKind::Container => run_container(&run, task, component, &path, inputs).await,
+    }
+}
+
+/// The record of an ended task; callers add what is specific to their kind.
+fn ended_record(
+    task: &TaskSpec,
+    path: &str,
+    kind: TaskKind,
+    outcome: &Outcome,
+    started_at: Option<String>,
+    attempts: u32,
+) -> TaskRecord {
+    TaskRecord {
+        name: task.task_info.name.clone(),
+        path: path.to_owned(),
+        kind,
+        state: outcome.state,
+        attempts,
+        started_at,
+        finished_at: Some(now()),
+        outputs: summary_outputs(outcome),
+        error: outcome.error.clone(),
+        reason: None,
+        iterations: None,
+        log: None,
     }
 }
 
@@ -809,18 +818,8 @@ async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) 
         error,
     };
     run.record(TaskRecord {
-        name: task.task_info.name.clone(),
-        path,
-        kind: TaskKind::Loop,
-        state,
-        attempts: 0,
-        started_at: Some(started_at),
-        finished_at: Some(now()),
-        outputs: summary_outputs(&outcome),
-        error: outcome.error.clone(),
-        reason: None,
         iterations: Some(count),
-        log: None,
+        ..ended_record(task, &path, TaskKind::Loop, &outcome, Some(started_at), 0)
     });
     outcome
 }
@@ -882,20 +881,14 @@ fn run_importer(
             }
         }
     };
-    run.record(TaskRecord {
-        name: task.task_info.name.clone(),
-        path: path.to_owned(),
-        kind: TaskKind::Importer,
-        state: outcome.state,
-        attempts: 1,
-        started_at: Some(started_at),
-        finished_at: Some(now()),
-        outputs: summary_outputs(&outcome),
-        error: outcome.error.clone(),
-        reason: None,
-        iterations: None,
-        log: None,
-    });
+    run.record(ended_record(
+        task,
+        path,
+        TaskKind::Importer,
+        &outcome,
+        Some(started_at),
+        1,
+    ));
     outcome
 }
 
@@ -1193,18 +1186,16 @@ async fn run_container(
         None => Outcome::empty(state, error),
     };
     run.record(TaskRecord {
-        name: task.task_info.name.clone(),
-        path: path.to_owned(),
-        kind: TaskKind::Container,
-        state,
-        attempts: attempt,
-        started_at: Some(started_at),
-        finished_at: Some(now()),
-        outputs: summary_outputs(&outcome),
-        error: outcome.error.clone(),
         reason: (state == TaskState::Canceled).then(|| "the run was canceled".to_owned()),
-        iterations: None,
         log: Some(dirs.log_path.display().to_string()),
+        ..ended_record(
+            task,
+            path,
+            TaskKind::Container,
+            &outcome,
+            Some(started_at),
+            attempt,
+        )
     });
     outcome
 }
@@ -1279,18 +1270,8 @@ async fn run_attempt(
         Err(e @ ExecutorError::NeedsContainerRuntime { .. }) => {
             Err(AttemptError::Final(e.to_string()))
         }
-        Err(e) => Err(AttemptError::Retriable(error_chain(&e))),
+        Err(e) => Err(AttemptError::Retriable(crate::error_chain(&e))),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// Outputs of a finished step: the executor output JSON first, then output parameter files

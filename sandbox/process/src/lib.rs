@@ -76,7 +76,7 @@ impl ProcessExecutor {
                     .await;
                     match built {
                         Ok(Ok(env)) => Ok(env),
-                        Ok(Err(e)) => Err(error_chain(&e)),
+                        Ok(Err(e)) => Err(kfbox_engine::error_chain(&e)),
                         Err(e) => Err(e.to_string()),
                     }
                 }
@@ -84,16 +84,6 @@ impl ProcessExecutor {
             .await;
         result.clone().map_err(ExecutorError::Environment)
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// Find a program the way a shell would.
