@@ -206,3 +206,26 @@ fn env_lists_the_managed_environment() {
         "{envs:?}"
     );
 }
+
+#[test]
+fn input_artifacts_are_checked_before_anything_runs() {
+    let pipeline = compile("artifacts");
+    let result = run_json(&pipeline, &[], &["--artifact", "nope=/definitely/missing"]);
+    assert_eq!(result.code, 2);
+    assert!(
+        result
+            .stderr
+            .contains("--artifact nope: the pipeline has no input artifact `nope`"),
+        "{}",
+        result.stderr
+    );
+    let result = run_json(&pipeline, &[], &["--artifact", "no-equals-sign"]);
+    assert_eq!(result.code, 2);
+    assert!(
+        result
+            .stderr
+            .contains("--artifact no-equals-sign: expected NAME=VALUE"),
+        "{}",
+        result.stderr
+    );
+}

@@ -100,9 +100,20 @@ fn run_one(exp: &Expectation, pipeline: &Path) -> Observed {
         pipeline.display().to_string(),
         "--json".to_owned(),
     ];
+    let inputs = tempfile::tempdir().expect("temp dir");
     for p in &exp.params {
-        args.push("--param".into());
-        args.push(p.clone());
+        match p.strip_prefix("artifact:").and_then(|a| a.split_once('=')) {
+            Some((name, text)) => {
+                let file = inputs.path().join(name);
+                std::fs::write(&file, text).expect("artifact file");
+                args.push("--artifact".into());
+                args.push(format!("{name}={}", file.display()));
+            }
+            None => {
+                args.push("--param".into());
+                args.push(p.clone());
+            }
+        }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut command = kfbox(&args);

@@ -68,6 +68,9 @@ pub struct RunArgs {
     /// A pipeline parameter, NAME=VALUE; lists and structs as JSON. Repeatable.
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// A pipeline input artifact, NAME=PATH (a local file or directory). Repeatable.
+    #[arg(long = "artifact", short = 'a', value_name = "NAME=PATH")]
+    pub artifacts: Vec<String>,
     /// Print one JSON summary on stdout and nothing else there.
     #[arg(long)]
     pub json: bool,

@@ -1,8 +1,12 @@
 //! Pipeline (root) parameters: `--param name=value` checked against `root.inputDefinitions`.
 
+use std::collections::BTreeMap;
+
 use kfbox_spec::ir::PipelineSpec;
 use kfbox_spec::value::{coerce, describe, parse_cli_value};
 use serde_json::{Map, Value};
+
+use crate::model::RuntimeArtifact;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
@@ -19,22 +23,30 @@ pub enum ParamError {
         name: String,
         expected: &'static str,
     },
-    #[error("--param {0}: expected NAME=VALUE")]
-    Syntax(String),
-    #[error(
-        "pipeline input artifact `{0}` is required, and artifacts cannot be passed as --param"
-    )]
-    ArtifactInput(String),
+    #[error("{flag} {text}: expected NAME=VALUE")]
+    Syntax { flag: &'static str, text: String },
+    #[error("pipeline input artifact `{0}` is required\nhint: pass --artifact {0}=PATH")]
+    MissingArtifact(String),
+    #[error("--artifact {name}: the pipeline has no input artifact `{name}` (it takes: {known})")]
+    UnknownArtifact { name: String, known: String },
+    #[error("--artifact {name}={path}: no such file or directory")]
+    ArtifactPath { name: String, path: String },
 }
 
-/// Split `name=value` arguments.
-pub fn parse_assignments(raw: &[String]) -> Result<Vec<(String, String)>, ParamError> {
+/// Split `name=value` arguments of a flag such as `--param`.
+pub fn parse_assignments(
+    flag: &'static str,
+    raw: &[String],
+) -> Result<Vec<(String, String)>, ParamError> {
     raw.iter()
         .map(|a| {
             a.split_once('=')
                 .filter(|(k, _)| !k.is_empty())
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| ParamError::Syntax(a.clone()))
+                .ok_or_else(|| ParamError::Syntax {
+                    flag,
+                    text: a.clone(),
+                })
         })
         .collect()
 }
@@ -94,13 +106,58 @@ pub fn resolve_root_parameters(
             }),
         }
     }
-    for (name, artifact) in &spec.root.input_definitions.artifacts {
-        if !artifact.is_optional {
-            errors.push(ParamError::ArtifactInput(name.clone()));
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Resolve root input artifacts given as local paths; every problem is reported.
+pub fn resolve_root_artifacts(
+    spec: &PipelineSpec,
+    given: &[(String, String)],
+) -> Result<BTreeMap<String, Vec<RuntimeArtifact>>, Vec<ParamError>> {
+    let definitions = &spec.root.input_definitions.artifacts;
+    let mut errors = Vec::new();
+    let mut artifacts = BTreeMap::new();
+    for (name, path) in given {
+        let Some(definition) = definitions.get(name) else {
+            let known = if definitions.is_empty() {
+                "no input artifacts".to_owned()
+            } else {
+                definitions.keys().cloned().collect::<Vec<_>>().join(", ")
+            };
+            errors.push(ParamError::UnknownArtifact {
+                name: name.clone(),
+                known,
+            });
+            continue;
+        };
+        match std::path::absolute(path).ok().filter(|p| p.exists()) {
+            Some(absolute) => {
+                let artifact = RuntimeArtifact {
+                    name: name.clone(),
+                    uri: absolute.display().to_string(),
+                    schema_title: definition.artifact_type.schema_title.clone(),
+                    schema_version: definition.artifact_type.schema_version.clone(),
+                    metadata: Map::new(),
+                };
+                artifacts.insert(name.clone(), vec![artifact]);
+            }
+            None => errors.push(ParamError::ArtifactPath {
+                name: name.clone(),
+                path: path.clone(),
+            }),
+        }
+    }
+    for (name, definition) in definitions {
+        if !definition.is_optional && !artifacts.contains_key(name) {
+            errors.push(ParamError::MissingArtifact(name.clone()));
         }
     }
     if errors.is_empty() {
-        Ok(values)
+        Ok(artifacts)
     } else {
         Err(errors)
     }

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub run_dir: PathBuf,
     /// Root parameters, already checked by [`crate::resolve_root_parameters`].
     pub parameters: Map<String, Value>,
+    /// Root input artifacts, from [`crate::resolve_root_artifacts`].
+    pub artifacts: BTreeMap<String, Vec<RuntimeArtifact>>,
     /// How many steps may run at once.
     pub parallelism: usize,
 }
@@ -114,7 +116,7 @@ pub async fn execute(
     warn_about_platform_settings(&run);
     let inputs = Inputs {
         parameters: run.options.parameters.clone(),
-        artifacts: Artifacts::new(),
+        artifacts: run.options.artifacts.clone(),
     };
     let root = run_dag(run.clone(), None, String::new(), inputs).await;
     let state = if run.cancel.is_cancelled() {

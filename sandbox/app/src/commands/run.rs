@@ -9,7 +9,9 @@ use console::style;
 use kfbox_cli::RunArgs;
 use kfbox_engine::events::EventSink;
 use kfbox_engine::model::{RunState, RunSummary};
-use kfbox_engine::{execute, parse_assignments, resolve_root_parameters, RunOptions};
+use kfbox_engine::{
+    execute, parse_assignments, resolve_root_artifacts, resolve_root_parameters, RunOptions,
+};
 use kfbox_process::ProcessExecutor;
 use kfbox_python::PythonEnvs;
 use kfbox_spec::load_pipeline;
@@ -33,7 +35,7 @@ pub async fn run(
             return Ok(ExitStatus::Error);
         }
     };
-    let assignments = match parse_assignments(&args.params) {
+    let assignments = match parse_assignments("--param", &args.params) {
         Ok(a) => a,
         Err(e) => {
             printer.error(&anyhow::Error::new(e));
@@ -42,6 +44,18 @@ pub async fn run(
     };
     let parameters = match resolve_root_parameters(&pipeline.spec, &assignments) {
         Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                printer.error(&anyhow::anyhow!("{}: {e}", args.pipeline.display()));
+            }
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let artifacts = match parse_assignments("--artifact", &args.artifacts)
+        .map_err(|e| vec![e])
+        .and_then(|given| resolve_root_artifacts(&pipeline.spec, &given))
+    {
+        Ok(a) => a,
         Err(errors) => {
             for e in errors {
                 printer.error(&anyhow::anyhow!("{}: {e}", args.pipeline.display()));
@@ -62,6 +76,7 @@ pub async fn run(
         run_name,
         run_dir: run_dir.clone(),
         parameters,
+        artifacts,
         parallelism: args
             .parallelism
             .map_or_else(default_parallelism, |n| n as usize),
