@@ -135,27 +135,44 @@ impl PythonEnvs {
         }
     }
 
-    fn base_name(python_version: &str) -> String {
-        let short: String = python_version
-            .split('.')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(".");
-        format!("base-{}-py{short}", SDK_REQUIREMENT.replace("==", "-"))
+    /// Where the interpreter lives, found without running it (PATH lookup): starting Python
+    /// through a version-manager shim costs more than a whole small step.
+    fn interpreter_identity(&self) -> String {
+        if self.interpreter.contains('/') {
+            return self.interpreter.clone();
+        }
+        std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(&self.interpreter))
+                    .find(|candidate| candidate.is_file())
+            })
+            .map_or_else(|| self.interpreter.clone(), |p| p.display().to_string())
+    }
+
+    fn short_hash<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part);
+            hasher.update([0]);
+        }
+        hasher
+            .finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The environment with only the SDK, created on first use.
     pub fn base(&self, progress: Progress) -> Result<Env, PythonError> {
-        let version = self.probe_interpreter()?;
-        let name = Self::base_name(&version);
-        self.ensure(
-            &name,
-            &version,
-            &[SDK_REQUIREMENT.to_owned()],
-            &[],
-            None,
-            progress,
-        )
+        let identity = self.interpreter_identity();
+        let name = format!(
+            "base-{}-{}",
+            SDK_REQUIREMENT.replace("==", "-"),
+            Self::short_hash([identity.as_str()])
+        );
+        self.ensure(&name, &[SDK_REQUIREMENT.to_owned()], &[], None, progress)
     }
 
     /// The environment for a component's extra requirements (the base one when there are none).
@@ -168,23 +185,17 @@ impl PythonEnvs {
         if requirements.packages.is_empty() {
             return Ok(base);
         }
-        let version = self.probe_interpreter()?;
-        let mut hasher = Sha256::new();
-        hasher.update(base.dir.display().to_string());
-        for item in requirements
-            .packages
-            .iter()
-            .chain(&requirements.pip_options)
-        {
-            hasher.update([0]);
-            hasher.update(item);
-        }
-        let digest = hasher.finalize();
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let name = format!("req-{hex}");
+        let base_dir = base.dir.display().to_string();
+        let parts = std::iter::once(base_dir.as_str()).chain(
+            requirements
+                .packages
+                .iter()
+                .chain(&requirements.pip_options)
+                .map(String::as_str),
+        );
+        let name = format!("req-{}", Self::short_hash(parts));
         self.ensure(
             &name,
-            &version,
             &requirements.packages,
             &requirements.pip_options,
             Some(&base),
@@ -195,7 +206,6 @@ impl PythonEnvs {
     fn ensure(
         &self,
         name: &str,
-        python_version: &str,
         packages: &[String],
         pip_options: &[String],
         layered_on: Option<&Env>,
@@ -218,6 +228,7 @@ impl PythonEnvs {
         if dir.exists() {
             fs_err::remove_dir_all(&dir).map_err(io(&dir))?;
         }
+        let python_version = self.probe_interpreter()?;
         progress(&format!("creating Python environment {name}"));
         let failed = |reason: String| PythonError::Create {
             dir: dir.clone(),
@@ -256,7 +267,7 @@ impl PythonEnvs {
         .map_err(failed)?;
         let marker = Marker {
             requirements: packages.to_vec(),
-            python_version: python_version.to_owned(),
+            python_version,
         };
         let marker_path = dir.join(READY_MARKER);
         fs_err::write(
