@@ -22,7 +22,7 @@ export KFBOX_TEST_HOME="$target/kfbox-test-home"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast --success-output final
 else
   cargo test --workspace --locked --no-fail-fast
 fi
