@@ -18,6 +18,8 @@ pub struct Reporter {
     live: Option<Live>,
     started: HashMap<String, Instant>,
     finished: usize,
+    /// Tasks whose SDK executor is printing its ExecutorInput dump.
+    in_sdk_dump: std::collections::HashSet<String>,
 }
 
 struct Live {
@@ -64,6 +66,7 @@ impl Reporter {
             live,
             started: HashMap::new(),
             finished: 0,
+            in_sdk_dump: Default::default(),
         }
     }
 
@@ -92,6 +95,14 @@ impl Reporter {
     fn handle(&mut self, event: RunEvent) {
         match event {
             RunEvent::Preparing { message } => {
+                if self.live.is_none() {
+                    // Without a spinner, say what is slow, but not every pip line.
+                    let step = message.split(": ").nth(1).unwrap_or_default();
+                    if step.starts_with("creating ") || step.starts_with("installing ") {
+                        self.printer.note(&format!("{message} ..."));
+                    }
+                    return;
+                }
                 if let Some(live) = &mut self.live {
                     let bar = live.preparing.get_or_insert_with(|| {
                         let bar = live.multi.add(ProgressBar::new_spinner());
@@ -146,7 +157,7 @@ impl Reporter {
                 self.update_header();
             }
             RunEvent::Log { path, line } => {
-                if self.live.is_some() {
+                if self.live.is_some() && !self.is_sdk_noise(&path, &line) {
                     self.line(&format!("{} {line}", style(format!("{path} │")).dim()));
                 }
             }
@@ -159,6 +170,24 @@ impl Reporter {
                 None => self.printer.warning(&text),
             },
         }
+    }
+
+    /// The SDK executor's own diagnostics (its `[KFP Executor ...]` lines and the ExecutorInput
+    /// it dumps) would bury what the component prints; they stay in the task's log file.
+    fn is_sdk_noise(&mut self, path: &str, line: &str) -> bool {
+        if self.in_sdk_dump.contains(path) {
+            if line == "}" {
+                self.in_sdk_dump.remove(path);
+            }
+            return true;
+        }
+        if line.starts_with("[KFP Executor ") {
+            if line.ends_with("Got executor_input:") {
+                self.in_sdk_dump.insert(path.to_owned());
+            }
+            return true;
+        }
+        false
     }
 
     fn update_header(&self) {

@@ -64,13 +64,18 @@ impl ProcessExecutor {
                         format!("Python environment for {}", requirements.packages.join(" "))
                     };
                     let built = tokio::task::spawn_blocking(move || {
+                        // Progress is reported only when something is built.
+                        let built = std::sync::atomic::AtomicBool::new(false);
                         let progress = |line: &str| {
+                            built.store(true, std::sync::atomic::Ordering::Relaxed);
                             events.send(RunEvent::Preparing {
                                 message: format!("{what}: {line}"),
                             })
                         };
                         let env = envs.for_requirements(&requirements, &progress);
-                        events.send(RunEvent::Prepared { message: what });
+                        if built.into_inner() {
+                            events.send(RunEvent::Prepared { message: what });
+                        }
                         env
                     })
                     .await;
