@@ -51,6 +51,15 @@ pub fn parse_assignments(
         .collect()
 }
 
+/// The declared names, for an error message about an unknown one.
+fn known_names<'a>(names: impl ExactSizeIterator<Item = &'a String>, none: &str) -> String {
+    if names.len() == 0 {
+        none.to_owned()
+    } else {
+        names.cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
 /// Resolve every root parameter: given value (typed), else default, else absent when optional.
 /// Every problem is reported, not only the first.
 pub fn resolve_root_parameters(
@@ -62,14 +71,9 @@ pub fn resolve_root_parameters(
     let mut values = Map::new();
     for (name, text) in given {
         let Some(definition) = definitions.get(name) else {
-            let known = if definitions.is_empty() {
-                "no parameters".to_owned()
-            } else {
-                definitions.keys().cloned().collect::<Vec<_>>().join(", ")
-            };
             errors.push(ParamError::Unknown {
                 name: name.clone(),
-                known,
+                known: known_names(definitions.keys(), "no parameters"),
             });
             continue;
         };
@@ -123,14 +127,9 @@ pub fn resolve_root_artifacts(
     let mut artifacts = BTreeMap::new();
     for (name, path) in given {
         let Some(definition) = definitions.get(name) else {
-            let known = if definitions.is_empty() {
-                "no input artifacts".to_owned()
-            } else {
-                definitions.keys().cloned().collect::<Vec<_>>().join(", ")
-            };
             errors.push(ParamError::UnknownArtifact {
                 name: name.clone(),
-                known,
+                known: known_names(definitions.keys(), "no input artifacts"),
             });
             continue;
         };
