@@ -462,11 +462,7 @@ async fn run_task(
         Err(e) => return fail(format!("resolving inputs: {e}")),
     };
     if let Some(condition) = &task.trigger_policy.condition {
-        let artifacts = json!(inputs
-            .artifacts
-            .iter()
-            .map(|(k, v)| (k.clone(), json!({"artifacts": v.iter().map(RuntimeArtifact::to_executor_json).collect::<Vec<_>>()})))
-            .collect::<Map<_, _>>());
+        let artifacts = Value::Object(artifacts_json(&inputs.artifacts));
         match evaluate_condition(condition, &inputs.parameters, artifacts) {
             Ok(true) => {}
             Ok(false) => {
@@ -960,6 +956,18 @@ impl TaskDirs {
     }
 }
 
+/// Artifacts in the protojson shape of ExecutorInput (`{"name": {"artifacts": [...]}}`), which
+/// is also what CEL conditions see as `inputs.artifacts`.
+fn artifacts_json(artifacts: &Artifacts) -> Map<String, Value> {
+    artifacts
+        .iter()
+        .map(|(name, list)| {
+            let items: Vec<Value> = list.iter().map(RuntimeArtifact::to_executor_json).collect();
+            (name.clone(), json!({ "artifacts": items }))
+        })
+        .collect()
+}
+
 struct ExecutorInput<'a> {
     inputs: &'a Inputs,
     with_defaults: Map<String, Value>,
@@ -972,16 +980,6 @@ struct ExecutorInput<'a> {
 
 impl ExecutorInput<'_> {
     fn to_json(&self) -> Value {
-        let artifacts = |list: &Artifacts| -> Map<String, Value> {
-            list.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        json!({"artifacts": v.iter().map(RuntimeArtifact::to_executor_json).collect::<Vec<_>>()}),
-                    )
-                })
-                .collect()
-        };
         let parameters: Map<String, Value> = self
             .output_parameters
             .iter()
@@ -990,11 +988,11 @@ impl ExecutorInput<'_> {
         json!({
             "inputs": {
                 "parameterValues": self.with_defaults,
-                "artifacts": artifacts(&self.inputs.artifacts),
+                "artifacts": artifacts_json(&self.inputs.artifacts),
             },
             "outputs": {
                 "parameters": parameters,
-                "artifacts": artifacts(&self.outputs),
+                "artifacts": artifacts_json(&self.outputs),
                 "outputFile": self.output_file.display().to_string(),
             }
         })
