@@ -5,7 +5,7 @@
 //! started, not only its shell.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kfbox_engine::events::{EventSink, RunEvent};
 use kfbox_engine::{Executor, ExecutorError, Step, StepExit};
-use kfbox_python::{Env, LightweightStep, PythonEnvs, Requirements};
+use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
@@ -89,19 +89,6 @@ impl ProcessExecutor {
             .await;
         result.clone().map_err(ExecutorError::Environment)
     }
-}
-
-/// Find a program the way a shell would.
-fn find_program(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        let path = PathBuf::from(program);
-        return path.is_file().then_some(path);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|candidate| candidate.is_file())
-    })
 }
 
 fn path_with(bin_dir: &Path) -> std::ffi::OsString {

@@ -138,15 +138,7 @@ impl PythonEnvs {
     /// Where the interpreter lives, found without running it (PATH lookup): starting Python
     /// through a version-manager shim costs more than a whole small step.
     fn interpreter_identity(&self) -> String {
-        if self.interpreter.contains('/') {
-            return self.interpreter.clone();
-        }
-        std::env::var_os("PATH")
-            .and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join(&self.interpreter))
-                    .find(|candidate| candidate.is_file())
-            })
+        find_program(&self.interpreter)
             .map_or_else(|| self.interpreter.clone(), |p| p.display().to_string())
     }
 
@@ -329,6 +321,19 @@ impl PythonEnvs {
         }
         Ok(removed)
     }
+}
+
+/// Find a program the way a shell would: a path as it is, a bare name on PATH.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return path.is_file().then_some(path);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
 }
 
 fn site_packages(python: &Path) -> Result<PathBuf, String> {
