@@ -229,3 +229,18 @@ fn input_artifacts_are_checked_before_anything_runs() {
         result.stderr
     );
 }
+
+/// Regression: `kfbox env | head -1` panicked with "failed printing to stdout: Broken pipe".
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let bin = crate::common::kfbox_bin();
+    let home = crate::common::shared_home();
+    // `true` exits without reading, so kfbox writes into a closed pipe.
+    let output = std::process::Command::new("sh")
+        .args(["-c", "\"$0\" env --json | true", bin.to_str().unwrap()])
+        .env("KFBOX_HOME", home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -19,7 +19,18 @@ impl Printer {
 
     /// Data for the user or for another program.
     pub fn data(&self, text: &str) {
-        println!("{text}");
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        match writeln!(out, "{text}").and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // A reader that stopped reading (`kfbox env | head -1`) is not our failure; the
+            // command's own exit status still stands.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => eprintln!(
+                "{} cannot write to stdout: {e}",
+                style("error:").red().bold()
+            ),
+        }
     }
 
     /// Progress and notes; hidden by --quiet.
