@@ -16,6 +16,15 @@ if ! "$venv/bin/python" -c 'import kfp' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'kfp==2.17.0'
 fi
 export KFBOX_TEST_PYTHON="$venv/bin/python"
+# ML Metadata pins protobuf<5 and kfp>=6: it reads kfbox's store from a venv of its own.
+mlmd="$target/mlmd-python"
+if ! "$mlmd/bin/python" -c 'import ml_metadata' 2>/dev/null; then
+  echo "creating $mlmd with ml-metadata (once)" >&2
+  rm -rf "$mlmd"
+  "${PYTHON:-python3}" -m venv "$mlmd"
+  "$mlmd/bin/python" -m pip install --quiet --disable-pip-version-check 'ml-metadata==1.17.1'
+fi
+export KFBOX_TEST_MLMD_PYTHON="$mlmd/bin/python"
 # One kfbox home for all tests, kept between runs: its managed Python environment is built once.
 export KFBOX_TEST_HOME="$target/kfbox-test-home"
 

@@ -6,3 +6,4 @@ mod common;
 mod cli;
 mod conformance;
 mod semantics;
+mod store;

@@ -35,6 +35,8 @@ pub fn kfbox(args: &[&str]) -> Command {
         .args(args)
         .env("KFBOX_HOME", shared_home())
         .env("NO_COLOR", "1")
+        // Tests reproduce what a fresh run does; the caching tests turn the cache back on.
+        .env("KFBOX_CACHE", "off")
         .env_remove("KFBOX_PYTHON")
         .env_remove("KFBOX_LOG");
     command
@@ -137,4 +139,69 @@ pub fn compile(module: &str) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     out
+}
+
+/// Compile a test pipeline under a name of its own, so that cache lookups and run listings
+/// (scoped by pipeline name) see only this test's runs in the shared home.
+pub fn compile_unique(module: &str, pipeline_name: &str) -> (PathBuf, String) {
+    let path = compile(module);
+    let unique = format!("{pipeline_name}-{}", uuid_like());
+    let text = std::fs::read_to_string(&path).expect("compiled yaml");
+    let from = format!("\n  name: {pipeline_name}\n");
+    assert!(
+        text.contains(&from),
+        "no pipelineInfo name `{pipeline_name}` in {}",
+        path.display()
+    );
+    let text = text.replace(&from, &format!("\n  name: {unique}\n"));
+    std::fs::write(&path, text).expect("write yaml");
+    (path, unique)
+}
+
+/// A short unique suffix (process id, time and a counter).
+pub fn uuid_like() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:x}{nanos:x}{n}", std::process::id())
+}
+
+/// Run kfbox with `args` and parse its stdout as JSON; panics with stderr when it fails.
+pub fn kfbox_json(args: &[&str]) -> Value {
+    let output = kfbox(args).output().expect("kfbox starts");
+    assert!(
+        output.status.success(),
+        "kfbox {args:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "kfbox {args:?} printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// The store file in the shared home.
+pub fn store_path() -> PathBuf {
+    shared_home().join("kfbox.sqlite")
+}
+
+/// The Python with `ml-metadata` (its protobuf pin conflicts with the kfp SDK's, so it has a
+/// virtual environment of its own; tests/run.sh creates it).
+pub fn mlmd_python() -> String {
+    let python = std::env::var("KFBOX_TEST_MLMD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import ml_metadata"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "`{python}` cannot import ml_metadata; run the tests through tests/run.sh, or set KFBOX_TEST_MLMD_PYTHON to a Python with `pip install ml-metadata==1.17.1`"
+    );
+    python
 }

@@ -1,6 +1,7 @@
 //! kfbox's commands. The only crate that prints or decides exit codes.
 
 mod commands;
+mod human;
 mod printer;
 mod reporter;
 mod settings;
@@ -50,6 +51,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => commands::run(&settings, &printer, args).await,
             Command::Env(args) => commands::env(&settings, &printer, args).await,
+            Command::Runs(command) => commands::runs(&settings, &printer, command),
+            Command::Logs(args) => commands::logs(&settings, &printer, args).await,
+            Command::Artifacts(command) => commands::artifacts(&settings, &printer, command),
+            Command::Lineage(args) => commands::lineage(&settings, &printer, args),
         }
     });
     match result {

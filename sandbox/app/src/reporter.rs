@@ -38,6 +38,7 @@ fn spinner_style(template: &str) -> ProgressStyle {
 pub fn state_label(state: TaskState) -> String {
     let text = state.as_str();
     match state {
+        TaskState::Running => style(format!("… {text}")).blue().to_string(),
         TaskState::Succeeded => style(format!("✓ {text}")).green().to_string(),
         TaskState::Cached => style(format!("✓ {text}")).cyan().to_string(),
         TaskState::Failed => style(format!("✗ {text}")).red().bold().to_string(),

@@ -10,6 +10,8 @@ pub struct GlobalSettings {
     pub python: Option<String>,
     pub quiet: bool,
     pub color: bool,
+    /// Reuse cached executions (`KFBOX_CACHE=off` turns it off for every command).
+    pub cache: bool,
     /// stderr is a terminal: live progress and streamed logs.
     pub interactive: bool,
 }
@@ -30,12 +32,19 @@ impl GlobalSettings {
                 .unwrap_or_else(std::env::temp_dir)
                 .join("kfbox")
         });
+        let cache = !std::env::var(env_vars::KFBOX_CACHE).is_ok_and(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "off" | "0" | "false" | "no"
+            )
+        });
         Self {
             home,
             python: args.python.clone(),
             quiet: args.quiet,
             color,
             interactive,
+            cache,
         }
     }
 
@@ -45,6 +54,15 @@ impl GlobalSettings {
 
     pub fn python_dir(&self) -> PathBuf {
         self.home.join("python")
+    }
+
+    /// Open the store (creating `KFBOX_HOME` and the file on first use).
+    pub fn open_store(&self) -> anyhow::Result<kfbox_store::Store> {
+        use anyhow::Context;
+        fs_err::create_dir_all(&self.home).context("cannot create KFBOX_HOME")?;
+        let path = self.home.join(kfbox_store::STORE_FILE);
+        kfbox_store::Store::open(&path)
+            .with_context(|| format!("cannot open the run store {}", path.display()))
     }
 }
 

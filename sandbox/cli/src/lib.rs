@@ -14,6 +14,8 @@ pub mod env_vars {
     pub const KFBOX_LOG: &str = "KFBOX_LOG";
     /// Disables colour when set to anything.
     pub const NO_COLOR: &str = "NO_COLOR";
+    /// `off` (or `0`, `false`, `no`): never reuse cached executions.
+    pub const KFBOX_CACHE: &str = "KFBOX_CACHE";
 }
 
 #[derive(Debug, Parser)]
@@ -59,6 +61,124 @@ pub enum Command {
     Run(RunArgs),
     /// Show the managed Python environments, or repair them.
     Env(EnvArgs),
+    /// List, show or delete recorded runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Print a run's task logs.
+    Logs(LogsArgs),
+    /// List or show recorded artifacts.
+    #[command(subcommand)]
+    Artifacts(ArtifactsCommand),
+    /// Where an artifact came from (producer and its inputs) and where it went (consumers).
+    Lineage(LineageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recorded runs, newest first.
+    List(RunsListArgs),
+    /// One run with its tasks, as `kfbox run` summarised it.
+    Get(RunArg),
+    /// Delete a run's records and files (artifacts other runs reuse through the cache stay).
+    Delete(RunArg),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Only runs of this pipeline (its `pipelineInfo.name`).
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Only runs in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<RunStateFilter>,
+    /// How many runs to show.
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub limit: u32,
+    /// Continue a listing from the token an earlier page printed.
+    #[arg(long, value_name = "TOKEN")]
+    pub page_token: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStateFilter {
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl RunStateFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Canceled => "CANCELED",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArg {
+    /// The run id, or enough of its start to be unique.
+    pub run: String,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run id, or enough of its start to be unique.
+    pub run: String,
+    /// Only this task: its path (`loop/iteration-0/train`) or its name (every task so named).
+    pub task: Option<String>,
+    /// Keep printing as the run writes, until it ends.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArtifactsCommand {
+    /// Recorded artifacts, newest first.
+    List(ArtifactsListArgs),
+    /// One artifact: type, URI, metadata and producer.
+    Get(ArtifactArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ArtifactsListArgs {
+    /// Only artifacts of this run (id or unique prefix).
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// How many artifacts to show.
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub limit: u32,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ArtifactArg {
+    /// The artifact id (`kfbox artifacts list` shows them).
+    pub id: i64,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// The artifact id (`kfbox artifacts list` shows them).
+    pub artifact: i64,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +200,10 @@ pub struct RunArgs {
     /// A display name for the run (`{{$.pipeline_job_name}}`).
     #[arg(long, value_name = "NAME")]
     pub run_name: Option<String>,
+    /// Run every step even where an earlier execution could be reused (as KFBOX_CACHE=off).
+    /// The steps' results still serve later runs.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

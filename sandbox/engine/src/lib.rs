@@ -2,8 +2,10 @@
 //! Pipelines v2 backend. It knows nothing of how a step runs (see [`Executor`]) nor of how
 //! progress is shown (see [`events`]).
 
+mod cache;
 pub mod events;
 mod executor;
+mod ledger;
 pub mod model;
 mod params;
 mod run;

@@ -16,6 +16,9 @@ pub struct RuntimeArtifact {
     pub schema_version: String,
     #[serde(default)]
     pub metadata: Map<String, Value>,
+    /// The artifact's id in the store, once recorded; its identity in cache fingerprints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
 }
 
 impl RuntimeArtifact {
@@ -40,6 +43,8 @@ impl RuntimeArtifact {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskState {
+    /// Still running (only seen when reading a run in progress from the store).
+    Running,
     Succeeded,
     Failed,
     Skipped,
@@ -50,6 +55,7 @@ pub enum TaskState {
 impl TaskState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Running => "RUNNING",
             Self::Succeeded => "SUCCEEDED",
             Self::Failed => "FAILED",
             Self::Skipped => "SKIPPED",
@@ -67,6 +73,8 @@ impl TaskState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunState {
+    /// Still running (only seen when reading a run in progress from the store).
+    Running,
     Succeeded,
     Failed,
     Canceled,
@@ -75,6 +83,7 @@ pub enum RunState {
 impl RunState {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Running => "RUNNING",
             Self::Succeeded => "SUCCEEDED",
             Self::Failed => "FAILED",
             Self::Canceled => "CANCELED",

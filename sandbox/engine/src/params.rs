@@ -141,6 +141,7 @@ pub fn resolve_root_artifacts(
                     schema_title: definition.artifact_type.schema_title.clone(),
                     schema_version: definition.artifact_type.schema_version.clone(),
                     metadata: Map::new(),
+                    id: None,
                 };
                 artifacts.insert(name.clone(), vec![artifact]);
             }

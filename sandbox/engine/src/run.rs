@@ -24,8 +24,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use kfbox_store::value::Prop;
+use kfbox_store::{props, RunHandle, Store};
+
 use crate::events::{EventSink, RunEvent};
 use crate::executor::{Executor, ExecutorError, Step, StepExit};
+use crate::ledger::{execution_type, kind_label, Draft, Ledger, Placement};
 use crate::model::{
     ArtifactRef, RunState, RunSummary, RuntimeArtifact, TaskKind, TaskOutputs, TaskRecord,
     TaskState,
@@ -45,6 +49,12 @@ pub struct RunOptions {
     pub artifacts: BTreeMap<String, Vec<RuntimeArtifact>>,
     /// How many steps may run at once.
     pub parallelism: usize,
+    /// Where the run is recorded, and its records there (see [`Store::begin_run`]).
+    pub store: Arc<Store>,
+    pub record: RunHandle,
+    /// Reuse earlier executions with the same cache fingerprint. Off, executions still record
+    /// their fingerprints, so later runs can reuse them.
+    pub reuse_cache: bool,
 }
 
 type Artifacts = BTreeMap<String, Vec<RuntimeArtifact>>;
@@ -85,6 +95,7 @@ struct Run {
     resource_name: String,
     slots: Semaphore,
     records: Mutex<Vec<TaskRecord>>,
+    ledger: Ledger,
 }
 
 type BoxedOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -100,7 +111,7 @@ pub async fn execute(
     let started_at = now();
     let run = Arc::new(Run {
         executor,
-        events,
+        events: events.clone(),
         cancel,
         create_time: started_at.clone(),
         resource_name: format!(
@@ -110,6 +121,11 @@ pub async fn execute(
         ),
         slots: Semaphore::new(options.parallelism.max(1)),
         records: Mutex::new(Vec::new()),
+        ledger: Ledger::new(
+            options.store.clone(),
+            options.record.clone(),
+            events.clone(),
+        ),
         options,
         pipeline,
     });
@@ -118,7 +134,8 @@ pub async fn execute(
         parameters: run.options.parameters.clone(),
         artifacts: run.options.artifacts.clone(),
     };
-    let root = run_dag(run.clone(), None, String::new(), inputs).await;
+    let root_id = run.ledger.root_execution_id();
+    let root = run_dag(run.clone(), None, String::new(), inputs, root_id).await;
     let state = if run.cancel.is_cancelled() {
         RunState::Canceled
     } else {
@@ -128,10 +145,10 @@ pub async fn execute(
             _ => RunState::Succeeded,
         }
     };
-    let mut outputs = root.parameters;
-    for (name, list) in root.artifacts {
+    let mut outputs = root.parameters.clone();
+    for (name, list) in &root.artifacts {
         let refs: Vec<ArtifactRef> = list.iter().map(ArtifactRef::from).collect();
-        outputs.insert(name, serde_json::to_value(refs).unwrap_or_default());
+        outputs.insert(name.clone(), serde_json::to_value(refs).unwrap_or_default());
     }
     let mut tasks = std::mem::take(&mut *run.records.lock().expect("records lock"));
     tasks.sort_by(|a, b| {
@@ -148,8 +165,14 @@ pub async fn execute(
                 None => format!("task `{}` failed", t.path),
             }),
         RunState::Canceled => Some("the run was canceled".into()),
-        RunState::Succeeded => None,
+        RunState::Succeeded | RunState::Running => None,
     };
+    run.ledger.finish_run(
+        state.as_str(),
+        error.clone(),
+        &root.parameters,
+        &root.artifacts,
+    );
     RunSummary {
         run_id: run.options.run_id.clone(),
         pipeline: run.pipeline.spec.pipeline_info.name.clone(),
@@ -195,7 +218,21 @@ impl Run {
             .unwrap_or_else(|| EMPTY.get_or_init(DagSpec::default))
     }
 
-    fn record(&self, record: TaskRecord) {
+    /// Record an ended task in the store (new output artifacts get their ids) and the summary.
+    fn record(
+        &self,
+        draft: Draft,
+        record: TaskRecord,
+        outcome: &mut Outcome,
+        extra: Vec<(&'static str, Prop)>,
+    ) {
+        self.ledger.close(
+            draft,
+            &record,
+            &outcome.parameters,
+            &mut outcome.artifacts,
+            extra,
+        );
         self.events.send(RunEvent::TaskFinished {
             path: record.path.clone(),
             state: record.state,
@@ -203,19 +240,48 @@ impl Run {
         self.records.lock().expect("records lock").push(record);
     }
 
+    /// The store draft of a task's execution.
+    fn draft(
+        &self,
+        task: &TaskSpec,
+        path: &str,
+        kind: TaskKind,
+        parent: i64,
+        inputs: &Inputs,
+    ) -> Draft {
+        let at = Placement {
+            task_name: &task.task_info.name,
+            display_name: &task.task_info.name,
+            path,
+            kind: kind_label(kind),
+            parent,
+        };
+        self.ledger.draft(
+            execution_type(kind),
+            &at,
+            &inputs.parameters,
+            &inputs.artifacts,
+        )
+    }
+
     /// Record a task that ended without running a step.
     fn record_unrun(
         &self,
         task: &TaskSpec,
         path: &str,
-        kind: TaskKind,
-        outcome: &Outcome,
+        parent: i64,
+        outcome: Outcome,
         reason: Option<String>,
-    ) {
-        self.record(TaskRecord {
+    ) -> Outcome {
+        let kind = self.kind_of(task);
+        let draft = self.draft(task, path, kind, parent, &Inputs::default());
+        let record = TaskRecord {
             reason,
-            ..ended_record(task, path, kind, outcome, None, 0)
-        });
+            ..ended_record(task, path, kind, &outcome, None, 0)
+        };
+        let mut outcome = outcome;
+        self.record(draft, record, &mut outcome, Vec::new());
+        outcome
     }
 
     fn kind_of(&self, task: &TaskSpec) -> TaskKind {
@@ -296,7 +362,14 @@ fn upstream_of(task: &TaskSpec) -> Vec<String> {
     deps
 }
 
-fn run_dag(run: Arc<Run>, component: Option<String>, path: String, inputs: Inputs) -> BoxedOutcome {
+/// Run a DAG's tasks; `execution` is the DAG's own execution in the store (their parent).
+fn run_dag(
+    run: Arc<Run>,
+    component: Option<String>,
+    path: String,
+    inputs: Inputs,
+    execution: i64,
+) -> BoxedOutcome {
     Box::pin(async move {
         let dag = run.dag(component.as_deref());
         let upstream: HashMap<&str, Vec<String>> = dag
@@ -347,12 +420,11 @@ fn run_dag(run: Arc<Run>, component: Option<String>, path: String, inputs: Input
                         })
                     };
                     if let Some((state, reason)) = not_run {
-                        let outcome = Outcome::empty(state, None);
-                        run.record_unrun(
+                        let outcome = run.record_unrun(
                             task,
                             &task_path,
-                            run.kind_of(task),
-                            &outcome,
+                            execution,
+                            Outcome::empty(state, None),
                             Some(reason),
                         );
                         outcomes.insert(name.clone(), outcome);
@@ -367,9 +439,16 @@ fn run_dag(run: Arc<Run>, component: Option<String>, path: String, inputs: Input
                     let scope = inputs.clone();
                     let name = name.clone();
                     running.spawn(async move {
-                        let outcome =
-                            run_task(run, component, name.clone(), task_path, scope, siblings)
-                                .await;
+                        let outcome = run_task(
+                            run,
+                            component,
+                            name.clone(),
+                            task_path,
+                            scope,
+                            siblings,
+                            execution,
+                        )
+                        .await;
                         (name, outcome)
                     });
                 }
@@ -448,14 +527,19 @@ async fn run_task(
     path: String,
     scope: Inputs,
     siblings: HashMap<String, Outcome>,
+    parent_execution: i64,
 ) -> Outcome {
     let task = &run.dag(parent.as_deref()).tasks[&name];
     let kind = run.kind_of(task);
     let component = run.component(Some(&task.component_ref.name));
     let fail = |error: String| {
-        let outcome = Outcome::empty(TaskState::Failed, Some(error));
-        run.record_unrun(task, &path, kind, &outcome, None);
-        outcome
+        run.record_unrun(
+            task,
+            &path,
+            parent_execution,
+            Outcome::empty(TaskState::Failed, Some(error)),
+            None,
+        )
     };
     let inputs = match resolve_inputs(&run, task, component, &scope, &siblings) {
         Ok(inputs) => inputs,
@@ -466,42 +550,37 @@ async fn run_task(
         match evaluate_condition(condition, &inputs.parameters, artifacts) {
             Ok(true) => {}
             Ok(false) => {
-                let outcome = Outcome::empty(TaskState::Skipped, None);
-                run.record_unrun(
+                return run.record_unrun(
                     task,
                     &path,
-                    kind,
-                    &outcome,
+                    parent_execution,
+                    Outcome::empty(TaskState::Skipped, None),
                     Some(format!("condition is false: {condition}")),
                 );
-                return outcome;
             }
             Err(e) => return fail(e.to_string()),
         }
     }
+    let mut draft = run.draft(task, &path, kind, parent_execution, &inputs);
     match kind {
-        TaskKind::Loop => run_loop(run.clone(), task, path, inputs).await,
+        TaskKind::Loop => run_loop(run.clone(), task, path, inputs, draft).await,
         TaskKind::Dag => {
             let started_at = now();
-            let outcome = run_dag(
+            run.ledger.open(&mut draft);
+            let mut outcome = run_dag(
                 run.clone(),
                 Some(task.component_ref.name.clone()),
                 path.clone(),
                 inputs,
+                draft.id(),
             )
             .await;
-            run.record(ended_record(
-                task,
-                &path,
-                kind,
-                &outcome,
-                Some(started_at),
-                0,
-            ));
+            let record = ended_record(task, &path, kind, &outcome, Some(started_at), 0);
+            run.record(draft, record, &mut outcome, Vec::new());
             outcome
         }
-        TaskKind::Importer => run_importer(&run, task, component, &path, &inputs),
-        TaskKind::Container => run_container(&run, task, component, &path, inputs).await,
+        TaskKind::Importer => run_importer(&run, task, component, &path, &inputs, draft),
+        TaskKind::Container => run_container(&run, task, component, &path, inputs, draft).await,
     }
 }
 
@@ -590,6 +669,8 @@ fn resolve_inputs(
             let state = match producer.state {
                 TaskState::Succeeded | TaskState::Skipped => "COMPLETE",
                 TaskState::Cached => "CACHED",
+                // A producer has ended before its dependents resolve inputs.
+                TaskState::Running => "RUNNING",
                 TaskState::Failed => "FAILED",
                 TaskState::Canceled => "CANCELED",
             };
@@ -681,7 +762,13 @@ fn resolve_inputs(
     Ok(inputs)
 }
 
-async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) -> Outcome {
+async fn run_loop(
+    run: Arc<Run>,
+    task: &TaskSpec,
+    path: String,
+    inputs: Inputs,
+    mut draft: Draft,
+) -> Outcome {
     let started_at = now();
     let items: Result<Vec<Inputs>, String> = if let Some(iterator) = &task.parameter_iterator {
         let raw = match (&iterator.items.raw, &iterator.items.input_parameter) {
@@ -735,11 +822,14 @@ async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) 
     let items = match items {
         Ok(items) => items,
         Err(e) => {
-            let outcome = Outcome::empty(TaskState::Failed, Some(e));
-            run.record_unrun(task, &path, TaskKind::Loop, &outcome, None);
+            let mut outcome = Outcome::empty(TaskState::Failed, Some(e));
+            let record = ended_record(task, &path, TaskKind::Loop, &outcome, None, 0);
+            run.record(draft, record, &mut outcome, Vec::new());
             return outcome;
         }
     };
+    run.ledger.open(&mut draft);
+    let loop_execution = draft.id();
     let count = items.len();
     let limit = match task.iterator_policy.parallelism_limit {
         0 => count.max(1),
@@ -754,12 +844,53 @@ async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) 
         let stop = stop.clone();
         let component = task.component_ref.name.clone();
         let iteration_path = format!("{path}/iteration-{index}");
+        let task = task.clone();
         running.spawn(async move {
             let _permit = gate.acquire_owned().await.expect("loop gate open");
             if stop.is_cancelled() || run.cancel.is_cancelled() {
                 return (index, None);
             }
-            let outcome = run_dag(run, Some(component), iteration_path, scope).await;
+            let started_at = now();
+            let at = Placement {
+                task_name: &task.task_info.name,
+                display_name: &format!("{}-iteration-{index}", task.task_info.name),
+                path: &iteration_path,
+                kind: "iteration",
+                parent: loop_execution,
+            };
+            let mut iteration = run.ledger.draft(
+                kfbox_store::ExecutionType::Dag,
+                &at,
+                &scope.parameters,
+                &scope.artifacts,
+            );
+            iteration.set(props::ITERATION_INDEX, Prop::Int(index as i64));
+            run.ledger.open(&mut iteration);
+            let id = iteration.id();
+            let mut outcome = run_dag(
+                run.clone(),
+                Some(component),
+                iteration_path.clone(),
+                scope,
+                id,
+            )
+            .await;
+            let record = ended_record(
+                &task,
+                &iteration_path,
+                TaskKind::Dag,
+                &outcome,
+                Some(started_at),
+                0,
+            );
+            let parameters = outcome.parameters.clone();
+            run.ledger.close(
+                iteration,
+                &record,
+                &parameters,
+                &mut outcome.artifacts,
+                Vec::new(),
+            );
             if outcome.state == TaskState::Failed {
                 stop.cancel();
             }
@@ -809,16 +940,17 @@ async fn run_loop(run: Arc<Run>, task: &TaskSpec, path: String, inputs: Inputs) 
             .collect();
         format!("iteration(s) {} failed", failed.join(", "))
     });
-    let outcome = Outcome {
+    let mut outcome = Outcome {
         state,
         parameters,
         artifacts,
         error,
     };
-    run.record(TaskRecord {
+    let record = TaskRecord {
         iterations: Some(count),
         ..ended_record(task, &path, TaskKind::Loop, &outcome, Some(started_at), 0)
-    });
+    };
+    run.record(draft, record, &mut outcome, Vec::new());
     outcome
 }
 
@@ -828,6 +960,7 @@ fn run_importer(
     component: &ComponentSpec,
     path: &str,
     inputs: &Inputs,
+    draft: Draft,
 ) -> Outcome {
     let started_at = now();
     let label = component.executor_label.as_deref().unwrap_or_default();
@@ -843,7 +976,7 @@ fn run_importer(
         (_, Some(param)) => inputs.parameters.get(param).map(value_to_text),
         _ => None,
     };
-    let outcome = match uri.filter(|u| !u.is_empty()) {
+    let mut outcome = match uri.filter(|u| !u.is_empty()) {
         None => Outcome::empty(
             TaskState::Failed,
             Some("importer has no artifact URI".into()),
@@ -870,6 +1003,7 @@ fn run_importer(
                 schema_title: importer.type_schema.schema_title.clone(),
                 schema_version: importer.type_schema.schema_version.clone(),
                 metadata,
+                id: None,
             };
             Outcome {
                 state: TaskState::Succeeded,
@@ -879,14 +1013,15 @@ fn run_importer(
             }
         }
     };
-    run.record(ended_record(
+    let record = ended_record(
         task,
         path,
         TaskKind::Importer,
         &outcome,
         Some(started_at),
         1,
-    ));
+    );
+    run.record(draft, record, &mut outcome, Vec::new());
     outcome
 }
 
@@ -1055,22 +1190,28 @@ async fn run_container(
     component: &ComponentSpec,
     path: &str,
     inputs: Inputs,
+    mut draft: Draft,
 ) -> Outcome {
     let label = component.executor_label.as_deref().unwrap_or_default();
     let container = run.pipeline.spec.deployment_spec.executors[label]
         .container
         .as_ref()
         .expect("container kind checked");
+    draft.set(props::IMAGE, Prop::Text(container.image.clone()));
+    let not_started = |draft: Draft, error: String| {
+        let mut outcome = Outcome::empty(TaskState::Failed, Some(error));
+        let record = ended_record(task, path, TaskKind::Container, &outcome, None, 0);
+        run.record(draft, record, &mut outcome, Vec::new());
+        outcome
+    };
     if container.image.starts_with("argostub/") {
-        let outcome = Outcome::empty(
-            TaskState::Failed,
-            Some(format!(
+        return not_started(
+            draft,
+            format!(
                 "`{}` is a Kubernetes-only step (kfp-kubernetes volume operations); it needs a cluster",
                 container.image
-            )),
+            ),
         );
-        run.record_unrun(task, path, TaskKind::Container, &outcome, None);
-        return outcome;
     }
     let dirs = TaskDirs::new(&run.options.run_dir, path);
     let mut with_defaults = inputs.parameters.clone();
@@ -1103,6 +1244,7 @@ async fn run_container(
                     schema_title: spec.artifact_type.schema_title.clone(),
                     schema_version: spec.artifact_type.schema_version.clone(),
                     metadata: Map::new(),
+                    id: None,
                 }],
             )
         })
@@ -1125,10 +1267,23 @@ async fn run_container(
         let expanded = parse_arg(text).and_then(|arg| arg.expand(&executor_input));
         match expanded {
             Ok(words) => argv.extend(words),
-            Err(e) => {
-                let outcome = Outcome::empty(TaskState::Failed, Some(e.to_string()));
-                run.record_unrun(task, path, TaskKind::Container, &outcome, None);
-                return outcome;
+            Err(e) => return not_started(draft, e.to_string()),
+        }
+    }
+    if task.caching_options.enable_cache {
+        let fingerprint = crate::cache::fingerprint(
+            task,
+            component,
+            container,
+            &executor_input.with_defaults,
+            &inputs.artifacts,
+        );
+        if let Some(fingerprint) = fingerprint {
+            draft.set(props::CACHE_FINGERPRINT, Prop::Text(fingerprint.clone()));
+            if run.options.reuse_cache {
+                if let Some(hit) = run.ledger.find_cached(&fingerprint) {
+                    return reuse_cached(run, task, component, path, draft, hit);
+                }
             }
         }
     }
@@ -1140,6 +1295,9 @@ async fn run_container(
     let retry = task.retry_policy.clone().unwrap_or_default();
     let max_attempts = retry.max_retry_count + 1;
     let started_at = now();
+    // Known from the start, so `kfbox logs --follow` finds a running step's log.
+    draft.set(props::LOG, Prop::Text(dirs.log_path.display().to_string()));
+    run.ledger.open(&mut draft);
     run.events.send(RunEvent::TaskStarted {
         path: path.to_owned(),
     });
@@ -1176,7 +1334,7 @@ async fn run_container(
             Err(AttemptError::Retriable(e)) => break (TaskState::Failed, None, Some(e)),
         }
     };
-    let outcome = match result {
+    let mut outcome = match result {
         Some((parameters, artifacts)) => Outcome {
             state,
             parameters,
@@ -1185,7 +1343,7 @@ async fn run_container(
         },
         None => Outcome::empty(state, error),
     };
-    run.record(TaskRecord {
+    let record = TaskRecord {
         reason: (state == TaskState::Canceled).then(|| "the run was canceled".to_owned()),
         log: Some(dirs.log_path.display().to_string()),
         ..ended_record(
@@ -1196,7 +1354,82 @@ async fn run_container(
             Some(started_at),
             attempt,
         )
-    });
+    };
+    run.record(draft, record, &mut outcome, Vec::new());
+    outcome
+}
+
+/// A cache hit: the earlier execution's outputs and artifacts (the same files, not copies),
+/// recorded as a CACHED execution that points at it.
+fn reuse_cached(
+    run: &Run,
+    task: &TaskSpec,
+    component: &ComponentSpec,
+    path: &str,
+    draft: Draft,
+    hit: kfbox_store::CachedExecution,
+) -> Outcome {
+    let started_at = now();
+    let mut parameters = Map::new();
+    for (name, definition) in &component.output_definitions.parameters {
+        if let Some(value) = hit.outputs.get(name) {
+            // The store keeps numbers as doubles, as MLMD does; the declared type restores ints.
+            let value =
+                coerce(value.clone(), definition.parameter_type).unwrap_or_else(|_| value.clone());
+            parameters.insert(name.clone(), value);
+        }
+    }
+    let mut artifacts = Artifacts::new();
+    for (name, rows) in hit.artifacts {
+        let declared = component.output_definitions.artifacts.get(&name);
+        let list = rows
+            .into_iter()
+            .map(|row| {
+                let mut metadata = row.metadata.clone();
+                metadata.remove(props::STORE_SESSION_INFO);
+                if row.display_name() == name {
+                    metadata.remove(props::DISPLAY_NAME);
+                }
+                RuntimeArtifact {
+                    name: name.clone(),
+                    uri: row.uri,
+                    schema_title: row.type_name,
+                    schema_version: declared
+                        .map(|d| d.artifact_type.schema_version.clone())
+                        .unwrap_or_default(),
+                    metadata,
+                    id: Some(row.id),
+                }
+            })
+            .collect();
+        artifacts.insert(name, list);
+    }
+    let mut outcome = Outcome {
+        state: TaskState::Cached,
+        parameters,
+        artifacts,
+        error: None,
+    };
+    let from = match &hit.run_id {
+        Some(run_id) => format!("execution {} of run {run_id}", hit.execution_id),
+        None => format!("execution {}", hit.execution_id),
+    };
+    let record = TaskRecord {
+        reason: Some(format!("cache hit: reused the outputs of {from}")),
+        ..ended_record(
+            task,
+            path,
+            TaskKind::Container,
+            &outcome,
+            Some(started_at),
+            0,
+        )
+    };
+    let extra = vec![(
+        props::CACHED_EXECUTION_ID,
+        Prop::Text(hit.execution_id.to_string()),
+    )];
+    run.record(draft, record, &mut outcome, extra);
     outcome
 }
 
@@ -1336,6 +1569,7 @@ fn collect_outputs(
                     schema_title: String::new(),
                     schema_version: String::new(),
                     metadata: Map::new(),
+                    id: None,
                 });
                 if let Some(uri) = item
                     .get("uri")

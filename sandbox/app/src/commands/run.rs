@@ -8,6 +8,7 @@ use chrono::DateTime;
 use console::style;
 use kfbox_cli::RunArgs;
 use kfbox_engine::events::EventSink;
+use kfbox_engine::model::RuntimeArtifact;
 use kfbox_engine::model::{RunState, RunSummary};
 use kfbox_engine::{
     execute, parse_assignments, resolve_root_artifacts, resolve_root_parameters, RunOptions,
@@ -16,6 +17,8 @@ use kfbox_process::ProcessExecutor;
 use kfbox_python::PythonEnvs;
 use kfbox_spec::load_pipeline;
 use kfbox_spec::value::value_to_text;
+use kfbox_store::{NewArtifact, NewRun, RunHandle, Store};
+use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::printer::Printer;
@@ -63,6 +66,7 @@ pub async fn run(
             return Ok(ExitStatus::Error);
         }
     };
+    let store = Arc::new(settings.open_store()?);
     let run_id = uuid::Uuid::new_v4().to_string();
     let run_dir = settings.runs_dir().join(&run_id);
     fs_err::create_dir_all(&run_dir).context("cannot create the run directory")?;
@@ -71,6 +75,17 @@ pub async fn run(
         .run_name
         .clone()
         .unwrap_or_else(|| format!("{pipeline_name}-{}", &run_id[..8]));
+    let record = store
+        .begin_run(&NewRun {
+            run_id: run_id.clone(),
+            display_name: run_name.clone(),
+            pipeline_name: pipeline_name.clone(),
+            resource_name: format!("{pipeline_name}-{}", &run_id[..8]),
+            run_dir: run_dir.display().to_string(),
+            parameters: parameters.clone(),
+        })
+        .context("cannot record the run in the store")?;
+    let artifacts = record_root_artifacts(&store, &record, artifacts)?;
     let options = RunOptions {
         run_id: run_id.clone(),
         run_name,
@@ -80,6 +95,9 @@ pub async fn run(
         parallelism: args
             .parallelism
             .map_or_else(default_parallelism, |n| n as usize),
+        store: store.clone(),
+        record: record.clone(),
+        reuse_cache: settings.cache && !args.no_cache,
     };
     let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
     let executor = Arc::new(ProcessExecutor::new(envs));
@@ -101,8 +119,37 @@ pub async fn run(
     }
     Ok(match summary.state {
         RunState::Succeeded => ExitStatus::Success,
-        RunState::Failed | RunState::Canceled => ExitStatus::Failure,
+        RunState::Failed | RunState::Canceled | RunState::Running => ExitStatus::Failure,
     })
+}
+
+/// Root input artifacts are recorded first, so steps that use them have INPUT events to them.
+fn record_root_artifacts(
+    store: &Store,
+    record: &RunHandle,
+    mut artifacts: BTreeMap<String, Vec<RuntimeArtifact>>,
+) -> anyhow::Result<BTreeMap<String, Vec<RuntimeArtifact>>> {
+    let new: Vec<(String, NewArtifact)> = artifacts
+        .iter()
+        .flat_map(|(name, list)| {
+            list.iter().map(|a| {
+                let artifact = NewArtifact {
+                    schema_title: a.schema_title.clone(),
+                    uri: a.uri.clone(),
+                    metadata: a.metadata.clone(),
+                };
+                (name.clone(), artifact)
+            })
+        })
+        .collect();
+    let ids = store
+        .record_artifacts(record, &new)
+        .context("cannot record the run's input artifacts")?;
+    let mut ids = ids.into_iter();
+    for artifact in artifacts.values_mut().flatten() {
+        artifact.id = ids.next();
+    }
+    Ok(artifacts)
 }
 
 async fn cancel_on_signal(cancel: CancellationToken, printer: Printer) {
@@ -124,19 +171,20 @@ async fn cancel_on_signal(cancel: CancellationToken, printer: Printer) {
     cancel.cancel();
 }
 
-fn seconds_between(start: &str, end: &str) -> Option<f64> {
+pub(crate) fn seconds_between(start: &str, end: &str) -> Option<f64> {
     let start = DateTime::parse_from_rfc3339(start).ok()?;
     let end = DateTime::parse_from_rfc3339(end).ok()?;
     Some((end - start).num_milliseconds() as f64 / 1000.0)
 }
 
-fn render_summary(summary: &RunSummary) -> String {
+pub(crate) fn render_summary(summary: &RunSummary) -> String {
     let mut out = String::new();
     let took = seconds_between(&summary.started_at, &summary.finished_at).unwrap_or_default();
     let state = match summary.state {
         RunState::Succeeded => style(summary.state.as_str()).green().bold(),
         RunState::Failed => style(summary.state.as_str()).red().bold(),
         RunState::Canceled => style(summary.state.as_str()).yellow().bold(),
+        RunState::Running => style(summary.state.as_str()).blue().bold(),
     };
     out.push_str(&format!(
         "Run {} of {}: {state} in {took:.1}s\n",

@@ -1,0 +1,212 @@
+//! `kfbox artifacts list|get` and `kfbox lineage`.
+
+use kfbox_cli::{ArtifactArg, ArtifactsCommand, ArtifactsListArgs, LineageArgs};
+use kfbox_store::{props, ArtifactRow, ExecutionRow, LineageStep, RunSelector, Store};
+use serde_json::{json, Value};
+
+use crate::human;
+use crate::printer::Printer;
+use crate::settings::GlobalSettings;
+use crate::ExitStatus;
+
+pub fn artifacts(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    command: ArtifactsCommand,
+) -> anyhow::Result<ExitStatus> {
+    let store = settings.open_store()?;
+    match command {
+        ArtifactsCommand::List(args) => list(&store, printer, args),
+        ArtifactsCommand::Get(args) => get(&store, printer, args),
+    }
+}
+
+/// The type without the `system.` prefix every KFP type carries.
+fn short_type(type_name: &str) -> &str {
+    type_name.strip_prefix("system.").unwrap_or(type_name)
+}
+
+fn short_id(run_id: Option<&str>) -> &str {
+    run_id.map_or("", |r| &r[..r.len().min(8)])
+}
+
+fn artifact_json(a: &ArtifactRow) -> Value {
+    json!({
+        "id": a.id,
+        "type": a.type_name,
+        "name": a.display_name(),
+        "uri": a.uri,
+        "run_id": a.run_id,
+        "created_at": human::rfc3339(a.created_at),
+        "metadata": a.metadata,
+    })
+}
+
+fn list(store: &Store, printer: &Printer, args: ArtifactsListArgs) -> anyhow::Result<ExitStatus> {
+    let run = args
+        .run
+        .map(|r| store.find_run(&RunSelector(r)))
+        .transpose()?;
+    let found = store.list_artifacts(run.as_ref(), None, args.limit as usize)?;
+    if args.json {
+        let items: Vec<Value> = found.iter().map(artifact_json).collect();
+        printer.data(&serde_json::to_string_pretty(
+            &json!({ "artifacts": items }),
+        )?);
+        return Ok(ExitStatus::Success);
+    }
+    if found.is_empty() {
+        printer.note("No artifacts recorded.");
+        return Ok(ExitStatus::Success);
+    }
+    let now = chrono::Utc::now();
+    let mut out = format!(
+        "{:>6}  {:<21}  {:<20}  {:<8}  {}\n",
+        "ID", "TYPE", "NAME", "RUN", "CREATED"
+    );
+    for a in &found {
+        out.push_str(&format!(
+            "{:>6}  {:<21}  {:<20}  {:<8}  {}\n",
+            a.id,
+            human::fit(short_type(&a.type_name), 21),
+            human::fit(a.display_name(), 20),
+            short_id(a.run_id.as_deref()),
+            human::ago(a.created_at, now)
+        ));
+    }
+    printer.data(out.trim_end());
+    Ok(ExitStatus::Success)
+}
+
+fn get(store: &Store, printer: &Printer, args: ArtifactArg) -> anyhow::Result<ExitStatus> {
+    let lineage = store.lineage(args.id)?;
+    let a = &lineage.artifact;
+    let producer = lineage.producers.first();
+    if args.json {
+        let mut out = artifact_json(a);
+        out["produced_by"] = producer.map_or(Value::Null, step_json);
+        printer.data(&serde_json::to_string_pretty(&out)?);
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = format!("Artifact {}  {}  {}\n", a.id, a.type_name, a.display_name());
+    out.push_str(&format!("  uri:      {}\n", a.uri));
+    out.push_str(&format!("  created:  {}\n", human::rfc3339(a.created_at)));
+    if let Some(step) = producer {
+        out.push_str(&format!("  produced: {}\n", describe(step)));
+    }
+    let metadata: Vec<(&String, &Value)> = a
+        .metadata
+        .iter()
+        .filter(|(k, _)| *k != props::DISPLAY_NAME && *k != props::STORE_SESSION_INFO)
+        .collect();
+    if !metadata.is_empty() {
+        out.push_str("  metadata:\n");
+        for (key, value) in metadata {
+            out.push_str(&format!("    {key} = {value}\n"));
+        }
+    }
+    printer.data(out.trim_end());
+    Ok(ExitStatus::Success)
+}
+
+fn task_path(e: &ExecutionRow) -> &str {
+    e.text(props::PATH).unwrap_or_default()
+}
+
+fn step_json(step: &LineageStep) -> Value {
+    let e = &step.execution;
+    json!({
+        "execution_id": e.id,
+        "type": e.type_name,
+        "state": e.state,
+        "run_id": e.run_id,
+        "task": task_path(e),
+        "as": step.name,
+        "cached_execution_id": e.text(props::CACHED_EXECUTION_ID),
+    })
+}
+
+/// "task `train` of run 1a2b3c4d as `model` (execution 7, COMPLETE)"
+fn describe(step: &LineageStep) -> String {
+    let e = &step.execution;
+    format!(
+        "task `{}` of run {} as `{}` (execution {}, {})",
+        task_path(e),
+        short_id(e.run_id.as_deref()),
+        step.name,
+        e.id,
+        e.state
+    )
+}
+
+pub fn lineage(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: LineageArgs,
+) -> anyhow::Result<ExitStatus> {
+    let store = settings.open_store()?;
+    let lineage = store.lineage(args.artifact)?;
+    // The first OUTPUT event is the producer; later ones are cache hits that reused it.
+    let (producer, reusers) = match lineage.producers.split_first() {
+        Some((first, rest)) => (Some(first), rest),
+        None => (None, &[][..]),
+    };
+    if args.json {
+        let inputs: Vec<Value> = lineage
+            .inputs
+            .iter()
+            .map(|(name, a)| {
+                let mut v = artifact_json(a);
+                v["as"] = Value::from(name.clone());
+                v
+            })
+            .collect();
+        let out = json!({
+            "artifact": artifact_json(&lineage.artifact),
+            "produced_by": producer.map_or(Value::Null, step_json),
+            "inputs": inputs,
+            "reused_by": reusers.iter().map(step_json).collect::<Vec<_>>(),
+            "consumed_by": lineage.consumers.iter().map(step_json).collect::<Vec<_>>(),
+        });
+        printer.data(&serde_json::to_string_pretty(&out)?);
+        return Ok(ExitStatus::Success);
+    }
+    let a = &lineage.artifact;
+    let mut out = format!(
+        "Artifact {} ({}, `{}`)\n  {}\n",
+        a.id,
+        short_type(&a.type_name),
+        a.display_name(),
+        a.uri
+    );
+    match producer {
+        Some(step) => {
+            out.push_str(&format!("Produced by {}\n", describe(step)));
+            if lineage.inputs.is_empty() {
+                out.push_str("  from no input artifacts\n");
+            }
+            for (name, input) in &lineage.inputs {
+                out.push_str(&format!(
+                    "  from `{name}`: artifact {} ({}, `{}`)\n",
+                    input.id,
+                    short_type(&input.type_name),
+                    input.display_name()
+                ));
+            }
+        }
+        None => out.push_str("Produced by: nothing recorded (an input given to the run)\n"),
+    }
+    for step in reusers {
+        out.push_str(&format!("Reused (cache hit) by {}\n", describe(step)));
+    }
+    if lineage.consumers.is_empty() {
+        out.push_str("Consumed by: no task\n");
+    } else {
+        out.push_str("Consumed by:\n");
+        for step in &lineage.consumers {
+            out.push_str(&format!("  {}\n", describe(step)));
+        }
+    }
+    printer.data(out.trim_end());
+    Ok(ExitStatus::Success)
+}

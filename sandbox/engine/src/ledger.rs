@@ -1,0 +1,272 @@
+//! What the scheduler writes to the store: one MLMD execution per task, with the backend's
+//! custom properties, INPUT events from the artifacts it used and OUTPUT events to those it
+//! produced.
+//!
+//! A store failure never stops a run: it becomes a warning, and the run goes on unrecorded
+//! from there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kfbox_store::value::Prop;
+use kfbox_store::{
+    props, CachedExecution, ExecutionType, FinishedExecution, NewArtifact, NewExecution,
+    OutputArtifact, RunHandle, RunOutcome, Store, StoreError,
+};
+use serde_json::{Map, Value};
+
+use crate::events::{EventSink, RunEvent};
+use crate::model::{RuntimeArtifact, TaskKind, TaskRecord, TaskState};
+
+type Artifacts = BTreeMap<String, Vec<RuntimeArtifact>>;
+
+pub(crate) struct Ledger {
+    store: Arc<Store>,
+    run: RunHandle,
+    events: EventSink,
+}
+
+/// An execution being recorded: what is known when the task starts.
+pub(crate) struct Draft {
+    kind: ExecutionType,
+    props: Vec<(&'static str, Prop)>,
+    inputs: Vec<(String, i64)>,
+    opened: Option<i64>,
+}
+
+impl Draft {
+    /// The execution's id once opened (0 when the store could not record it).
+    pub(crate) fn id(&self) -> i64 {
+        self.opened.unwrap_or(0)
+    }
+
+    pub(crate) fn set(&mut self, name: &'static str, value: Prop) {
+        self.props.push((name, value));
+    }
+}
+
+/// Where a task sits in the run.
+pub(crate) struct Placement<'a> {
+    pub task_name: &'a str,
+    pub display_name: &'a str,
+    pub path: &'a str,
+    pub kind: &'static str,
+    pub parent: i64,
+}
+
+fn mlmd_state(state: TaskState) -> i64 {
+    match state {
+        TaskState::Succeeded => FinishedExecution::COMPLETE,
+        TaskState::Failed => FinishedExecution::FAILED,
+        TaskState::Cached => FinishedExecution::CACHED,
+        TaskState::Running => FinishedExecution::RUNNING,
+        // The backend records a task whose condition was false as CANCELED ("not triggered").
+        TaskState::Skipped | TaskState::Canceled => FinishedExecution::CANCELED,
+    }
+}
+
+pub(crate) fn execution_type(kind: TaskKind) -> ExecutionType {
+    match kind {
+        TaskKind::Container => ExecutionType::Container,
+        TaskKind::Importer => ExecutionType::Importer,
+        TaskKind::Dag | TaskKind::Loop => ExecutionType::Dag,
+    }
+}
+
+pub(crate) fn kind_label(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::Container => "container",
+        TaskKind::Importer => "importer",
+        TaskKind::Dag => "dag",
+        TaskKind::Loop => "loop",
+    }
+}
+
+impl Ledger {
+    pub(crate) fn new(store: Arc<Store>, run: RunHandle, events: EventSink) -> Self {
+        Self { store, run, events }
+    }
+
+    pub(crate) fn root_execution_id(&self) -> i64 {
+        self.run.root_execution_id
+    }
+
+    fn keep<T>(&self, result: Result<T, StoreError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.events.send(RunEvent::Warning(format!(
+                    "recording the run in {} failed: {}",
+                    self.store.path().display(),
+                    crate::error_chain(&e)
+                )));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn draft(
+        &self,
+        kind: ExecutionType,
+        at: &Placement<'_>,
+        parameters: &Map<String, Value>,
+        artifacts: &Artifacts,
+    ) -> Draft {
+        let mut props = vec![
+            (props::DISPLAY_NAME, Prop::Text(at.display_name.to_owned())),
+            (props::TASK_NAME, Prop::Text(at.task_name.to_owned())),
+            (props::INPUTS, Prop::Struct(parameters.clone())),
+            (props::PATH, Prop::Text(at.path.to_owned())),
+            (props::KIND, Prop::Text(at.kind.to_owned())),
+        ];
+        if at.parent != 0 {
+            props.push((props::PARENT_DAG_ID, Prop::Int(at.parent)));
+        }
+        let inputs = artifacts
+            .iter()
+            .flat_map(|(name, list)| list.iter().filter_map(|a| Some((name.clone(), a.id?))))
+            .collect();
+        Draft {
+            kind,
+            props,
+            inputs,
+            opened: None,
+        }
+    }
+
+    /// Insert the execution as RUNNING: a killed run is then found with it unfinished.
+    pub(crate) fn open(&self, draft: &mut Draft) {
+        let execution = NewExecution {
+            props: draft.props.clone(),
+            inputs: draft.inputs.clone(),
+            ..NewExecution::running(draft.kind)
+        };
+        draft.opened = self
+            .keep(self.store.start_execution(&self.run, &execution))
+            .map(|(id, _)| id);
+    }
+
+    /// Record how the task ended; new output artifacts get their ids.
+    pub(crate) fn close(
+        &self,
+        draft: Draft,
+        record: &TaskRecord,
+        outputs: &Map<String, Value>,
+        artifacts: &mut Artifacts,
+        extra: Vec<(&'static str, Prop)>,
+    ) {
+        let mut props = extra;
+        props.push((props::STATE, Prop::Text(record.state.as_str().to_owned())));
+        props.push((props::ATTEMPTS, Prop::Int(record.attempts.into())));
+        props.push((props::OUTPUTS, Prop::Struct(outputs.clone())));
+        let optional = [
+            (props::ERROR, &record.error),
+            (props::REASON, &record.reason),
+            (props::LOG, &record.log),
+            (props::STARTED_AT, &record.started_at),
+            (props::FINISHED_AT, &record.finished_at),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                props.push((name, Prop::Text(value.clone())));
+            }
+        }
+        if let Some(count) = record.iterations {
+            props.push((props::ITERATION_COUNT, Prop::Int(count as i64)));
+        }
+        // Steps and importers produce artifacts (OUTPUT events); DAGs only pass their
+        // children's on, so they list ids instead of claiming to have produced them.
+        let mut output_events = Vec::new();
+        if draft.kind == ExecutionType::Dag {
+            let ids: Map<String, Value> = artifacts
+                .iter()
+                .map(|(name, list)| {
+                    let ids: Vec<Value> =
+                        list.iter().filter_map(|a| a.id).map(Value::from).collect();
+                    (name.clone(), Value::Array(ids))
+                })
+                .collect();
+            props.push((props::OUTPUT_ARTIFACTS, Prop::Struct(ids)));
+        } else {
+            for (name, list) in artifacts.iter() {
+                for artifact in list {
+                    let output = match artifact.id {
+                        Some(id) => OutputArtifact::Existing(id),
+                        None => OutputArtifact::New(NewArtifact {
+                            schema_title: artifact.schema_title.clone(),
+                            uri: artifact.uri.clone(),
+                            metadata: artifact.metadata.clone(),
+                        }),
+                    };
+                    output_events.push((name.clone(), output));
+                }
+            }
+        }
+        let state = mlmd_state(record.state);
+        let ids = match draft.opened {
+            Some(id) => self.keep(self.store.finish_execution(
+                &self.run,
+                id,
+                &FinishedExecution {
+                    state,
+                    props,
+                    outputs: output_events,
+                },
+            )),
+            None => {
+                let mut all = draft.props;
+                all.extend(props);
+                let execution = NewExecution {
+                    kind: draft.kind,
+                    state,
+                    props: all,
+                    inputs: draft.inputs,
+                    outputs: output_events,
+                };
+                self.keep(self.store.start_execution(&self.run, &execution))
+                    .map(|(_, ids)| ids)
+            }
+        };
+        // Ids come back in the order the outputs were given: map order, then list order.
+        let mut ids = ids.unwrap_or_default().into_iter();
+        if draft.kind != ExecutionType::Dag {
+            for list in artifacts.values_mut() {
+                for artifact in list {
+                    if let Some((_, id)) = ids.next() {
+                        artifact.id = Some(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Record the run's end on its root execution and in the run index.
+    pub(crate) fn finish_run(
+        &self,
+        state: &str,
+        error: Option<String>,
+        outputs: &Map<String, Value>,
+        artifacts: &Artifacts,
+    ) {
+        let output_artifacts = artifacts
+            .iter()
+            .map(|(name, list)| {
+                let ids: Vec<Value> = list.iter().filter_map(|a| a.id).map(Value::from).collect();
+                (name.clone(), Value::Array(ids))
+            })
+            .collect();
+        let outcome = RunOutcome {
+            state: state.to_owned(),
+            error,
+            outputs: outputs.clone(),
+            output_artifacts,
+        };
+        self.keep(self.store.finish_run(&self.run, &outcome));
+    }
+
+    /// The newest earlier execution of this pipeline with this fingerprint.
+    pub(crate) fn find_cached(&self, fingerprint: &str) -> Option<CachedExecution> {
+        self.keep(self.store.find_cached(&self.run, fingerprint))
+            .flatten()
+    }
+}

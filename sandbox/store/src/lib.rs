@@ -1,0 +1,161 @@
+//! The run store: one SQLite file that ML Metadata reads, plus kfbox's indexes over it.
+//!
+//! Every run becomes MLMD records exactly as the Kubeflow Pipelines v2 backend writes them:
+//! a `system.Pipeline` context per pipeline, a `system.PipelineRun` context per run, one
+//! execution per task (`system.ContainerExecution`, `system.DAGExecution`,
+//! `system.ImporterExecution`), artifacts typed by their schema title, and INPUT/OUTPUT events
+//! between them. kfbox's own table (`kfbox_run`) is a list view over those records.
+//!
+//! Concurrency: WAL, one connection per process, every write a short `BEGIN IMMEDIATE`
+//! transaction; SQLite's busy handler queues writers of other processes.
+
+mod query;
+mod record;
+mod recovery;
+mod schema;
+pub mod value;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+pub use query::{
+    ArtifactRow, ExecutionRow, Lineage, LineageStep, RunFilter, RunPage, RunRow, RunSelector,
+};
+pub use record::{
+    CachedExecution, ExecutionType, FinishedExecution, NewArtifact, NewExecution, NewRun,
+    OutputArtifact, RunHandle, RunOutcome,
+};
+pub use schema::{latest_version, MLMD_SCHEMA_VERSION};
+
+/// The file name of the store inside `KFBOX_HOME`.
+pub const STORE_FILE: &str = "kfbox.sqlite";
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Custom property names: the backend's, then kfbox's own (prefixed `kfbox.`).
+pub mod props {
+    pub const DISPLAY_NAME: &str = "display_name";
+    pub const TASK_NAME: &str = "task_name";
+    pub const IMAGE: &str = "image";
+    pub const NAMESPACE: &str = "namespace";
+    pub const POD_NAME: &str = "pod_name";
+    pub const RESOURCE_NAME: &str = "resource_name";
+    pub const PIPELINE_ROOT: &str = "pipeline_root";
+    pub const STORE_SESSION_INFO: &str = "store_session_info";
+    pub const CACHE_FINGERPRINT: &str = "cache_fingerprint";
+    pub const CACHED_EXECUTION_ID: &str = "cached_execution_id";
+    pub const INPUTS: &str = "inputs";
+    pub const OUTPUTS: &str = "outputs";
+    pub const PARENT_DAG_ID: &str = "parent_dag_id";
+    pub const ITERATION_INDEX: &str = "iteration_index";
+    pub const ITERATION_COUNT: &str = "iteration_count";
+    pub const TOTAL_DAG_TASKS: &str = "total_dag_tasks";
+    /// The task's path in the run (`outer/iteration-0/inner`).
+    pub const PATH: &str = "kfbox.path";
+    /// kfbox's task kind: container, importer, dag, loop, iteration, root.
+    pub const KIND: &str = "kfbox.kind";
+    /// kfbox's task state, finer than MLMD's (SKIPPED and CANCELED are both MLMD CANCELED).
+    pub const STATE: &str = "kfbox.state";
+    pub const ERROR: &str = "kfbox.error";
+    pub const REASON: &str = "kfbox.reason";
+    pub const ATTEMPTS: &str = "kfbox.attempts";
+    pub const LOG: &str = "kfbox.log";
+    pub const STARTED_AT: &str = "kfbox.started_at";
+    pub const FINISHED_AT: &str = "kfbox.finished_at";
+    /// Output artifacts of DAG tasks (artifact ids by output name); steps use OUTPUT events.
+    pub const OUTPUT_ARTIFACTS: &str = "kfbox.output_artifacts";
+    pub const RUN_DISPLAY_NAME: &str = "kfbox.display_name";
+    pub const RUN_STATE: &str = "kfbox.state";
+    pub const RUN_CREATED_AT: &str = "kfbox.created_at";
+    pub const RUN_FINISHED_AT: &str = "kfbox.finished_at";
+    pub const RUN_DIR: &str = "kfbox.run_dir";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store was written by a newer kfbox (store version {found}, this kfbox knows up to {known}); upgrade kfbox, or point KFBOX_HOME elsewhere")]
+    NewerSchema { found: i64, known: i64 },
+    #[error("the store has ML Metadata schema version {found}; kfbox reads and writes version {MLMD_SCHEMA_VERSION} only")]
+    MlmdSchema { found: i64 },
+    #[error("no run matches `{0}` (see `kfbox runs list`)")]
+    RunNotFound(String),
+    #[error("`{prefix}` matches several runs ({examples}); give more of the run id")]
+    AmbiguousRun { prefix: String, examples: String },
+    #[error("no artifact has id {0} (see `kfbox artifacts list`)")]
+    ArtifactNotFound(i64),
+    #[error("run {0} is still running; stop it first (Ctrl-C in its terminal)")]
+    RunActive(String),
+    #[error("bad page token `{0}`; pass the token a previous listing printed")]
+    BadPageToken(String),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// An open store. Cheap to share behind an `Arc`; all writes go through one connection.
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Open (creating or upgrading) the store at `path`, then mark runs whose process died as
+    /// FAILED.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers (MLMD, `kfbox runs`) read while a run writes; NORMAL sync keeps
+        // every commit safe from a killed process and costs no fsync per commit.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&mut conn)?;
+        let store = Self {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+        };
+        store.recover_abandoned_runs()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the transaction rolls
+        // back on drop), so the connection stays usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run `work` in one `BEGIN IMMEDIATE` transaction.
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = work(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Check the file as SQLite sees it (`PRAGMA integrity_check`).
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        let conn = self.conn();
+        Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
+    }
+}
+
+/// Milliseconds since the epoch, MLMD's time unit.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

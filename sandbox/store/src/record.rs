@@ -1,0 +1,501 @@
+//! Writing runs: contexts, executions, artifacts and events, as the backend's driver and
+//! launcher write them to MLMD.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::{Map, Value};
+
+use crate::value::Prop;
+use crate::{now_ms, props, Store, StoreError};
+
+/// MLMD `Execution.State`.
+pub(crate) mod state {
+    pub const RUNNING: i64 = 2;
+    pub const COMPLETE: i64 = 3;
+    pub const FAILED: i64 = 4;
+    pub const CACHED: i64 = 5;
+    pub const CANCELED: i64 = 6;
+}
+
+/// MLMD `Event.Type`.
+pub(crate) mod event {
+    pub const INPUT: i64 = 3;
+    pub const OUTPUT: i64 = 4;
+}
+
+/// MLMD `Artifact.State.LIVE`.
+const ARTIFACT_LIVE: i64 = 2;
+
+/// MLMD `TypeKind`.
+#[derive(Clone, Copy)]
+enum TypeKind {
+    Execution = 0,
+    Artifact = 1,
+    Context = 2,
+}
+
+const PIPELINE_CONTEXT: &str = "system.Pipeline";
+const RUN_CONTEXT: &str = "system.PipelineRun";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionType {
+    Container,
+    Dag,
+    Importer,
+}
+
+impl ExecutionType {
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Self::Container => "system.ContainerExecution",
+            Self::Dag => "system.DAGExecution",
+            Self::Importer => "system.ImporterExecution",
+        }
+    }
+}
+
+/// A run about to start.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: String,
+    pub display_name: String,
+    pub pipeline_name: String,
+    /// `<pipeline>-<id8>`, the backend's run resource name.
+    pub resource_name: String,
+    pub run_dir: String,
+    pub parameters: Map<String, Value>,
+}
+
+/// What the engine needs to add records to a started run.
+#[derive(Debug, Clone)]
+pub struct RunHandle {
+    pub run_id: String,
+    pub context_id: i64,
+    pub pipeline_context_id: i64,
+    pub root_execution_id: i64,
+}
+
+/// A new artifact, as a step or importer produced it.
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub schema_title: String,
+    pub uri: String,
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub enum OutputArtifact {
+    New(NewArtifact),
+    /// An artifact already recorded: a cache hit or a DAG passing its child's output on.
+    Existing(i64),
+}
+
+/// An execution to insert, in its first state.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    pub kind: ExecutionType,
+    pub state: i64,
+    pub props: Vec<(&'static str, Prop)>,
+    /// INPUT events: input name and artifact id.
+    pub inputs: Vec<(String, i64)>,
+    pub outputs: Vec<(String, OutputArtifact)>,
+}
+
+impl NewExecution {
+    pub fn running(kind: ExecutionType) -> Self {
+        Self {
+            kind,
+            state: state::RUNNING,
+            props: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone)]
+pub struct FinishedExecution {
+    pub state: i64,
+    pub props: Vec<(&'static str, Prop)>,
+    pub outputs: Vec<(String, OutputArtifact)>,
+}
+
+/// MLMD execution states, by the names kfbox's task states map to.
+impl FinishedExecution {
+    pub const RUNNING: i64 = state::RUNNING;
+    pub const COMPLETE: i64 = state::COMPLETE;
+    pub const FAILED: i64 = state::FAILED;
+    pub const CACHED: i64 = state::CACHED;
+    pub const CANCELED: i64 = state::CANCELED;
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub state: String,
+    pub error: Option<String>,
+    pub outputs: Map<String, Value>,
+    pub output_artifacts: Map<String, Value>,
+}
+
+/// An earlier execution whose outputs a cache hit reuses.
+#[derive(Debug, Clone)]
+pub struct CachedExecution {
+    pub execution_id: i64,
+    pub run_id: Option<String>,
+    pub outputs: Map<String, Value>,
+    /// Output artifacts by output name: id, URI, schema title and metadata.
+    pub artifacts: BTreeMap<String, Vec<crate::ArtifactRow>>,
+}
+
+impl Store {
+    /// Record a run's start: its contexts, its root DAG execution and its index row.
+    pub fn begin_run(&self, run: &NewRun) -> Result<RunHandle, StoreError> {
+        let (pid, pid_started) = crate::recovery::this_process();
+        self.write(|tx| {
+            let now = now_ms();
+            let pipeline_type = type_id(tx, PIPELINE_CONTEXT, TypeKind::Context)?;
+            let run_type = type_id(tx, RUN_CONTEXT, TypeKind::Context)?;
+            let pipeline_context = match tx
+                .query_row(
+                    "SELECT id FROM Context WHERE type_id = ?1 AND name = ?2",
+                    params![pipeline_type, run.pipeline_name],
+                    |row| row.get(0),
+                )
+                .optional()?
+            {
+                Some(id) => id,
+                None => {
+                    tx.execute(
+                        "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
+                        params![pipeline_type, run.pipeline_name, now],
+                    )?;
+                    tx.last_insert_rowid()
+                }
+            };
+            tx.execute(
+                "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
+                params![run_type, run.run_id, now],
+            )?;
+            let context = tx.last_insert_rowid();
+            put_props(
+                tx,
+                Owner::Context(context),
+                &[
+                    (props::NAMESPACE, Prop::Text(String::new())),
+                    (props::RESOURCE_NAME, Prop::Text(run.resource_name.clone())),
+                    (props::PIPELINE_ROOT, Prop::Text(run.run_dir.clone())),
+                    (props::STORE_SESSION_INFO, Prop::Text(String::new())),
+                    (props::RUN_DISPLAY_NAME, Prop::Text(run.display_name.clone())),
+                    (props::RUN_STATE, Prop::Text("RUNNING".into())),
+                    (props::RUN_CREATED_AT, Prop::Int(now)),
+                    (props::RUN_DIR, Prop::Text(run.run_dir.clone())),
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO ParentContext (context_id, parent_context_id) VALUES (?1, ?2)",
+                params![context, pipeline_context],
+            )?;
+            let handle = RunHandle {
+                run_id: run.run_id.clone(),
+                context_id: context,
+                pipeline_context_id: pipeline_context,
+                root_execution_id: 0,
+            };
+            let root = NewExecution {
+                props: vec![
+                    (props::DISPLAY_NAME, Prop::Text(run.display_name.clone())),
+                    (props::TASK_NAME, Prop::Text(String::new())),
+                    (props::INPUTS, Prop::Struct(run.parameters.clone())),
+                    (props::KIND, Prop::Text("root".into())),
+                    (props::PATH, Prop::Text(String::new())),
+                ],
+                ..NewExecution::running(ExecutionType::Dag)
+            };
+            let root_id = insert_execution(tx, &handle, &root, Some(&format!("run/{}", run.run_id)))?;
+            tx.execute(
+                "INSERT INTO kfbox_run (run_id, context_id, root_execution_id, display_name, pipeline_name, state, created_at, run_dir, pid, pid_started)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'RUNNING', ?6, ?7, ?8, ?9)",
+                params![run.run_id, context, root_id, run.display_name, run.pipeline_name, now, run.run_dir, pid, pid_started],
+            )?;
+            Ok(RunHandle {
+                root_execution_id: root_id,
+                ..handle
+            })
+        })
+    }
+
+    /// Insert an execution (with its events) and return its id.
+    pub fn start_execution(
+        &self,
+        run: &RunHandle,
+        execution: &NewExecution,
+    ) -> Result<(i64, Vec<(String, i64)>), StoreError> {
+        self.write(|tx| {
+            let id = insert_execution(tx, run, execution, None)?;
+            let outputs = put_outputs(tx, run, id, &execution.outputs)?;
+            Ok((id, outputs))
+        })
+    }
+
+    /// Record an execution's end; returns the ids of its output artifacts, in order.
+    pub fn finish_execution(
+        &self,
+        run: &RunHandle,
+        id: i64,
+        finished: &FinishedExecution,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",
+                params![id, finished.state, now_ms()],
+            )?;
+            put_props(tx, Owner::Execution(id), &finished.props)?;
+            put_outputs(tx, run, id, &finished.outputs)
+        })
+    }
+
+    /// Record input artifacts given to the run itself (`kfbox run --artifact`).
+    pub fn record_artifacts(
+        &self,
+        run: &RunHandle,
+        artifacts: &[(String, NewArtifact)],
+    ) -> Result<Vec<i64>, StoreError> {
+        self.write(|tx| {
+            artifacts
+                .iter()
+                .map(|(name, artifact)| {
+                    let id = insert_artifact(tx, run, name, artifact)?;
+                    insert_event(tx, id, run.root_execution_id, event::INPUT, name)?;
+                    Ok(id)
+                })
+                .collect()
+        })
+    }
+
+    /// Record a run's end on its root execution, its context and its index row.
+    pub fn finish_run(&self, run: &RunHandle, outcome: &RunOutcome) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let now = now_ms();
+            let root_state = match outcome.state.as_str() {
+                "SUCCEEDED" => state::COMPLETE,
+                "CANCELED" => state::CANCELED,
+                _ => state::FAILED,
+            };
+            tx.execute(
+                "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",
+                params![run.root_execution_id, root_state, now],
+            )?;
+            let mut root_props = vec![
+                (props::OUTPUTS, Prop::Struct(outcome.outputs.clone())),
+                (props::STATE, Prop::Text(outcome.state.clone())),
+                (props::OUTPUT_ARTIFACTS, Prop::Struct(outcome.output_artifacts.clone())),
+            ];
+            if let Some(error) = &outcome.error {
+                root_props.push((props::ERROR, Prop::Text(error.clone())));
+            }
+            put_props(tx, Owner::Execution(run.root_execution_id), &root_props)?;
+            end_run(tx, &run.run_id, run.context_id, &outcome.state, outcome.error.as_deref(), now)
+        })
+    }
+}
+
+/// Mark a run ended in its context and index row.
+pub(crate) fn end_run(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    context: i64,
+    state: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut context_props = vec![
+        (props::RUN_STATE, Prop::Text(state.to_owned())),
+        (props::RUN_FINISHED_AT, Prop::Int(now)),
+    ];
+    if let Some(error) = error {
+        context_props.push((props::ERROR, Prop::Text(error.to_owned())));
+    }
+    put_props(tx, Owner::Context(context), &context_props)?;
+    tx.execute(
+        "UPDATE Context SET last_update_time_since_epoch = ?2 WHERE id = ?1",
+        params![context, now],
+    )?;
+    tx.execute(
+        "UPDATE kfbox_run SET state = ?2, finished_at = ?3, error = ?4, pid = NULL WHERE run_id = ?1",
+        params![run_id, state, now, error],
+    )?;
+    Ok(())
+}
+
+fn insert_execution(
+    tx: &Transaction<'_>,
+    run: &RunHandle,
+    execution: &NewExecution,
+    name: Option<&str>,
+) -> Result<i64, StoreError> {
+    let ty = type_id(tx, execution.kind.type_name(), TypeKind::Execution)?;
+    let now = now_ms();
+    tx.execute(
+        "INSERT INTO Execution (type_id, last_known_state, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![ty, execution.state, name, now],
+    )?;
+    let id = tx.last_insert_rowid();
+    put_props(tx, Owner::Execution(id), &execution.props)?;
+    for context in [run.pipeline_context_id, run.context_id] {
+        tx.execute(
+            "INSERT OR IGNORE INTO Association (context_id, execution_id) VALUES (?1, ?2)",
+            params![context, id],
+        )?;
+    }
+    for (name, artifact) in &execution.inputs {
+        insert_event(tx, *artifact, id, event::INPUT, name)?;
+    }
+    Ok(id)
+}
+
+fn put_outputs(
+    tx: &Transaction<'_>,
+    run: &RunHandle,
+    execution: i64,
+    outputs: &[(String, OutputArtifact)],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut ids = Vec::new();
+    for (name, output) in outputs {
+        let id = match output {
+            OutputArtifact::New(artifact) => insert_artifact(tx, run, name, artifact)?,
+            OutputArtifact::Existing(id) => {
+                attribute(tx, run, *id)?;
+                *id
+            }
+        };
+        insert_event(tx, id, execution, event::OUTPUT, name)?;
+        ids.push((name.clone(), id));
+    }
+    Ok(ids)
+}
+
+fn insert_artifact(
+    tx: &Transaction<'_>,
+    run: &RunHandle,
+    name: &str,
+    artifact: &NewArtifact,
+) -> Result<i64, StoreError> {
+    let title = if artifact.schema_title.is_empty() {
+        "system.Artifact"
+    } else {
+        artifact.schema_title.as_str()
+    };
+    let ty = type_id(tx, title, TypeKind::Artifact)?;
+    let now = now_ms();
+    tx.execute(
+        "INSERT INTO Artifact (type_id, uri, state, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![ty, artifact.uri, ARTIFACT_LIVE, now],
+    )?;
+    let id = tx.last_insert_rowid();
+    let mut artifact_props: Vec<(&str, Prop)> = Vec::new();
+    // The runtime-only workspace flag is not kept, as in the backend.
+    for (key, value) in artifact
+        .metadata
+        .iter()
+        .filter(|(k, _)| *k != "_kfp_workspace")
+    {
+        if let Some(prop) = Prop::from_metadata(value) {
+            artifact_props.push((key.as_str(), prop));
+        }
+    }
+    if !artifact.metadata.contains_key(props::DISPLAY_NAME) {
+        artifact_props.push((props::DISPLAY_NAME, Prop::Text(name.to_owned())));
+    }
+    if !artifact.metadata.contains_key(props::STORE_SESSION_INFO) {
+        artifact_props.push((props::STORE_SESSION_INFO, Prop::Text("{}".into())));
+    }
+    put_props(tx, Owner::Artifact(id), &artifact_props)?;
+    attribute(tx, run, id)?;
+    Ok(id)
+}
+
+/// Attribute an artifact to the run and its pipeline, as `PutExecution` with contexts does.
+fn attribute(tx: &Transaction<'_>, run: &RunHandle, artifact: i64) -> Result<(), StoreError> {
+    for context in [run.pipeline_context_id, run.context_id] {
+        tx.execute(
+            "INSERT OR IGNORE INTO Attribution (context_id, artifact_id) VALUES (?1, ?2)",
+            params![context, artifact],
+        )?;
+    }
+    Ok(())
+}
+
+fn insert_event(
+    tx: &Transaction<'_>,
+    artifact: i64,
+    execution: i64,
+    kind: i64,
+    name: &str,
+) -> Result<(), StoreError> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO Event (artifact_id, execution_id, type, milliseconds_since_epoch) VALUES (?1, ?2, ?3, ?4)",
+        params![artifact, execution, kind, now_ms()],
+    )?;
+    if inserted == 1 {
+        tx.execute(
+            "INSERT INTO EventPath (event_id, is_index_step, step_key) VALUES (?1, 0, ?2)",
+            params![tx.last_insert_rowid(), name],
+        )?;
+    }
+    Ok(())
+}
+
+/// The id of a type without version, inserted on first use (as `PutArtifactType` does).
+fn type_id(tx: &Transaction<'_>, name: &str, kind: TypeKind) -> Result<i64, StoreError> {
+    let found = tx
+        .query_row(
+            "SELECT id FROM Type WHERE name = ?1 AND version IS NULL AND type_kind = ?2",
+            params![name, kind as i64],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO Type (name, type_kind) VALUES (?1, ?2)",
+        params![name, kind as i64],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Owner {
+    Execution(i64),
+    Artifact(i64),
+    Context(i64),
+}
+
+impl Owner {
+    pub(crate) fn table(self) -> (&'static str, &'static str, i64) {
+        match self {
+            Self::Execution(id) => ("ExecutionProperty", "execution_id", id),
+            Self::Artifact(id) => ("ArtifactProperty", "artifact_id", id),
+            Self::Context(id) => ("ContextProperty", "context_id", id),
+        }
+    }
+}
+
+pub(crate) fn put_props(
+    tx: &Transaction<'_>,
+    owner: Owner,
+    values: &[(&str, Prop)],
+) -> Result<(), StoreError> {
+    let (table, column, id) = owner.table();
+    let mut statement = tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {table} ({column}, name, is_custom_property, int_value, double_value, string_value) VALUES (?1, ?2, 1, ?3, ?4, ?5)"
+    ))?;
+    for (name, value) in values {
+        let (int, double, text) = value.columns();
+        statement.execute(params![id, name, int, double, text])?;
+    }
+    Ok(())
+}
