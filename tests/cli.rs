@@ -83,6 +83,15 @@ fn json_summary_keeps_its_contract() {
             chrono::DateTime::parse_from_rfc3339(stamp).expect("RFC3339");
         }
     }
+    // `runs get --json` prints the same contract, rebuilt from the store.
+    let stored = kfbox(&["runs", "get", &summary.run_id, "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(stored.stdout).unwrap();
+    let stored: Summary = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("runs get --json keeps the summary shape ({e}):\n{stdout}"));
+    assert_eq!(stored.run_id, summary.run_id);
+    assert_eq!(stored.tasks.len(), 2);
 }
 
 fn refused(pipeline: &Path, params: &[&str]) -> String {

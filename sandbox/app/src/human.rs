@@ -56,7 +56,7 @@ mod tests {
         assert_eq!(ago(ms - 5_000, now), "5s ago");
         assert_eq!(ago(ms - 300_000, now), "5m ago");
         assert_eq!(ago(ms - 7_200_000, now), "2h ago");
-        assert_eq!(ago(ms - 30 * 86_400_000, now), "2001-08-09");
+        assert_eq!(ago(ms - 30 * 86_400_000, now), "2001-08-10");
         assert_eq!(duration(1_250), "1.2s");
         assert_eq!(duration(184_000), "3m04s");
         assert_eq!(duration(7_500_000), "2h05m");

@@ -168,14 +168,16 @@ impl Store {
             {
                 Some(id) => id,
                 None => {
-                    tx.execute(
+                    exec(
+                tx,
                         "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
                         params![pipeline_type, run.pipeline_name, now],
                     )?;
                     tx.last_insert_rowid()
                 }
             };
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
                 params![run_type, run.run_id, now],
             )?;
@@ -194,7 +196,8 @@ impl Store {
                     (props::RUN_DIR, Prop::Text(run.run_dir.clone())),
                 ],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO ParentContext (context_id, parent_context_id) VALUES (?1, ?2)",
                 params![context, pipeline_context],
             )?;
@@ -215,7 +218,8 @@ impl Store {
                 ..NewExecution::running(ExecutionType::Dag)
             };
             let root_id = insert_execution(tx, &handle, &root, Some(&format!("run/{}", run.run_id)))?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO kfbox_run (run_id, context_id, root_execution_id, display_name, pipeline_name, state, created_at, run_dir, pid, pid_started)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'RUNNING', ?6, ?7, ?8, ?9)",
                 params![run.run_id, context, root_id, run.display_name, run.pipeline_name, now, run.run_dir, pid, pid_started],
@@ -248,7 +252,8 @@ impl Store {
         finished: &FinishedExecution,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",
                 params![id, finished.state, now_ms()],
             )?;
@@ -284,7 +289,8 @@ impl Store {
                 "CANCELED" => state::CANCELED,
                 _ => state::FAILED,
             };
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",
                 params![run.root_execution_id, root_state, now],
             )?;
@@ -319,11 +325,13 @@ pub(crate) fn end_run(
         context_props.push((props::ERROR, Prop::Text(error.to_owned())));
     }
     put_props(tx, Owner::Context(context), &context_props)?;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE Context SET last_update_time_since_epoch = ?2 WHERE id = ?1",
         params![context, now],
     )?;
-    tx.execute(
+    exec(
+                tx,
         "UPDATE kfbox_run SET state = ?2, finished_at = ?3, error = ?4, pid = NULL WHERE run_id = ?1",
         params![run_id, state, now, error],
     )?;
@@ -338,14 +346,16 @@ fn insert_execution(
 ) -> Result<i64, StoreError> {
     let ty = type_id(tx, execution.kind.type_name(), TypeKind::Execution)?;
     let now = now_ms();
-    tx.execute(
+    exec(
+                tx,
         "INSERT INTO Execution (type_id, last_known_state, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![ty, execution.state, name, now],
     )?;
     let id = tx.last_insert_rowid();
     put_props(tx, Owner::Execution(id), &execution.props)?;
     for context in [run.pipeline_context_id, run.context_id] {
-        tx.execute(
+        exec(
+            tx,
             "INSERT OR IGNORE INTO Association (context_id, execution_id) VALUES (?1, ?2)",
             params![context, id],
         )?;
@@ -390,7 +400,8 @@ fn insert_artifact(
     };
     let ty = type_id(tx, title, TypeKind::Artifact)?;
     let now = now_ms();
-    tx.execute(
+    exec(
+                tx,
         "INSERT INTO Artifact (type_id, uri, state, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![ty, artifact.uri, ARTIFACT_LIVE, now],
     )?;
@@ -420,7 +431,8 @@ fn insert_artifact(
 /// Attribute an artifact to the run and its pipeline, as `PutExecution` with contexts does.
 fn attribute(tx: &Transaction<'_>, run: &RunHandle, artifact: i64) -> Result<(), StoreError> {
     for context in [run.pipeline_context_id, run.context_id] {
-        tx.execute(
+        exec(
+            tx,
             "INSERT OR IGNORE INTO Attribution (context_id, artifact_id) VALUES (?1, ?2)",
             params![context, artifact],
         )?;
@@ -435,12 +447,14 @@ fn insert_event(
     kind: i64,
     name: &str,
 ) -> Result<(), StoreError> {
-    let inserted = tx.execute(
+    let inserted = exec(
+                tx,
         "INSERT OR IGNORE INTO Event (artifact_id, execution_id, type, milliseconds_since_epoch) VALUES (?1, ?2, ?3, ?4)",
         params![artifact, execution, kind, now_ms()],
     )?;
     if inserted == 1 {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO EventPath (event_id, is_index_step, step_key) VALUES (?1, 0, ?2)",
             params![tx.last_insert_rowid(), name],
         )?;
@@ -451,20 +465,30 @@ fn insert_event(
 /// The id of a type without version, inserted on first use (as `PutArtifactType` does).
 fn type_id(tx: &Transaction<'_>, name: &str, kind: TypeKind) -> Result<i64, StoreError> {
     let found = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM Type WHERE name = ?1 AND version IS NULL AND type_kind = ?2",
-            params![name, kind as i64],
-            |row| row.get(0),
-        )
+        )?
+        .query_row(params![name, kind as i64], |row| row.get(0))
         .optional()?;
     if let Some(id) = found {
         return Ok(id);
     }
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO Type (name, type_kind) VALUES (?1, ?2)",
         params![name, kind as i64],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Execute one statement through the connection's statement cache: each run repeats the same
+/// few statements thousands of times, and parsing them anew cost more than executing them.
+pub(crate) fn exec(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
 }
 
 #[derive(Clone, Copy)]

@@ -6,7 +6,7 @@
 
 use rusqlite::params;
 
-use crate::record::{end_run, put_props, state, Owner};
+use crate::record::{end_run, exec, put_props, state, Owner};
 use crate::value::Prop;
 use crate::{now_ms, props, Store, StoreError};
 
@@ -75,7 +75,8 @@ impl Store {
                     .query_map(params![context, state::RUNNING], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 for execution in running {
-                    tx.execute(
+                    exec(
+                tx,
                         "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",
                         params![execution, state::FAILED, now],
                     )?;

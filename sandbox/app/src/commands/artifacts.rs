@@ -126,12 +126,16 @@ fn step_json(step: &LineageStep) -> Value {
     })
 }
 
-/// "task `train` of run 1a2b3c4d as `model` (execution 7, COMPLETE)"
+/// "task `train` of run 1a2b3c4d as `model` (execution 7, COMPLETE)"; the root execution
+/// (a run's own `--artifact` inputs) is the run itself.
 fn describe(step: &LineageStep) -> String {
     let e = &step.execution;
+    let who = match task_path(e) {
+        "" => "the pipeline itself".to_owned(),
+        path => format!("task `{path}`"),
+    };
     format!(
-        "task `{}` of run {} as `{}` (execution {}, {})",
-        task_path(e),
+        "{who} of run {} as `{}` (execution {}, {})",
         short_id(e.run_id.as_deref()),
         step.name,
         e.id,
