@@ -497,3 +497,29 @@ fn a_store_from_a_newer_kfbox_is_refused_and_left_alone() {
     assert!(stderr.contains("kfbox.sqlite"), "{stderr}");
     assert_eq!(set("SELECT 1"), "99", "the refused store was modified");
 }
+
+#[test]
+fn a_custom_cache_key_ignores_inputs_and_disabled_caching_always_runs() {
+    let (pipeline, _) = compile_unique("cache_key", "cache-key");
+    let output = |run: &RunResult, task: &str| -> String {
+        run.task(task)["outputs"]["parameters"]["Output"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let first = cached_run(&pipeline, &["--param", "n=1"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // A different input: the keyed task is still a hit, as on a cluster (the key replaces
+    // inputs, image and command in the fingerprint).
+    let second = cached_run(&pipeline, &["--param", "n=2"]);
+    assert_eq!(
+        state_of(&second, "stamp"),
+        "CACHED",
+        "{:?}",
+        states(&second)
+    );
+    assert_eq!(output(&second, "stamp"), output(&first, "stamp"));
+    assert_eq!(state_of(&second, "stamp-2"), "SUCCEEDED");
+    assert_ne!(output(&second, "stamp-2"), output(&first, "stamp-2"));
+    assert!(output(&second, "stamp-2").starts_with("2-"));
+}

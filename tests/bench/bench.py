@@ -65,7 +65,8 @@ def timed(fn):
 
 def run_kfbox(kfbox, yaml_path, home):
     out = subprocess.run(
-        [kfbox, "run", yaml_path, "--json", "--quiet"],
+        # kfp.local has no cache: every kfbox run executes every step too.
+        [kfbox, "run", yaml_path, "--json", "--quiet", "--no-cache"],
         env={**os.environ, "KFBOX_HOME": home, "NO_COLOR": "1"},
         capture_output=True,
         text=True,
