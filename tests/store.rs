@@ -370,8 +370,13 @@ fn a_killed_run_is_marked_failed_and_the_store_stays_consistent() {
 
     running.kill().expect("kill -9 kfbox");
     running.wait().unwrap();
-    // The orphaned step is not kfbox's to clean up here; stop it so it does not linger.
-    let _ = Command::new("pkill").args(["-f", &marker]).status();
+    let step_alive = || {
+        Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(step_alive(), "the step should outlive a kill -9 of kfbox");
 
     // The follower notices the dead run and ends.
     let started = Instant::now();
@@ -384,6 +389,12 @@ fn a_killed_run_is_marked_failed_and_the_store_stays_consistent() {
     }
 
     let got = kfbox_json(&["runs", "get", &run_id, "--json"]);
+    // Recovery also stopped the step the dead kfbox left running.
+    wait_for(
+        "the orphaned step to be stopped",
+        Duration::from_secs(10),
+        || !step_alive(),
+    );
     assert_eq!(got["state"], "FAILED", "{got:#}");
     assert!(
         got["error"]

@@ -20,6 +20,9 @@ pub struct Step {
     pub work_dir: PathBuf,
     /// stdout and stderr of the step are appended here.
     pub log_path: PathBuf,
+    /// Where the executor notes what it started (`<pid> <start time>` of the process group
+    /// leader), so that if kfbox dies the next kfbox can stop it.
+    pub process_file: PathBuf,
 }
 
 /// How a step ended when it could be started.

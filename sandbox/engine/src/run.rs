@@ -1089,6 +1089,10 @@ impl TaskDirs {
     fn executor_output_file(&self) -> PathBuf {
         self.task_dir.join("executor_output.json")
     }
+
+    fn process_file(&self) -> PathBuf {
+        self.task_dir.join("process")
+    }
 }
 
 /// Artifacts in the protojson shape of ExecutorInput (`{"name": {"artifacts": [...]}}`), which
@@ -1297,6 +1301,10 @@ async fn run_container(
     let started_at = now();
     // Known from the start, so `kfbox logs --follow` finds a running step's log.
     draft.set(props::LOG, Prop::Text(dirs.log_path.display().to_string()));
+    draft.set(
+        props::PROCESS_FILE,
+        Prop::Text(dirs.process_file().display().to_string()),
+    );
     run.ledger.open(&mut draft);
     run.events.send(RunEvent::TaskStarted {
         path: path.to_owned(),
@@ -1311,6 +1319,7 @@ async fn run_container(
             env: env.clone(),
             work_dir: dirs.task_dir.join(format!("attempt-{attempt}")),
             log_path: dirs.log_path.clone(),
+            process_file: dirs.process_file(),
         };
         let attempt_result = run_attempt(run, &step, &executor_input, component).await;
         match attempt_result {

@@ -172,6 +172,14 @@ async fn run_process(
         source,
     })?;
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
+    if let Some(id) = child.id() {
+        if let Err(e) = kfbox_store::note_process(&step.process_file, id) {
+            tracing::warn!(
+                "cannot note the step's process in {}: {e}",
+                step.process_file.display()
+            );
+        }
+    }
     let log = fs_err::tokio::OpenOptions::new()
         .create(true)
         .append(true)

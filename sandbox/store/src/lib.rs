@@ -28,6 +28,7 @@ pub use record::{
     CachedExecution, ExecutionType, FinishedExecution, NewArtifact, NewExecution, NewRun,
     OutputArtifact, RunHandle, RunOutcome,
 };
+pub use recovery::note_process;
 pub use schema::{latest_version, MLMD_SCHEMA_VERSION};
 
 /// The file name of the store inside `KFBOX_HOME`.
@@ -64,6 +65,8 @@ pub mod props {
     pub const REASON: &str = "kfbox.reason";
     pub const ATTEMPTS: &str = "kfbox.attempts";
     pub const LOG: &str = "kfbox.log";
+    /// Where the executor noted the step's process group (see the engine's `Step`).
+    pub const PROCESS_FILE: &str = "kfbox.process_file";
     pub const STARTED_AT: &str = "kfbox.started_at";
     pub const FINISHED_AT: &str = "kfbox.finished_at";
     /// Output artifacts of DAG tasks (artifact ids by output name); steps use OUTPUT events.

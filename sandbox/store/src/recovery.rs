@@ -2,9 +2,15 @@
 //! marked FAILED, with every execution still RUNNING.
 //!
 //! A run records its process id and that process's start time: a pid alone could have been
-//! reused by an unrelated process since.
+//! reused by an unrelated process since. Steps are noted the same way (by the executor, in the
+//! file their execution's `kfbox.process_file` names), and a dead run's steps still running
+//! are killed with their process group.
 
-use rusqlite::params;
+use std::path::Path;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use rusqlite::{params, OptionalExtension};
 
 use crate::record::{end_run, exec, put_props, state, Owner};
 use crate::value::Prop;
@@ -21,6 +27,29 @@ fn start_time(pid: i64) -> Option<i64> {
     // The command name may hold spaces and parentheses; fields are counted after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Write `<pid> <start time>` of a step's process group leader to `file`.
+pub fn note_process(file: &Path, pid: u32) -> std::io::Result<()> {
+    let started = start_time(pid.into()).unwrap_or(0);
+    std::fs::write(file, format!("{pid} {started}\n"))
+}
+
+/// Kill the process group a note names, if its leader is still the process that was noted.
+fn stop_noted_process(file: &Path) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().ok());
+    let (Some(Some(pid)), Some(Some(started))) = (fields.next(), fields.next()) else {
+        return;
+    };
+    if started != 0 && start_time(pid) == Some(started) {
+        if let Ok(raw) = i32::try_from(pid) {
+            tracing::warn!(pid, "stopping a step left running by a dead kfbox");
+            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+        }
+    }
 }
 
 fn is_alive(pid: i64, started: i64) -> bool {
@@ -75,6 +104,15 @@ impl Store {
                     .query_map(params![context, state::RUNNING], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 for execution in running {
+                    let note: Option<String> = tx
+                        .prepare_cached(
+                            "SELECT string_value FROM ExecutionProperty WHERE execution_id = ?1 AND name = ?2 AND is_custom_property = 1",
+                        )?
+                        .query_row(params![execution, props::PROCESS_FILE], |r| r.get(0))
+                        .optional()?;
+                    if let Some(note) = note {
+                        stop_noted_process(Path::new(&note));
+                    }
                     exec(
                 tx,
                         "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",

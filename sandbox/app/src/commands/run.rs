@@ -152,20 +152,25 @@ fn record_root_artifacts(
     Ok(artifacts)
 }
 
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel the run: steps live in process
+/// groups of their own, so no terminal signal reaches them unless kfbox passes it on.
 async fn cancel_on_signal(cancel: CancellationToken, printer: Printer) {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match terminate.as_mut() {
-            Some(s) => {
-                s.recv().await;
+    use tokio::signal::unix::{signal, SignalKind};
+    let received = |kind: SignalKind| {
+        let mut stream = signal(kind).ok();
+        async move {
+            match stream.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
-            None => std::future::pending().await,
         }
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = terminated => {}
+        _ = received(SignalKind::terminate()) => {}
+        _ = received(SignalKind::hangup()) => {}
     }
     printer.note("canceling the run: stopping running steps...");
     cancel.cancel();
