@@ -76,6 +76,8 @@ pub mod props {
     pub const RUN_CREATED_AT: &str = "kfbox.created_at";
     pub const RUN_FINISHED_AT: &str = "kfbox.finished_at";
     pub const RUN_DIR: &str = "kfbox.run_dir";
+    pub const RUN_PID: &str = "kfbox.pid";
+    pub const RUN_PID_STARTED: &str = "kfbox.pid_started";
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -194,6 +194,8 @@ impl Store {
                     (props::RUN_STATE, Prop::Text("RUNNING".into())),
                     (props::RUN_CREATED_AT, Prop::Int(now)),
                     (props::RUN_DIR, Prop::Text(run.run_dir.clone())),
+                    (props::RUN_PID, Prop::Int(pid)),
+                    (props::RUN_PID_STARTED, Prop::Int(pid_started)),
                 ],
             )?;
             exec(

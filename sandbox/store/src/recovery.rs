@@ -62,7 +62,41 @@ fn is_alive(pid: i64, started: i64) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
+/// Every `kfbox_run` column from MLMD's rows: the run context, its properties, its parent
+/// pipeline context and its root execution.
+const REBUILD_RUN_INDEX: &str = "
+INSERT OR REPLACE INTO kfbox_run (run_id, context_id, root_execution_id, display_name,
+  pipeline_name, state, created_at, finished_at, error, run_dir, pid, pid_started)
+SELECT c.name, c.id,
+  (SELECT e.id FROM Execution e JOIN Type et ON et.id = e.type_id
+     WHERE et.name = 'system.DAGExecution' AND e.name = 'run/' || c.name),
+  COALESCE((SELECT string_value FROM ContextProperty
+     WHERE context_id = c.id AND name = 'kfbox.display_name'), c.name),
+  COALESCE((SELECT p.name FROM ParentContext pc JOIN Context p ON p.id = pc.parent_context_id
+     WHERE pc.context_id = c.id), ''),
+  COALESCE((SELECT string_value FROM ContextProperty
+     WHERE context_id = c.id AND name = 'kfbox.state'), 'FAILED'),
+  COALESCE((SELECT int_value FROM ContextProperty
+     WHERE context_id = c.id AND name = 'kfbox.created_at'), c.create_time_since_epoch),
+  (SELECT int_value FROM ContextProperty WHERE context_id = c.id AND name = 'kfbox.finished_at'),
+  (SELECT string_value FROM ContextProperty WHERE context_id = c.id AND name = 'kfbox.error'),
+  COALESCE((SELECT string_value FROM ContextProperty
+     WHERE context_id = c.id AND name = 'kfbox.run_dir'), ''),
+  (SELECT int_value FROM ContextProperty WHERE context_id = c.id AND name = 'kfbox.pid'),
+  (SELECT int_value FROM ContextProperty WHERE context_id = c.id AND name = 'kfbox.pid_started')
+FROM Context c JOIN Type t ON t.id = c.type_id
+WHERE t.name = 'system.PipelineRun' AND t.type_kind = 2";
+
 impl Store {
+    /// Rebuild kfbox's run index from MLMD's records alone (for migrations that reshape it,
+    /// or a file whose index was lost). Returns the number of runs indexed.
+    pub fn rebuild_run_index(&self) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            exec(tx, "DELETE FROM kfbox_run", [])?;
+            Ok(exec(tx, REBUILD_RUN_INDEX, [])?)
+        })
+    }
+
     /// Mark runs whose kfbox process is gone as FAILED (done on every open; callers that
     /// watch a run for long call it again).
     pub fn recover_abandoned_runs(&self) -> Result<(), StoreError> {
@@ -138,5 +172,70 @@ impl Store {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use crate::{NewRun, RunFilter, RunOutcome, Store};
+
+    #[test]
+    fn the_run_index_is_rebuilt_from_mlmd_records_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kfbox.sqlite")).unwrap();
+        for i in 0..3 {
+            let run = store
+                .begin_run(&NewRun {
+                    run_id: format!("run-{i}"),
+                    display_name: format!("name-{i}"),
+                    pipeline_name: "p".into(),
+                    resource_name: format!("p-{i}"),
+                    run_dir: format!("/runs/{i}"),
+                    parameters: Map::new(),
+                })
+                .unwrap();
+            if i < 2 {
+                let outcome = RunOutcome {
+                    state: if i == 0 { "SUCCEEDED" } else { "FAILED" }.into(),
+                    error: (i == 1).then(|| "boom".to_owned()),
+                    outputs: Map::new(),
+                    output_artifacts: Map::new(),
+                };
+                store.finish_run(&run, &outcome).unwrap();
+            }
+        }
+        let listed = |store: &Store| -> Vec<String> {
+            store
+                .list_runs(&RunFilter::default(), None, 10)
+                .unwrap()
+                .runs
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap())
+                .collect()
+        };
+        let before = listed(&store);
+        assert_eq!(before.len(), 3);
+        assert_eq!(store.rebuild_run_index().unwrap(), 3);
+        assert_eq!(listed(&store), before);
+        // The live run keeps its process, so recovery still tells it from a dead one.
+        drop(store);
+        let reopened = Store::open(&dir.path().join("kfbox.sqlite")).unwrap();
+        let running = reopened
+            .list_runs(
+                &RunFilter {
+                    state: Some("RUNNING".into()),
+                    ..RunFilter::default()
+                },
+                None,
+                10,
+            )
+            .unwrap();
+        assert_eq!(
+            running.runs.len(),
+            1,
+            "this process is alive: run-2 still runs"
+        );
     }
 }
