@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use kfbox_cli::{env_vars, ColorChoice, GlobalArgs};
 
+use crate::printer::Printer;
+
 #[derive(Debug, Clone)]
 pub struct GlobalSettings {
     pub home: PathBuf,
@@ -56,13 +58,18 @@ impl GlobalSettings {
         self.home.join("python")
     }
 
-    /// Open the store (creating `KFBOX_HOME` and the file on first use).
-    pub fn open_store(&self) -> anyhow::Result<kfbox_store::Store> {
+    /// Open the store (creating `KFBOX_HOME` and the file on first use), and say which runs
+    /// were found abandoned by a dead kfbox.
+    pub fn open_store(&self, printer: &Printer) -> anyhow::Result<kfbox_store::Store> {
         use anyhow::Context;
         fs_err::create_dir_all(&self.home).context("cannot create KFBOX_HOME")?;
         let path = self.home.join(kfbox_store::STORE_FILE);
-        kfbox_store::Store::open(&path)
-            .with_context(|| format!("cannot open the run store {}", path.display()))
+        let store = kfbox_store::Store::open(&path)
+            .with_context(|| format!("cannot open the run store {}", path.display()))?;
+        for message in store.recovered() {
+            printer.warning(message);
+        }
+        Ok(store)
     }
 }
 

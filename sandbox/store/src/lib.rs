@@ -104,6 +104,7 @@ pub enum StoreError {
 pub struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    recovered: Vec<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -130,12 +131,18 @@ impl Store {
         // Checkpoint (and fsync) every 8 MB of WAL rather than every 1 MB.
         conn.pragma_update(None, "wal_autocheckpoint", 8000)?;
         schema::migrate(&mut conn)?;
-        let store = Self {
+        let mut store = Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            recovered: Vec::new(),
         };
-        store.recover_abandoned_runs()?;
+        store.recovered = store.recover_abandoned_runs()?;
         Ok(store)
+    }
+
+    /// Runs found abandoned (and marked FAILED) when the store was opened, one sentence each.
+    pub fn recovered(&self) -> &[String] {
+        &self.recovered
     }
 
     pub fn path(&self) -> &Path {

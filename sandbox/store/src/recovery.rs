@@ -36,20 +36,19 @@ pub fn note_process(file: &Path, pid: u32) -> std::io::Result<()> {
 }
 
 /// Kill the process group a note names, if its leader is still the process that was noted.
-fn stop_noted_process(file: &Path) {
+/// Returns whether it did.
+fn stop_noted_process(file: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(file) else {
-        return;
+        return false;
     };
     let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().ok());
     let (Some(Some(pid)), Some(Some(started))) = (fields.next(), fields.next()) else {
-        return;
+        return false;
     };
-    if started != 0 && start_time(pid) == Some(started) {
-        if let Ok(raw) = i32::try_from(pid) {
-            tracing::warn!(pid, "stopping a step left running by a dead kfbox");
-            let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
-        }
+    if started == 0 || start_time(pid) != Some(started) {
+        return false;
     }
+    i32::try_from(pid).is_ok_and(|raw| killpg(Pid::from_raw(raw), Signal::SIGKILL).is_ok())
 }
 
 fn is_alive(pid: i64, started: i64) -> bool {
@@ -99,7 +98,9 @@ impl Store {
 
     /// Mark runs whose kfbox process is gone as FAILED (done on every open; callers that
     /// watch a run for long call it again).
-    pub fn recover_abandoned_runs(&self) -> Result<(), StoreError> {
+    /// Returns what was recovered, one sentence per run.
+    pub fn recover_abandoned_runs(&self) -> Result<Vec<String>, StoreError> {
+        let mut recovered = Vec::new();
         let active: Vec<(String, i64, Option<i64>, Option<i64>)> = {
             let conn = self.conn();
             let mut statement = conn.prepare(
@@ -118,8 +119,8 @@ impl Store {
             let error = format!(
                 "the kfbox process running this run (pid {pid}) ended without finishing it (killed or crashed)"
             );
-            tracing::warn!(run_id, "{error}; marking it FAILED");
-            self.write(|tx| {
+            let mut stopped = 0;
+            let recovered_now = self.write(|tx| {
                 // Another process may have recovered it first.
                 let still_running: bool = tx.query_row(
                     "SELECT COUNT(*) > 0 FROM kfbox_run WHERE run_id = ?1 AND state = 'RUNNING'",
@@ -127,7 +128,7 @@ impl Store {
                     |r| r.get(0),
                 )?;
                 if !still_running {
-                    return Ok(());
+                    return Ok(false);
                 }
                 let now = now_ms();
                 let running: Vec<i64> = tx
@@ -144,8 +145,8 @@ impl Store {
                         )?
                         .query_row(params![execution, props::PROCESS_FILE], |r| r.get(0))
                         .optional()?;
-                    if let Some(note) = note {
-                        stop_noted_process(Path::new(&note));
+                    if note.is_some_and(|note| stop_noted_process(Path::new(&note))) {
+                        stopped += 1;
                     }
                     exec(
                 tx,
@@ -168,10 +169,18 @@ impl Store {
                         ],
                     )?;
                 }
-                end_run(tx, &run_id, context, "FAILED", Some(&error), now)
+                end_run(tx, &run_id, context, "FAILED", Some(&error), now)?;
+                Ok(true)
             })?;
+            if recovered_now {
+                let mut message = format!("run {run_id}: {error}; marked FAILED");
+                if stopped > 0 {
+                    message.push_str(&format!(", and stopped {stopped} step(s) it left running"));
+                }
+                recovered.push(message);
+            }
         }
-        Ok(())
+        Ok(recovered)
     }
 }
 

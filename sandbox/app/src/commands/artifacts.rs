@@ -14,7 +14,7 @@ pub fn artifacts(
     printer: &Printer,
     command: ArtifactsCommand,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store()?;
+    let store = settings.open_store(printer)?;
     match command {
         ArtifactsCommand::List(args) => list(&store, printer, args),
         ArtifactsCommand::Get(args) => get(&store, printer, args),
@@ -126,21 +126,22 @@ fn step_json(step: &LineageStep) -> Value {
     })
 }
 
-/// "task `train` of run 1a2b3c4d as `model` (execution 7, COMPLETE)"; the root execution
-/// (a run's own `--artifact` inputs) is the run itself.
+/// "task `train` of run 1a2b3c4d as `model` (execution 7, COMPLETE)". The root execution
+/// (a run's own `--artifact` inputs) is the pipeline itself; executions written by other MLMD
+/// clients have no task path and are named by their type.
 fn describe(step: &LineageStep) -> String {
     let e = &step.execution;
-    let who = match task_path(e) {
-        "" => "the pipeline itself".to_owned(),
-        path => format!("task `{path}`"),
+    let who = match (e.text(props::PATH), e.run_id.as_deref()) {
+        (Some(""), Some(run)) => format!("the pipeline itself of run {}", short_id(Some(run))),
+        (Some(path), Some(run)) => format!("task `{path}` of run {}", short_id(Some(run))),
+        _ => format!("a {} execution outside kfbox's runs", e.type_name),
     };
-    format!(
-        "{who} of run {} as `{}` (execution {}, {})",
-        short_id(e.run_id.as_deref()),
-        step.name,
-        e.id,
-        e.state
-    )
+    let name = if step.name.is_empty() {
+        String::new()
+    } else {
+        format!(" as `{}`", step.name)
+    };
+    format!("{who}{name} (execution {}, {})", e.id, e.state)
 }
 
 pub fn lineage(
@@ -148,7 +149,7 @@ pub fn lineage(
     printer: &Printer,
     args: LineageArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store()?;
+    let store = settings.open_store(printer)?;
     let lineage = store.lineage(args.artifact)?;
     // The first OUTPUT event is the producer; later ones are cache hits that reused it.
     let (producer, reusers) = match lineage.producers.split_first() {
@@ -176,13 +177,11 @@ pub fn lineage(
         return Ok(ExitStatus::Success);
     }
     let a = &lineage.artifact;
-    let mut out = format!(
-        "Artifact {} ({}, `{}`)\n  {}\n",
-        a.id,
-        short_type(&a.type_name),
-        a.display_name(),
-        a.uri
-    );
+    let mut out = format!("Artifact {} ({}", a.id, short_type(&a.type_name));
+    if !a.display_name().is_empty() {
+        out.push_str(&format!(", `{}`", a.display_name()));
+    }
+    out.push_str(&format!(")\n  {}\n", a.uri));
     match producer {
         Some(step) => {
             out.push_str(&format!("Produced by {}\n", describe(step)));
@@ -198,7 +197,9 @@ pub fn lineage(
                 ));
             }
         }
-        None => out.push_str("Produced by: nothing recorded (an input given to the run)\n"),
+        None => out.push_str(
+            "Produced by: nothing recorded (an input given to a run, or recorded outside kfbox)\n",
+        ),
     }
     for step in reusers {
         out.push_str(&format!("Reused (cache hit) by {}\n", describe(step)));

@@ -66,7 +66,7 @@ pub async fn run(
             return Ok(ExitStatus::Error);
         }
     };
-    let store = Arc::new(settings.open_store()?);
+    let store = Arc::new(settings.open_store(printer)?);
     let run_id = uuid::Uuid::new_v4().to_string();
     let run_dir = settings.runs_dir().join(&run_id);
     fs_err::create_dir_all(&run_dir).context("cannot create the run directory")?;

@@ -24,7 +24,7 @@ pub fn runs(
     printer: &Printer,
     command: RunsCommand,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store()?;
+    let store = settings.open_store(printer)?;
     match command {
         RunsCommand::List(args) => list(&store, printer, args),
         RunsCommand::Get(args) => get(&store, printer, args),
@@ -298,12 +298,14 @@ pub async fn logs(
     printer: &Printer,
     args: LogsArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store()?;
+    let store = settings.open_store(printer)?;
     let run = store.find_run(&RunSelector(args.run.clone()))?;
     let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
     loop {
         // A run whose process died would otherwise be followed forever.
-        store.recover_abandoned_runs()?;
+        for message in store.recover_abandoned_runs()? {
+            printer.warning(&message);
+        }
         let run = store.find_run(&RunSelector(run.run_id.clone()))?;
         let ended = run.state != "RUNNING";
         let logs = task_logs(&store, &run, args.task.as_deref())?;
