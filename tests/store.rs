@@ -534,3 +534,60 @@ fn a_custom_cache_key_ignores_inputs_and_disabled_caching_always_runs() {
     assert_ne!(output(&second, "stamp-2"), output(&first, "stamp-2"));
     assert!(output(&second, "stamp-2").starts_with("2-"));
 }
+
+#[test]
+fn writes_by_ml_metadata_itself_leave_the_store_usable() {
+    // A copy of the shared store, taken with SQLite's backup API while other tests write.
+    let home = tempfile::tempdir().unwrap();
+    let copy = home.path().join("kfbox.sqlite");
+    let backup = Command::new(sdk_python())
+        .args([
+            "-c",
+            "import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))",
+        ])
+        .arg(store_path())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(backup.success());
+    let written = Command::new(mlmd_python())
+        .arg(repo_root().join("tests/store/mlmd_write.py"))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        written.status.success(),
+        "ml-metadata could not write:\n{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let id = String::from_utf8_lossy(&written.stdout).trim().to_owned();
+    let in_copy = |args: &[&str]| -> Value {
+        let output = kfbox(args).env("KFBOX_HOME", home.path()).output().unwrap();
+        assert!(
+            output.status.success(),
+            "kfbox {args:?} after MLMD wrote:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let artifact = in_copy(&["artifacts", "get", &id, "--json"]);
+    assert_eq!(artifact["type"], "external.Table");
+    assert_eq!(artifact["name"], "table");
+    let lineage = in_copy(&["lineage", &id, "--json"]);
+    assert_eq!(lineage["consumed_by"][0]["type"], "external.Notebook");
+    assert_eq!(lineage["produced_by"], Value::Null);
+    // kfbox goes on writing after MLMD did (a shell-only pipeline: no Python environment).
+    let (pipeline, name) = compile_unique("containers", "containers");
+    for expected in ["SUCCEEDED", "CACHED"] {
+        let output = kfbox(&["run", pipeline.to_str().unwrap(), "--json"])
+            .env("KFBOX_HOME", home.path())
+            .env_remove("KFBOX_CACHE")
+            .output()
+            .unwrap();
+        let run = parse_run(output);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(state_of(&run, "greet"), expected, "{:?}", states(&run));
+    }
+    let runs = in_copy(&["runs", "list", "--pipeline", &name, "--json"]);
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2));
+}
