@@ -51,9 +51,11 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => commands::run(&settings, &printer, args).await,
             Command::Env(args) => commands::env(&settings, &printer, args).await,
-            Command::Runs(command) => commands::runs(&settings, &printer, command),
+            Command::Runs(args) => commands::runs(&settings, &printer, args.into_command()),
             Command::Logs(args) => commands::logs(&settings, &printer, args).await,
-            Command::Artifacts(command) => commands::artifacts(&settings, &printer, command),
+            Command::Artifacts(args) => {
+                commands::artifacts(&settings, &printer, args.into_command())
+            }
             Command::Lineage(args) => commands::lineage(&settings, &printer, args),
         }
     });

@@ -61,16 +61,30 @@ pub enum Command {
     Run(RunArgs),
     /// Show the managed Python environments, or repair them.
     Env(EnvArgs),
-    /// List, show or delete recorded runs.
-    #[command(subcommand)]
-    Runs(RunsCommand),
+    /// List, show or delete recorded runs (`kfbox runs` alone lists them).
+    Runs(RunsArgs),
     /// Print a run's task logs.
     Logs(LogsArgs),
-    /// List or show recorded artifacts.
-    #[command(subcommand)]
-    Artifacts(ArtifactsCommand),
+    /// List or show recorded artifacts (`kfbox artifacts` alone lists them).
+    Artifacts(ArtifactsArgs),
     /// Where an artifact came from (producer and its inputs) and where it went (consumers).
     Lineage(LineageArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+    #[command(flatten)]
+    pub list: RunsListArgs,
+}
+
+impl RunsArgs {
+    /// The subcommand, `list` when none was given.
+    pub fn into_command(self) -> RunsCommand {
+        self.command.unwrap_or(RunsCommand::List(self.list))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +154,22 @@ pub struct LogsArgs {
     /// Keep printing as the run writes, until it ends.
     #[arg(long, short)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ArtifactsArgs {
+    #[command(subcommand)]
+    pub command: Option<ArtifactsCommand>,
+    #[command(flatten)]
+    pub list: ArtifactsListArgs,
+}
+
+impl ArtifactsArgs {
+    /// The subcommand, `list` when none was given.
+    pub fn into_command(self) -> ArtifactsCommand {
+        self.command.unwrap_or(ArtifactsCommand::List(self.list))
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -67,10 +67,10 @@ fn list(store: &Store, printer: &Printer, args: RunsListArgs) -> anyhow::Result<
             human::fit(&run.display_name, 40)
         ));
     }
-    if let Some(token) = &page.next_page_token {
-        out.push_str(&format!("More: kfbox runs list --page-token {token}"));
-    }
     printer.data(out.trim_end());
+    if let Some(token) = &page.next_page_token {
+        printer.note(&format!("more: kfbox runs list --page-token {token}"));
+    }
     Ok(ExitStatus::Success)
 }
 
