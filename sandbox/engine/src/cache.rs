@@ -44,14 +44,22 @@ pub(crate) fn fingerprint(
             .iter()
             .map(|a| a.id.map(|id| Value::String(id.to_string())))
             .collect();
-        input_artifacts.insert(name.clone(), json!({ "artifactNames": ids? }));
+        let mut names = Map::new();
+        insert_unless_empty_list(&mut names, "artifactNames", ids?);
+        input_artifacts.insert(name.clone(), Value::Object(names));
     }
     insert_unless_empty(&mut key, "inputArtifactNames", input_artifacts);
     let output_artifacts: Map<String, Value> = component
         .output_definitions
         .artifacts
         .iter()
-        .map(|(name, spec)| (name.clone(), json!({ "type": spec.artifact_type })))
+        // The driver names each provisioned output artifact after its output.
+        .map(|(name, spec)| {
+            (
+                name.clone(),
+                json!({ "name": name, "type": spec.artifact_type }),
+            )
+        })
         .collect();
     insert_unless_empty(&mut key, "outputArtifactsSpec", output_artifacts);
     let output_parameters: Map<String, Value> = component
@@ -66,9 +74,14 @@ pub(crate) fn fingerprint(
     if !container.image.is_empty() {
         container_spec.insert("image".into(), container.image.clone().into());
     }
-    if !cmd_args.is_empty() {
-        container_spec.insert("cmdArgs".into(), json!(cmd_args));
-    }
+    insert_unless_empty_list(
+        &mut container_spec,
+        "cmdArgs",
+        cmd_args
+            .into_iter()
+            .map(|a| Value::from(a.as_str()))
+            .collect(),
+    );
     key.insert("containerSpec".into(), Value::Object(container_spec));
     insert_unless_empty(&mut key, "inputParameterValues", parameters.clone());
     let mut text = String::new();
@@ -76,10 +89,16 @@ pub(crate) fn fingerprint(
     Some(hex(&Sha256::digest(text.as_bytes())))
 }
 
-/// protojson leaves empty maps out.
+/// protojson leaves empty maps and lists out.
 fn insert_unless_empty(key: &mut Map<String, Value>, name: &str, map: Map<String, Value>) {
     if !map.is_empty() {
         key.insert(name.into(), Value::Object(map));
+    }
+}
+
+fn insert_unless_empty_list(key: &mut Map<String, Value>, name: &str, list: Vec<Value>) {
+    if !list.is_empty() {
+        key.insert(name.into(), Value::Array(list));
     }
 }
 
@@ -160,6 +179,83 @@ fn write_go_string(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn task(caching: Value) -> TaskSpec {
+        serde_json::from_value(json!({
+            "taskInfo": {"name": "stamp"},
+            "componentRef": {"name": "comp-stamp"},
+            "cachingOptions": caching,
+        }))
+        .unwrap()
+    }
+
+    fn fixture() -> (
+        ComponentSpec,
+        ContainerSpec,
+        Map<String, Value>,
+        BTreeMap<String, Vec<RuntimeArtifact>>,
+    ) {
+        let component: ComponentSpec = serde_json::from_value(json!({
+            "executorLabel": "exec-stamp",
+            "outputDefinitions": {
+                "artifacts": {"data": {"artifactType": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}}},
+                "parameters": {"Output": {"parameterType": "NUMBER_INTEGER"}},
+            },
+        }))
+        .unwrap();
+        let container: ContainerSpec = serde_json::from_value(json!({
+            "image": "python:3.11", "command": ["sh", "-c", "echo > x"], "args": ["--y"],
+        }))
+        .unwrap();
+        let parameters = json!({"x": 5, "f": 0.5}).as_object().unwrap().clone();
+        let artifact = RuntimeArtifact {
+            name: "in".into(),
+            uri: "/somewhere/in".into(),
+            schema_title: "system.Dataset".into(),
+            schema_version: String::new(),
+            metadata: Map::new(),
+            id: Some(7),
+        };
+        let artifacts = BTreeMap::from([
+            ("in".to_owned(), vec![artifact]),
+            ("none".to_owned(), vec![]),
+        ]);
+        (component, container, parameters, artifacts)
+    }
+
+    #[test]
+    fn the_fingerprint_hashes_the_cache_key_as_the_driver_writes_it() {
+        let (component, container, parameters, artifacts) = fixture();
+        let task = task(json!({"enableCache": true}));
+        // SHA-256 of the key as the driver writes it (computed with Python's hashlib):
+        // {"containerSpec":{"cmdArgs":["sh","-c","echo \u003e x","--y"],"image":"python:3.11"},
+        //  "inputArtifactNames":{"in":{"artifactNames":["7"]},"none":{}},
+        //  "inputParameterValues":{"f":0.5,"x":5},
+        //  "outputArtifactsSpec":{"data":{"name":"data","type":{"schemaTitle":"system.Dataset","schemaVersion":"0.0.1"}}},
+        //  "outputParametersSpec":{"Output":"NUMBER_INTEGER"}}
+        assert_eq!(
+            fingerprint(&task, &component, &container, &parameters, &artifacts).as_deref(),
+            Some("85e4a3c2a2b0619ea144307a978a6ca759bb6e7a811231c716dabdd6d204d4ed")
+        );
+        // An input artifact without a recorded id cannot be fingerprinted.
+        let mut unrecorded = artifacts.clone();
+        unrecorded.get_mut("in").unwrap()[0].id = None;
+        assert_eq!(
+            fingerprint(&task, &component, &container, &parameters, &unrecorded),
+            None
+        );
+    }
+
+    #[test]
+    fn a_custom_cache_key_replaces_everything_else() {
+        let (component, container, parameters, artifacts) = fixture();
+        let task = task(json!({"enableCache": true, "cacheKey": "model-v1"}));
+        // sha256(b"comp-stamp\x00model-v1")
+        assert_eq!(
+            fingerprint(&task, &component, &container, &parameters, &artifacts).as_deref(),
+            Some("0d746a36664bdc87746af2c7f9671938fa3733ad7ab45672fbbb5d0888f1e694")
+        );
+    }
 
     #[test]
     fn numbers_print_as_go_prints_float64() {
