@@ -162,7 +162,7 @@ fn cache_hits_chain_and_an_edit_reruns_only_that_step_and_downstream() {
     assert!(second.task("consume")["reason"]
         .as_str()
         .unwrap_or_default()
-        .contains(first.summary["run_id"].as_str().unwrap()));
+        .contains(&first.summary["run_id"].as_str().unwrap()[..8]));
 
     // --no-cache and KFBOX_CACHE=off run everything again.
     let forced = cached_run(&pipeline, &["--no-cache"]);
@@ -239,12 +239,30 @@ fn history_commands_show_runs_logs_artifacts_and_lineage_and_delete_keeps_shared
         .filter_map(|r| r["run_id"].as_str())
         .collect();
     assert_eq!(ids, [second_id.as_str(), first_id.as_str()], "newest first");
+    let lineage_of_first = format!("{}", first_dataset_id(&first_id));
+    for args in [
+        vec!["runs", "list", "--pipeline", name.as_str()],
+        vec!["runs", "get", second_id.as_str()],
+        vec!["artifacts", "list", "--run", first_id.as_str()],
+        vec!["lineage", lineage_of_first.as_str()],
+    ] {
+        let table = kfbox(&args).output().unwrap();
+        let table = String::from_utf8_lossy(&table.stdout).into_owned();
+        // Rows fit; the run's header and paths are left whole.
+        let rows = table.lines().filter(|l| {
+            !l.starts_with("Run ")
+                && !l.starts_with("Logs and artifacts:")
+                && !l.trim_start().starts_with('/')
+        });
+        assert!(
+            rows.into_iter().all(|l| l.chars().count() <= 80),
+            "wider than 80 columns: {args:?}\n{table}"
+        );
+    }
     let table = kfbox(&["runs", "list", "--pipeline", &name])
         .output()
         .unwrap();
-    let table = String::from_utf8_lossy(&table.stdout).into_owned();
-    assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
-    assert!(table.contains(&first_id[..8]), "{table}");
+    assert!(String::from_utf8_lossy(&table.stdout).contains(&first_id[..8]));
 
     let log = kfbox(&["logs", &first_id, "double"]).output().unwrap();
     assert!(log.status.success());
@@ -290,6 +308,14 @@ fn history_commands_show_runs_logs_artifacts_and_lineage_and_delete_keeps_shared
         !Path::new(&uri).exists(),
         "{uri} outlived every run using it"
     );
+}
+
+/// The id of the dataset a run's `report` produced.
+fn first_dataset_id(run_id: &str) -> i64 {
+    let listed = kfbox_json(&["artifacts", "list", "--run", run_id, "--json"]);
+    listed["artifacts"][0]["id"]
+        .as_i64()
+        .expect("an artifact id")
 }
 
 /// Wait for `condition`, polling; panics with `what` after `limit`.

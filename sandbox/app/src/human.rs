@@ -45,6 +45,17 @@ pub fn fit(text: &str, width: usize) -> String {
     format!("{kept}…")
 }
 
+/// Cut `text` to `width` characters from the left, keeping its end (a task path's last
+/// segments name the task).
+pub fn fit_left(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().skip(count + 1 - width).collect();
+    format!("…{kept}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +73,7 @@ mod tests {
         assert_eq!(duration(7_500_000), "2h05m");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+        assert_eq!(fit_left("outer/inner/train", 8), "…r/train");
+        assert_eq!(fit_left("train", 8), "train");
     }
 }

@@ -1419,12 +1419,17 @@ fn reuse_cached(
         artifacts,
         error: None,
     };
+    // The run's short id, as `kfbox runs` lists it; `kfbox runs get` takes it.
     let from = match &hit.run_id {
-        Some(run_id) => format!("execution {} of run {run_id}", hit.execution_id),
+        Some(run_id) => format!(
+            "execution {} of run {}",
+            hit.execution_id,
+            run_id.get(..8).unwrap_or(run_id)
+        ),
         None => format!("execution {}", hit.execution_id),
     };
     let record = TaskRecord {
-        reason: Some(format!("cache hit: reused the outputs of {from}")),
+        reason: Some(format!("cache hit: reused {from}")),
         ..ended_record(
             task,
             path,

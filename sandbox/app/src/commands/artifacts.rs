@@ -92,7 +92,7 @@ fn get(store: &Store, printer: &Printer, args: ArtifactArg) -> anyhow::Result<Ex
     out.push_str(&format!("  uri:      {}\n", a.uri));
     out.push_str(&format!("  created:  {}\n", human::rfc3339(a.created_at)));
     if let Some(step) = producer {
-        out.push_str(&format!("  produced: {}\n", describe(step)));
+        out.push_str(&format!("  produced by:\n    {}\n", describe(step)));
     }
     let metadata: Vec<(&String, &Value)> = a
         .metadata
@@ -126,22 +126,23 @@ fn step_json(step: &LineageStep) -> Value {
     })
 }
 
-/// "task `train` of run 1a2b3c4d as `model` (execution 7, COMPLETE)". The root execution
-/// (a run's own `--artifact` inputs) is the pipeline itself; executions written by other MLMD
-/// clients have no task path and are named by their type.
+/// One execution as a row of at most 74 columns: run, task path, the name it used, execution
+/// id and state. The root execution (a run's own `--artifact` inputs) shows as `(pipeline)`;
+/// executions written by other MLMD clients show their type instead of a run and task.
 fn describe(step: &LineageStep) -> String {
     let e = &step.execution;
-    let who = match (e.text(props::PATH), e.run_id.as_deref()) {
-        (Some(""), Some(run)) => format!("the pipeline itself of run {}", short_id(Some(run))),
-        (Some(path), Some(run)) => format!("task `{path}` of run {}", short_id(Some(run))),
-        _ => format!("a {} execution outside kfbox's runs", e.type_name),
+    let (run, task) = match (e.text(props::PATH), e.run_id.as_deref()) {
+        (Some(""), Some(run)) => (short_id(Some(run)).to_owned(), "(pipeline)".to_owned()),
+        (Some(path), Some(run)) => (short_id(Some(run)).to_owned(), path.to_owned()),
+        _ => ("-".to_owned(), e.type_name.clone()),
     };
-    let name = if step.name.is_empty() {
-        String::new()
-    } else {
-        format!(" as `{}`", step.name)
-    };
-    format!("{who}{name} (execution {}, {})", e.id, e.state)
+    format!(
+        "run {run:<8}  {:<26}  {:<12}  #{} {}",
+        human::fit_left(&task, 26),
+        human::fit(&step.name, 12),
+        e.id,
+        e.state
+    )
 }
 
 pub fn lineage(
@@ -184,25 +185,29 @@ pub fn lineage(
     out.push_str(&format!(")\n  {}\n", a.uri));
     match producer {
         Some(step) => {
-            out.push_str(&format!("Produced by {}\n", describe(step)));
+            out.push_str(&format!("Produced by:\n  {}\n", describe(step)));
             if lineage.inputs.is_empty() {
                 out.push_str("  from no input artifacts\n");
             }
             for (name, input) in &lineage.inputs {
-                out.push_str(&format!(
-                    "  from `{name}`: artifact {} ({}, `{}`)\n",
+                let line = format!(
+                    "  from `{name}`: artifact {} ({}, `{}`)",
                     input.id,
                     short_type(&input.type_name),
                     input.display_name()
-                ));
+                );
+                out.push_str(&human::fit(&line, 80));
+                out.push('\n');
             }
         }
-        None => out.push_str(
-            "Produced by: nothing recorded (an input given to a run, or recorded outside kfbox)\n",
-        ),
+        None => out
+            .push_str("Produced by: nothing recorded (a run's input, or written outside kfbox)\n"),
     }
-    for step in reusers {
-        out.push_str(&format!("Reused (cache hit) by {}\n", describe(step)));
+    if !reusers.is_empty() {
+        out.push_str("Reused by (cache hits):\n");
+        for step in reusers {
+            out.push_str(&format!("  {}\n", describe(step)));
+        }
     }
     if lineage.consumers.is_empty() {
         out.push_str("Consumed by: no task\n");

@@ -196,13 +196,14 @@ pub(crate) fn render_summary(summary: &RunSummary) -> String {
         summary.run_id,
         style(&summary.pipeline).bold()
     ));
+    // 2 + 14 + 1 + 2 + 8 + 2 + 7 leaves 44 of 80 columns for the task path.
     let width = summary
         .tasks
         .iter()
         .map(|t| t.path.chars().count())
         .max()
         .unwrap_or(4)
-        .max(4);
+        .clamp(4, 44);
     out.push_str(&format!(
         "  {:<14} {:<width$}  {:>8}  {:>7}\n",
         "STATE", "TASK", "ATTEMPTS", "TIME"
@@ -219,7 +220,7 @@ pub(crate) fn render_summary(summary: &RunSummary) -> String {
         out.push_str(&format!(
             "  {label}{} {:<width$}  {:>8}  {:>7}\n",
             " ".repeat(pad),
-            task.path,
+            crate::human::fit_left(&task.path, width),
             task.attempts,
             took
         ));
