@@ -8,23 +8,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-venv="$target/test-python"
-if ! "$venv/bin/python" -c 'import kfp' 2>/dev/null; then
-  echo "creating $venv with the kfp SDK (once)" >&2
-  rm -rf "$venv"
-  "${PYTHON:-python3}" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'kfp==2.17.0'
-fi
-export KFBOX_TEST_PYTHON="$venv/bin/python"
+
+# venv_with DIR MODULE REQUIREMENT: a virtual environment at DIR that can import MODULE,
+# created once with pip from PyPI.
+venv_with() {
+  if ! "$1/bin/python" -c "import $2" 2>/dev/null; then
+    echo "creating $1 with $3 (once)" >&2
+    rm -rf "$1"
+    "${PYTHON:-python3}" -m venv "$1"
+    "$1/bin/python" -m pip install --quiet --disable-pip-version-check "$3"
+  fi
+}
+venv_with "$target/test-python" kfp 'kfp==2.17.0'
+export KFBOX_TEST_PYTHON="$target/test-python/bin/python"
 # ML Metadata pins protobuf<5 and kfp>=6: it reads kfbox's store from a venv of its own.
-mlmd="$target/mlmd-python"
-if ! "$mlmd/bin/python" -c 'import ml_metadata' 2>/dev/null; then
-  echo "creating $mlmd with ml-metadata (once)" >&2
-  rm -rf "$mlmd"
-  "${PYTHON:-python3}" -m venv "$mlmd"
-  "$mlmd/bin/python" -m pip install --quiet --disable-pip-version-check 'ml-metadata==1.17.1'
-fi
-export KFBOX_TEST_MLMD_PYTHON="$mlmd/bin/python"
+venv_with "$target/mlmd-python" ml_metadata 'ml-metadata==1.17.1'
+export KFBOX_TEST_MLMD_PYTHON="$target/mlmd-python/bin/python"
 # One kfbox home for all tests, kept between runs: its managed Python environment is built once.
 export KFBOX_TEST_HOME="$target/kfbox-test-home"
 

@@ -96,22 +96,25 @@ pub fn parse_run(output: Output) -> RunResult {
     }
 }
 
+/// The Python named by `variable` (tests/run.sh sets it), checked to import `module`.
+fn python_importing(variable: &str, module: &str, requirement: &str) -> String {
+    let python = std::env::var(variable).unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "`{python}` cannot import {module}; run the tests through tests/run.sh, or set {variable} to a Python with `pip install {requirement}`"
+    );
+    python
+}
+
 /// The Python that has the `kfp` SDK for compiling test pipelines.
 pub fn sdk_python() -> String {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON
-        .get_or_init(|| {
-            let python = std::env::var("KFBOX_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-            let ok = Command::new(&python)
-                .args(["-c", "import kfp"])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "`{python}` cannot import kfp; run the tests through tests/run.sh, or set KFBOX_TEST_PYTHON to a Python with `pip install kfp`"
-            );
-            python
-        })
+        .get_or_init(|| python_importing("KFBOX_TEST_PYTHON", "kfp", "kfp"))
         .clone()
 }
 
@@ -194,14 +197,9 @@ pub fn store_path() -> PathBuf {
 /// The Python with `ml-metadata` (its protobuf pin conflicts with the kfp SDK's, so it has a
 /// virtual environment of its own; tests/run.sh creates it).
 pub fn mlmd_python() -> String {
-    let python = std::env::var("KFBOX_TEST_MLMD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import ml_metadata"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "`{python}` cannot import ml_metadata; run the tests through tests/run.sh, or set KFBOX_TEST_MLMD_PYTHON to a Python with `pip install ml-metadata==1.17.1`"
-    );
-    python
+    python_importing(
+        "KFBOX_TEST_MLMD_PYTHON",
+        "ml_metadata",
+        "ml-metadata==1.17.1",
+    )
 }

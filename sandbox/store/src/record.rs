@@ -169,7 +169,7 @@ impl Store {
                 Some(id) => id,
                 None => {
                     exec(
-                tx,
+                        tx,
                         "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
                         params![pipeline_type, run.pipeline_name, now],
                     )?;
@@ -333,7 +333,7 @@ pub(crate) fn end_run(
         params![context, now],
     )?;
     exec(
-                tx,
+        tx,
         "UPDATE kfbox_run SET state = ?2, finished_at = ?3, error = ?4, pid = NULL WHERE run_id = ?1",
         params![run_id, state, now, error],
     )?;
@@ -349,7 +349,7 @@ fn insert_execution(
     let ty = type_id(tx, execution.kind.type_name(), TypeKind::Execution)?;
     let now = now_ms();
     exec(
-                tx,
+        tx,
         "INSERT INTO Execution (type_id, last_known_state, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![ty, execution.state, name, now],
     )?;
@@ -403,7 +403,7 @@ fn insert_artifact(
     let ty = type_id(tx, title, TypeKind::Artifact)?;
     let now = now_ms();
     exec(
-                tx,
+        tx,
         "INSERT INTO Artifact (type_id, uri, state, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![ty, artifact.uri, ARTIFACT_LIVE, now],
     )?;
@@ -450,7 +450,7 @@ fn insert_event(
     name: &str,
 ) -> Result<(), StoreError> {
     let inserted = exec(
-                tx,
+        tx,
         "INSERT OR IGNORE INTO Event (artifact_id, execution_id, type, milliseconds_since_epoch) VALUES (?1, ?2, ?3, ?4)",
         params![artifact, execution, kind, now_ms()],
     )?;

@@ -149,7 +149,7 @@ impl Store {
                         stopped += 1;
                     }
                     exec(
-                tx,
+                        tx,
                         "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",
                         params![execution, state::FAILED, now],
                     )?;
