@@ -82,6 +82,17 @@ pub(crate) fn kind_label(kind: TaskKind) -> &'static str {
     }
 }
 
+/// Recorded artifact ids by output name: how a DAG (and the run) lists the outputs it passes on.
+fn artifact_ids(artifacts: &Artifacts) -> Map<String, Value> {
+    artifacts
+        .iter()
+        .map(|(name, list)| {
+            let ids: Vec<Value> = list.iter().filter_map(|a| a.id).map(Value::from).collect();
+            (name.clone(), Value::Array(ids))
+        })
+        .collect()
+}
+
 impl Ledger {
     pub(crate) fn new(store: Arc<Store>, run: RunHandle, events: EventSink) -> Self {
         Self { store, run, events }
@@ -178,14 +189,7 @@ impl Ledger {
         // children's on, so they list ids instead of claiming to have produced them.
         let mut output_events = Vec::new();
         if draft.kind == ExecutionType::Dag {
-            let ids: Map<String, Value> = artifacts
-                .iter()
-                .map(|(name, list)| {
-                    let ids: Vec<Value> =
-                        list.iter().filter_map(|a| a.id).map(Value::from).collect();
-                    (name.clone(), Value::Array(ids))
-                })
-                .collect();
+            let ids = artifact_ids(artifacts);
             props.push((props::OUTPUT_ARTIFACTS, Prop::Struct(ids)));
         } else {
             for (name, list) in artifacts.iter() {
@@ -248,18 +252,11 @@ impl Ledger {
         outputs: &Map<String, Value>,
         artifacts: &Artifacts,
     ) {
-        let output_artifacts = artifacts
-            .iter()
-            .map(|(name, list)| {
-                let ids: Vec<Value> = list.iter().filter_map(|a| a.id).map(Value::from).collect();
-                (name.clone(), Value::Array(ids))
-            })
-            .collect();
         let outcome = RunOutcome {
             state: state.to_owned(),
             error,
             outputs: outputs.clone(),
-            output_artifacts,
+            output_artifacts: artifact_ids(artifacts),
         };
         self.keep(self.store.finish_run(&self.run, &outcome));
     }

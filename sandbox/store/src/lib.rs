@@ -29,7 +29,7 @@ pub use record::{
     OutputArtifact, RunHandle, RunOutcome,
 };
 pub use recovery::note_process;
-pub use schema::{latest_version, MLMD_SCHEMA_VERSION};
+pub use schema::MLMD_SCHEMA_VERSION;
 
 /// The file name of the store inside `KFBOX_HOME`.
 pub const STORE_FILE: &str = "kfbox.sqlite";
@@ -43,7 +43,6 @@ pub mod props {
     pub const TASK_NAME: &str = "task_name";
     pub const IMAGE: &str = "image";
     pub const NAMESPACE: &str = "namespace";
-    pub const POD_NAME: &str = "pod_name";
     pub const RESOURCE_NAME: &str = "resource_name";
     pub const PIPELINE_ROOT: &str = "pipeline_root";
     pub const STORE_SESSION_INFO: &str = "store_session_info";
@@ -54,7 +53,6 @@ pub mod props {
     pub const PARENT_DAG_ID: &str = "parent_dag_id";
     pub const ITERATION_INDEX: &str = "iteration_index";
     pub const ITERATION_COUNT: &str = "iteration_count";
-    pub const TOTAL_DAG_TASKS: &str = "total_dag_tasks";
     /// The task's path in the run (`outer/iteration-0/inner`).
     pub const PATH: &str = "kfbox.path";
     /// kfbox's task kind: container, importer, dag, loop, iteration, root.
@@ -165,12 +163,6 @@ impl Store {
         let value = work(&tx)?;
         tx.commit()?;
         Ok(value)
-    }
-
-    /// Check the file as SQLite sees it (`PRAGMA integrity_check`).
-    pub fn integrity_check(&self) -> Result<String, StoreError> {
-        let conn = self.conn();
-        Ok(conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
     }
 }
 

@@ -28,11 +28,9 @@ pub struct RunRow {
     pub run_dir: String,
     #[serde(skip)]
     pub context_id: i64,
-    #[serde(skip)]
-    pub root_execution_id: Option<i64>,
 }
 
-const RUN_COLUMNS: &str = "run_id, display_name, pipeline_name, state, created_at, finished_at, error, run_dir, context_id, root_execution_id";
+const RUN_COLUMNS: &str = "run_id, display_name, pipeline_name, state, created_at, finished_at, error, run_dir, context_id";
 
 impl RunRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -46,7 +44,6 @@ impl RunRow {
             error: row.get(6)?,
             run_dir: row.get(7)?,
             context_id: row.get(8)?,
-            root_execution_id: row.get(9)?,
         })
     }
 }
@@ -75,8 +72,6 @@ pub struct ExecutionRow {
     pub type_name: String,
     /// MLMD `Execution.State` name.
     pub state: &'static str,
-    pub created_at: i64,
-    pub updated_at: i64,
     pub props: BTreeMap<String, Prop>,
     /// INPUT events: input name and artifact id.
     pub inputs: Vec<(String, i64)>,
@@ -229,21 +224,19 @@ impl Store {
     pub fn list_artifacts(
         &self,
         run: Option<&RunRow>,
-        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<ArtifactRow>, StoreError> {
         let conn = self.conn();
-        let before = before.unwrap_or(i64::MAX);
         let ids: Vec<i64> = match run {
             Some(run) => conn
                 .prepare_cached(
-                    "SELECT artifact_id FROM Attribution WHERE context_id = ?1 AND artifact_id < ?2 ORDER BY artifact_id DESC LIMIT ?3",
+                    "SELECT artifact_id FROM Attribution WHERE context_id = ?1 ORDER BY artifact_id DESC LIMIT ?2",
                 )?
-                .query_map(params![run.context_id, before, limit as i64], |r| r.get(0))?
+                .query_map(params![run.context_id, limit as i64], |r| r.get(0))?
                 .collect::<Result<_, _>>()?,
             None => conn
-                .prepare_cached("SELECT id FROM Artifact WHERE id < ?1 ORDER BY id DESC LIMIT ?2")?
-                .query_map(params![before, limit as i64], |r| r.get(0))?
+                .prepare_cached("SELECT id FROM Artifact ORDER BY id DESC LIMIT ?1")?
+                .query_map(params![limit as i64], |r| r.get(0))?
                 .collect::<Result<_, _>>()?,
         };
         ids.into_iter()
@@ -475,18 +468,12 @@ fn run_of_execution(conn: &Connection, execution: i64) -> Result<Option<String>,
 }
 
 pub(crate) fn read_execution(conn: &Connection, id: i64) -> Result<ExecutionRow, StoreError> {
-    let (type_name, state, created_at, updated_at) = conn
+    let (type_name, state) = conn
         .prepare_cached(
-            "SELECT t.name, e.last_known_state, e.create_time_since_epoch, e.last_update_time_since_epoch
-             FROM Execution e JOIN Type t ON t.id = e.type_id WHERE e.id = ?1",
+            "SELECT t.name, e.last_known_state FROM Execution e JOIN Type t ON t.id = e.type_id WHERE e.id = ?1",
         )?
         .query_row([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get(2)?,
-                r.get(3)?,
-            ))
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
         })?;
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
@@ -514,8 +501,6 @@ pub(crate) fn read_execution(conn: &Connection, id: i64) -> Result<ExecutionRow,
         id,
         type_name,
         state: state_name(state),
-        created_at,
-        updated_at,
         props: read_props(conn, "ExecutionProperty", "execution_id", id)?,
         inputs,
         outputs,

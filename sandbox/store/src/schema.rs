@@ -17,7 +17,7 @@ pub const MLMD_SCHEMA_VERSION: i64 = 10;
 const MIGRATIONS: &[&str] = &[MLMD_TABLES_AND_RUN_INDEX];
 
 /// The newest store version this build knows.
-pub fn latest_version() -> i64 {
+fn latest_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 

@@ -47,7 +47,7 @@ fn list(store: &Store, printer: &Printer, args: ArtifactsListArgs) -> anyhow::Re
         .run
         .map(|r| store.find_run(&RunSelector(r)))
         .transpose()?;
-    let found = store.list_artifacts(run.as_ref(), None, args.limit as usize)?;
+    let found = store.list_artifacts(run.as_ref(), args.limit as usize)?;
     if args.json {
         let items: Vec<Value> = found.iter().map(artifact_json).collect();
         printer.data(&serde_json::to_string_pretty(
