@@ -3,7 +3,8 @@
 # (the real kfbox binary, pipelines compiled by the real kfp SDK, the shared conformance corpus).
 #
 # The end-to-end tests need a Python with the kfp SDK to compile pipelines; it is created here
-# once, under the cargo target directory, with pip from PyPI.
+# once, under the cargo target directory, with pip from PyPI. They also need a Docker daemon
+# (.ci/run starts one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,11 +22,26 @@ venv_with() {
 }
 venv_with "$target/test-python" kfp 'kfp==2.17.0'
 export KFBOX_TEST_PYTHON="$target/test-python/bin/python"
+# zig, from PyPI, builds the WebAssembly test modules (tests/wasi/*.c).
+if ! "$KFBOX_TEST_PYTHON" -c 'import ziglang' 2>/dev/null; then
+  "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'ziglang==0.17.1'
+fi
 # ML Metadata pins protobuf<5 and kfp>=6: it reads kfbox's store from a venv of its own.
 venv_with "$target/mlmd-python" ml_metadata 'ml-metadata==1.17.1'
 export KFBOX_TEST_MLMD_PYTHON="$target/mlmd-python/bin/python"
 # One kfbox home for all tests, kept between runs: its managed Python environment is built once.
 export KFBOX_TEST_HOME="$target/kfbox-test-home"
+
+# The Docker tests need a daemon and a base image with python3; no registry is reachable from
+# CI, so the image is built once from Debian's packages (images/base/build.sh, as root).
+if ! docker info >/dev/null 2>&1; then
+  echo "error: no Docker daemon answers (start one: sudo dockerd &)" >&2
+  exit 2
+fi
+if ! docker image inspect kfbox/base:bookworm >/dev/null 2>&1; then
+  echo "building kfbox/base:bookworm with debootstrap (once)" >&2
+  if [ "$(id -u)" = 0 ]; then images/base/build.sh; else sudo images/base/build.sh; fi
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

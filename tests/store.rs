@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{
-    compile_unique, kfbox, kfbox_json, mlmd_python, parse_run, repo_root, run_json, sdk_python,
-    store_path, RunResult,
+    compile_unique, kfbox, kfbox_json, mlmd_python, parse_run, repo_root, run_json, running_run,
+    sdk_python, store_path, wait_for, RunResult,
 };
 
 /// `kfbox run --json` with the cache as users get it (tests otherwise turn it off).
@@ -318,15 +318,6 @@ fn first_dataset_id(run_id: &str) -> i64 {
         .expect("an artifact id")
 }
 
-/// Wait for `condition`, polling; panics with `what` after `limit`.
-fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_killed_run_is_marked_failed_and_the_store_stays_consistent() {
     let (pipeline, name) = compile_unique("sleeper", "sleeper");
@@ -344,25 +335,7 @@ fn a_killed_run_is_marked_failed_and_the_store_stays_consistent() {
     .stderr(Stdio::null())
     .spawn()
     .expect("kfbox starts");
-    let mut run_id = String::new();
-    wait_for("the run to be recorded", Duration::from_secs(60), || {
-        let listed = kfbox_json(&[
-            "runs",
-            "list",
-            "--pipeline",
-            &name,
-            "--state",
-            "RUNNING",
-            "--json",
-        ]);
-        match listed["runs"][0]["run_id"].as_str() {
-            Some(id) => {
-                run_id = id.to_owned();
-                true
-            }
-            None => false,
-        }
-    });
+    let run_id = running_run(&name);
     // `logs --follow` streams the step's output while it runs.
     let mut follow = kfbox(&["logs", &run_id, "--follow"])
         .stdout(Stdio::piped())

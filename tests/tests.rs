@@ -5,5 +5,8 @@ mod common;
 
 mod cli;
 mod conformance;
+mod docker;
+mod gpu;
 mod semantics;
 mod store;
+mod wasi;

@@ -37,6 +37,10 @@ pub fn kfbox(args: &[&str]) -> Command {
         .env("NO_COLOR", "1")
         // Tests reproduce what a fresh run does; the caching tests turn the cache back on.
         .env("KFBOX_CACHE", "off")
+        // Container components run on the host unless a test asks for Docker: the corpus'
+        // images (python:3.x, alpine...) cannot be pulled here.
+        .env("KFBOX_EXECUTOR", "process")
+        .env_remove("KFBOX_CONFIG")
         .env_remove("KFBOX_PYTHON")
         .env_remove("KFBOX_LOG");
     command
@@ -118,9 +122,15 @@ pub fn sdk_python() -> String {
         .clone()
 }
 
+/// Where test pipelines are compiled to (and WebAssembly test modules built, so that the
+/// pipelines' relative `wasm:` images find them).
+pub fn compiled_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compiled")
+}
+
 /// Compile `tests/pipelines/<module>.py` with the real SDK; returns the YAML path.
 pub fn compile(module: &str) -> PathBuf {
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compiled");
+    let out_dir = compiled_dir();
     std::fs::create_dir_all(&out_dir).expect("compiled dir");
     // Tests compile concurrently: each call writes its own file.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -202,4 +212,41 @@ pub fn mlmd_python() -> String {
         "ml_metadata",
         "ml-metadata==1.17.1",
     )
+}
+
+/// Wait for `condition`, polling; panics with `what` after `limit`.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The id of pipeline `name`'s RUNNING run, once one is recorded.
+pub fn running_run(name: &str) -> String {
+    let mut run_id = String::new();
+    wait_for(
+        "the run to be recorded",
+        std::time::Duration::from_secs(60),
+        || {
+            let listed = kfbox_json(&[
+                "runs",
+                "list",
+                "--pipeline",
+                name,
+                "--state",
+                "RUNNING",
+                "--json",
+            ]);
+            match listed["runs"][0]["run_id"].as_str() {
+                Some(id) => {
+                    run_id = id.to_owned();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    run_id
 }

@@ -1,6 +1,8 @@
 //! kfbox's commands. The only crate that prints or decides exit codes.
 
 mod commands;
+mod config;
+mod executors;
 mod human;
 mod printer;
 mod reporter;
@@ -57,6 +59,8 @@ pub fn main() -> ExitCode {
                 commands::artifacts(&settings, &printer, args.into_command())
             }
             Command::Lineage(args) => commands::lineage(&settings, &printer, args),
+            Command::Images(args) => commands::images(&settings, &printer, args).await,
+            Command::Doctor(args) => commands::doctor(&settings, &printer, args).await,
         }
     });
     match result {

@@ -16,6 +16,8 @@ pub struct GlobalSettings {
     pub cache: bool,
     /// stderr is a terminal: live progress and streamed logs.
     pub interactive: bool,
+    /// `kfbox.toml`, and whether it was named (`--config`), so that its absence is an error.
+    pub config: (PathBuf, bool),
 }
 
 impl GlobalSettings {
@@ -40,7 +42,12 @@ impl GlobalSettings {
                 "off" | "0" | "false" | "no"
             )
         });
+        let config = match &args.config {
+            Some(path) => (path.clone(), true),
+            None => (home.join("kfbox.toml"), false),
+        };
         Self {
+            config,
             home,
             python: args.python.clone(),
             quiet: args.quiet,
@@ -56,6 +63,10 @@ impl GlobalSettings {
 
     pub fn python_dir(&self) -> PathBuf {
         self.home.join("python")
+    }
+
+    pub fn load_config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
+        crate::config::Config::load(&self.config.0, self.config.1)
     }
 
     /// Open the store (creating `KFBOX_HOME` and the file on first use), and say which runs

@@ -16,6 +16,12 @@ pub mod env_vars {
     pub const NO_COLOR: &str = "NO_COLOR";
     /// `off` (or `0`, `false`, `no`): never reuse cached executions.
     pub const KFBOX_CACHE: &str = "KFBOX_CACHE";
+    /// The configuration file (default: `kfbox.toml` in KFBOX_HOME).
+    pub const KFBOX_CONFIG: &str = "KFBOX_CONFIG";
+    /// Which executor runs steps: `auto`, `process` or `docker` (as `--executor`).
+    pub const KFBOX_EXECUTOR: &str = "KFBOX_EXECUTOR";
+    /// Where the Docker daemon listens (read by the Docker client library, as by `docker`).
+    pub const DOCKER_HOST: &str = "DOCKER_HOST";
 }
 
 #[derive(Debug, Parser)]
@@ -46,6 +52,34 @@ pub struct GlobalArgs {
     /// The Python interpreter used to create managed environments.
     #[arg(long, global = true, env = env_vars::KFBOX_PYTHON, value_name = "PATH")]
     pub python: Option<String>,
+    /// The configuration file [default: kfbox.toml in KFBOX_HOME].
+    #[arg(long, global = true, env = env_vars::KFBOX_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Where container steps run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Container components in Docker (when a daemon answers), lightweight Python components
+    /// as host processes.
+    Auto,
+    /// Every step as a host process.
+    Process,
+    /// Every step in a Docker container.
+    Docker,
+}
+
+/// What a GPU request does on a machine without GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuChoice {
+    /// Fail the task at once.
+    Require,
+    /// Run it without a GPU, with a warning.
+    Prefer,
+    /// Run it without a GPU, silently.
+    Ignore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +103,52 @@ pub enum Command {
     Artifacts(ArtifactsArgs),
     /// Where an artifact came from (producer and its inputs) and where it went (consumers).
     Lineage(LineageArgs),
+    /// Build kfbox's runtime image, or move images to and from machines without a registry.
+    Images(ImagesArgs),
+    /// Check what this machine offers kfbox: GPUs, Docker, Python, disk, ports.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(subcommand)]
+    pub command: ImagesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the kfbox runtime image (Python with the kfp SDK) from images/runtime.
+    Build(ImagesBuildArgs),
+    /// Load images from an archive written by `kfbox images save` or `docker save`.
+    Load {
+        /// The archive (.tar).
+        file: PathBuf,
+    },
+    /// Write images into one archive, to load on a machine without a registry.
+    Save {
+        /// The archive to write (.tar).
+        file: PathBuf,
+        /// Images to include, e.g. `python:3.11 kfbox/runtime:latest`.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesBuildArgs {
+    /// The image to build on: any with python3 and its venv module (Debian's python3-venv).
+    #[arg(long, default_value = "python:3.11-slim", value_name = "IMAGE")]
+    pub base: String,
+    /// The name of the built image.
+    #[arg(long, default_value = "kfbox/runtime:latest", value_name = "IMAGE")]
+    pub tag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +314,14 @@ pub struct RunArgs {
     /// The steps' results still serve later runs.
     #[arg(long)]
     pub no_cache: bool,
+    /// Where container steps run [default: `executor.default` in kfbox.toml, else auto].
+    /// `wasm:` images always run in the WebAssembly runtime.
+    #[arg(long, value_enum, env = env_vars::KFBOX_EXECUTOR, value_name = "EXECUTOR")]
+    pub executor: Option<ExecutorKind>,
+    /// What steps that ask for GPUs do on a machine without them [default: `gpu.policy` in
+    /// kfbox.toml, else prefer].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub gpu: Option<GpuChoice>,
 }
 
 #[derive(Debug, Args)]

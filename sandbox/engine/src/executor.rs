@@ -1,8 +1,13 @@
 //! The seam between the engine and whatever runs a step (host process, Docker, WASI).
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use kfbox_spec::resources::Resources;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::EventSink;
@@ -12,9 +17,12 @@ use crate::events::EventSink;
 pub struct Step {
     /// Where the task sits in the run, e.g. `for-loop-2/iteration-0/train`.
     pub task_path: String,
+    pub run_id: String,
     pub image: String,
-    /// `command` followed by `args`, placeholders expanded.
-    pub argv: Vec<String>,
+    /// The container's `command` (a container's entrypoint), placeholders expanded.
+    pub command: Vec<String>,
+    /// The container's `args`, placeholders expanded.
+    pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     /// A scratch directory owned by this attempt.
     pub work_dir: PathBuf,
@@ -23,6 +31,27 @@ pub struct Step {
     /// Where the executor notes what it started (`<pid> <start time>` of the process group
     /// leader), so that if kfbox dies the next kfbox can stop it.
     pub process_file: PathBuf,
+    /// The host paths the step reads and writes (input artifacts, output directories, the
+    /// work directory), for executors that isolate steps: they expose exactly these, at the
+    /// same paths, so artifact URIs mean the same inside and out.
+    pub mounts: Vec<Mount>,
+    pub resources: Resources,
+    /// GPUs this step may see (`CUDA_VISIBLE_DEVICES` indices); `None` leaves the host's
+    /// setting alone (a machine without GPUs, or GPUs shared by configuration).
+    pub gpus: Option<Vec<u32>>,
+}
+
+impl Step {
+    /// `command` followed by `args`: what a process runs.
+    pub fn argv(&self) -> Vec<String> {
+        self.command.iter().chain(&self.args).cloned().collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub path: PathBuf,
+    pub writable: bool,
 }
 
 /// How a step ended when it could be started.
@@ -35,8 +64,11 @@ pub enum StepExit {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
-    #[error("image `{image}` needs a container runtime: `{program}` is not a program on this host\nhint: kfbox runs container components on the host only when their command exists on PATH; a Docker executor is planned")]
+    #[error("image `{image}` needs a container runtime: `{program}` is not a program on this host\nhint: start Docker and run with `--executor docker` (or `auto`), or install `{program}`")]
     NeedsContainerRuntime { image: String, program: String },
+    /// A problem that retrying cannot fix (a missing image, a module that does not load).
+    #[error("{0}")]
+    Unrunnable(String),
     #[error("could not start `{program}`")]
     Spawn {
         program: String,
@@ -62,4 +94,31 @@ pub trait Executor: Send + Sync {
         events: &EventSink,
         cancel: &CancellationToken,
     ) -> Result<StepExit, ExecutorError>;
+}
+
+/// Preparation an executor does once per key for its whole life (an environment built, an image
+/// pulled): concurrent steps asking for the same key wait for the first one's result.
+pub struct OncePerKey<K, V> {
+    cells: Mutex<HashMap<K, Arc<tokio::sync::OnceCell<V>>>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Default for OncePerKey<K, V> {
+    fn default() -> Self {
+        Self {
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> OncePerKey<K, V> {
+    pub async fn get_or_init<F: Future<Output = V>>(&self, key: &K, init: impl FnOnce() -> F) -> V {
+        let cell = self
+            .cells
+            .lock()
+            .expect("once-per-key lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(init).await.clone()
+    }
 }

@@ -10,7 +10,7 @@ pub mod model;
 mod params;
 mod run;
 
-pub use executor::{Executor, ExecutorError, Step, StepExit};
+pub use executor::{Executor, ExecutorError, Mount, OncePerKey, Step, StepExit};
 pub use params::{parse_assignments, resolve_root_artifacts, resolve_root_parameters, ParamError};
 pub use run::{execute, RunOptions};
 

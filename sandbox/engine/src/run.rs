@@ -28,12 +28,14 @@ use kfbox_store::value::Prop;
 use kfbox_store::{props, RunHandle, Store};
 
 use crate::events::{EventSink, RunEvent};
-use crate::executor::{Executor, ExecutorError, Step, StepExit};
+use crate::executor::{Executor, ExecutorError, Mount, Step, StepExit};
 use crate::ledger::{execution_type, kind_label, Draft, Ledger, Placement};
 use crate::model::{
     ArtifactRef, RunState, RunSummary, RuntimeArtifact, TaskKind, TaskOutputs, TaskRecord,
     TaskState,
 };
+use kfbox_gpu::{Admission, GpuPlan};
+use kfbox_spec::resources::Resources;
 
 /// Everything a run needs besides the pipeline and the executor.
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub struct RunOptions {
     /// Reuse earlier executions with the same cache fingerprint. Off, executions still record
     /// their fingerprints, so later runs can reuse them.
     pub reuse_cache: bool,
+    /// The GPUs steps may ask for, and what happens to requests on a machine without them.
+    pub gpus: GpuPlan,
 }
 
 type Artifacts = BTreeMap<String, Vec<RuntimeArtifact>>;
@@ -1266,14 +1270,18 @@ async fn run_container(
             .collect(),
         output_file: dirs.executor_output_file(),
     };
-    let mut argv = Vec::new();
-    for text in container.command.iter().chain(&container.args) {
-        let expanded = parse_arg(text).and_then(|arg| arg.expand(&executor_input));
-        match expanded {
-            Ok(words) => argv.extend(words),
-            Err(e) => return not_started(draft, e.to_string()),
+    let expand = |texts: &[String]| -> Result<Vec<String>, String> {
+        let mut words = Vec::new();
+        for text in texts {
+            let expanded = parse_arg(text).and_then(|arg| arg.expand(&executor_input));
+            words.extend(expanded.map_err(|e| e.to_string())?);
         }
-    }
+        Ok(words)
+    };
+    let (command, args) = match (expand(&container.command), expand(&container.args)) {
+        (Ok(command), Ok(args)) => (command, args),
+        (Err(e), _) | (_, Err(e)) => return not_started(draft, e),
+    };
     if task.caching_options.enable_cache {
         let fingerprint = crate::cache::fingerprint(
             task,
@@ -1296,6 +1304,9 @@ async fn run_container(
         .iter()
         .map(|e| (e.name.clone(), e.value.clone()))
         .collect();
+    // Checked by validation; a placeholder-valued setting reads as unset.
+    let resources = Resources::from_ir(container.resources.as_ref()).unwrap_or_default();
+    let mounts = step_mounts(&inputs, &executor_input, &dirs);
     let retry = task.retry_policy.clone().unwrap_or_default();
     let max_attempts = retry.max_retry_count + 1;
     let started_at = now();
@@ -1314,12 +1325,17 @@ async fn run_container(
         attempt += 1;
         let step = Step {
             task_path: path.to_owned(),
+            run_id: run.options.run_id.clone(),
             image: container.image.clone(),
-            argv: argv.clone(),
+            command: command.clone(),
+            args: args.clone(),
             env: env.clone(),
             work_dir: dirs.task_dir.join(format!("attempt-{attempt}")),
             log_path: dirs.log_path.clone(),
             process_file: dirs.process_file(),
+            mounts: mounts.clone(),
+            resources: resources.clone(),
+            gpus: None,
         };
         let attempt_result = run_attempt(run, &step, &executor_input, component).await;
         match attempt_result {
@@ -1466,6 +1482,33 @@ fn backoff_delay(retry: &kfbox_spec::ir::RetryPolicy, attempt: u32) -> Duration 
     Duration::from_secs_f64(seconds)
 }
 
+/// What a step reads and writes: its input artifacts (read-only), its output artifacts
+/// directory, and its task directory (output parameter files, executor output, the attempts'
+/// work directories). Non-local URIs (`gs://`...) are not paths and are left to the step.
+fn step_mounts(inputs: &Inputs, input: &ExecutorInput<'_>, dirs: &TaskDirs) -> Vec<Mount> {
+    let mut mounts: Vec<Mount> = Vec::new();
+    for artifact in inputs.artifacts.values().flatten() {
+        let path = PathBuf::from(&artifact.uri);
+        if path.is_absolute() && !mounts.iter().any(|m| m.path == path) {
+            mounts.push(Mount {
+                path,
+                writable: false,
+            });
+        }
+    }
+    if !input.outputs.is_empty() {
+        mounts.push(Mount {
+            path: dirs.artifacts_dir.clone(),
+            writable: true,
+        });
+    }
+    mounts.push(Mount {
+        path: dirs.task_dir.clone(),
+        writable: true,
+    });
+    mounts
+}
+
 async fn run_attempt(
     run: &Run,
     step: &Step,
@@ -1497,12 +1540,48 @@ async fn run_attempt(
     ] {
         fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
+    let mut step = step.clone();
+    let gpus = &run.options.gpus;
+    let lease = match &step.resources.accelerator {
+        None => None,
+        Some(accelerator) => {
+            match gpus.admit(
+                accelerator.count,
+                accelerator.wants_nvidia(),
+                &accelerator.describe(),
+            ) {
+                Admission::Refuse(e) => return Err(AttemptError::Final(e)),
+                Admission::Without(warning) => {
+                    if let Some(warning) = warning {
+                        run.events.send(RunEvent::Warning(format!(
+                            "task `{}` {warning}",
+                            step.task_path
+                        )));
+                    }
+                    None
+                }
+                // GPUs first, then a parallelism slot: a step waiting for a GPU must not hold
+                // a slot that a CPU step could use.
+                Admission::Wait(count) => tokio::select! {
+                    lease = gpus.slots.acquire(count) => Some(lease),
+                    _ = run.cancel.cancelled() => return Err(AttemptError::Canceled),
+                },
+            }
+        }
+    };
+    if let Some(lease) = &lease {
+        step.gpus = Some(lease.gpus.clone());
+    } else if gpus.slots.exclusive() {
+        // GPUs are slots: a step that asked for none sees none, as on a cluster.
+        step.gpus = Some(Vec::new());
+    }
     let permit = tokio::select! {
         permit = run.slots.acquire() => permit.expect("slots open"),
         _ = run.cancel.cancelled() => return Err(AttemptError::Canceled),
     };
-    let exit = run.executor.run(step, &run.events, &run.cancel).await;
+    let exit = run.executor.run(&step, &run.events, &run.cancel).await;
     drop(permit);
+    drop(lease);
     match exit {
         Ok(StepExit::Exited(0)) => {
             collect_outputs(input, component).map_err(AttemptError::Retriable)
@@ -1514,7 +1593,7 @@ async fn run_attempt(
             "the step was killed by signal {signal}"
         ))),
         Ok(StepExit::Canceled) => Err(AttemptError::Canceled),
-        Err(e @ ExecutorError::NeedsContainerRuntime { .. }) => {
+        Err(e @ (ExecutorError::NeedsContainerRuntime { .. } | ExecutorError::Unrunnable(_))) => {
             Err(AttemptError::Final(e.to_string()))
         }
         Err(e) => Err(AttemptError::Retriable(crate::error_chain(&e))),
@@ -1647,24 +1726,6 @@ fn warn_about_platform_settings(run: &Run) {
                 warnings.push(format!(
                     "task `{task_name}`: Kubernetes setting `{setting}` is not applied when running locally"
                 ));
-            }
-            let resources = spec
-                .deployment_spec
-                .executors
-                .get(label)
-                .and_then(|e| e.container.as_ref())
-                .and_then(|c| c.resources.as_ref())
-                .and_then(Value::as_object);
-            for (key, value) in resources.into_iter().flatten() {
-                if key == "accelerator" {
-                    warnings.push(format!(
-                        "task `{task_name}`: accelerator request {value} is recorded; the process executor does not assign GPUs yet"
-                    ));
-                } else {
-                    warnings.push(format!(
-                        "task `{task_name}`: resource setting `{key}` ({value}) is not enforced when running as a process"
-                    ));
-                }
             }
             for warning in warnings {
                 if seen.insert(warning.clone()) {

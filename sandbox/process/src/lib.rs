@@ -4,38 +4,34 @@
 //! Every step runs in its own process group so that cancelling stops the whole tree the step
 //! started, not only its shell.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use kfbox_engine::events::{EventSink, RunEvent};
-use kfbox_engine::{Executor, ExecutorError, Step, StepExit};
+use kfbox_engine::{Executor, ExecutorError, OncePerKey, Step, StepExit};
 use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 /// How long a cancelled step gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
-type EnvCell = Arc<OnceCell<Result<Env, String>>>;
-
 pub struct ProcessExecutor {
     envs: PythonEnvs,
-    ready: Mutex<HashMap<Requirements, EnvCell>>,
+    ready: OncePerKey<Requirements, Result<Env, String>>,
 }
 
 impl ProcessExecutor {
     pub fn new(envs: PythonEnvs) -> Self {
         Self {
             envs,
-            ready: Mutex::new(HashMap::new()),
+            ready: OncePerKey::default(),
         }
     }
 
@@ -45,15 +41,9 @@ impl ProcessExecutor {
         requirements: &Requirements,
         events: &EventSink,
     ) -> Result<Env, ExecutorError> {
-        let cell = self
+        let result = self
             .ready
-            .lock()
-            .expect("env cache lock")
-            .entry(requirements.clone())
-            .or_default()
-            .clone();
-        let result = cell
-            .get_or_init(|| {
+            .get_or_init(requirements, || {
                 let envs = self.envs.clone();
                 let requirements = requirements.clone();
                 let events = events.clone();
@@ -87,7 +77,7 @@ impl ProcessExecutor {
                 }
             })
             .await;
-        result.clone().map_err(ExecutorError::Environment)
+        result.map_err(ExecutorError::Environment)
     }
 }
 
@@ -107,7 +97,8 @@ impl Executor for ProcessExecutor {
         events: &EventSink,
         cancel: &CancellationToken,
     ) -> Result<StepExit, ExecutorError> {
-        let (argv, env) = match LightweightStep::detect(&step.argv) {
+        let argv = step.argv();
+        let (argv, env) = match LightweightStep::detect(&argv) {
             Some(lightweight) => {
                 if let Some(pin) = &lightweight.sdk_pin {
                     tracing::debug!(
@@ -120,7 +111,7 @@ impl Executor for ProcessExecutor {
                 (lightweight.argv, Some(env))
             }
             None => {
-                let program = step.argv.first().cloned().unwrap_or_default();
+                let program = argv.first().cloned().unwrap_or_default();
                 if find_program(&program).is_none() {
                     return Err(ExecutorError::NeedsContainerRuntime {
                         image: step.image.clone(),
@@ -137,7 +128,7 @@ impl Executor for ProcessExecutor {
                 } else {
                     None
                 };
-                (step.argv.clone(), env)
+                (argv, env)
             }
         };
         run_process(step, &argv, env.as_ref(), events, cancel).await
@@ -163,6 +154,10 @@ async fn run_process(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(gpus) = &step.gpus {
+        let visible: Vec<String> = gpus.iter().map(u32::to_string).collect();
+        command.env("CUDA_VISIBLE_DEVICES", visible.join(","));
+    }
     if let Some(env) = env {
         command.env("PATH", path_with(&env.bin_dir));
         command.env("VIRTUAL_ENV", &env.dir);

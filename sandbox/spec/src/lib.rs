@@ -6,6 +6,7 @@ pub mod ir;
 mod load;
 pub mod placeholder;
 pub mod platform;
+pub mod resources;
 mod validate;
 pub mod value;
 

@@ -248,6 +248,12 @@ fn check_executor(
         }
         return;
     };
+    if let Err(e) = crate::resources::Resources::from_ir(container.resources.as_ref()) {
+        push(
+            format!("deploymentSpec.executors.{label}.container.resources"),
+            e,
+        );
+    }
     let inputs = &component.input_definitions;
     let outputs = &component.output_definitions;
     let fields = container

@@ -28,7 +28,7 @@ pub use record::{
     CachedExecution, ExecutionType, FinishedExecution, NewArtifact, NewExecution, NewRun,
     OutputArtifact, RunHandle, RunOutcome,
 };
-pub use recovery::note_process;
+pub use recovery::{identity_alive, note_process, process_identity};
 pub use schema::MLMD_SCHEMA_VERSION;
 
 /// The file name of the store inside `KFBOX_HOME`.

@@ -51,6 +51,22 @@ fn stop_noted_process(file: &Path) -> bool {
     i32::try_from(pid).is_ok_and(|raw| killpg(Pid::from_raw(raw), Signal::SIGKILL).is_ok())
 }
 
+/// `<pid> <start time>` of this process: a name for it that survives pid reuse, for labels on
+/// what it starts outside the store (containers).
+pub fn process_identity() -> String {
+    let (pid, started) = this_process();
+    format!("{pid} {started}")
+}
+
+/// Whether the process a [`process_identity`] names still runs.
+pub fn identity_alive(identity: &str) -> bool {
+    let mut fields = identity.split_whitespace().map(|f| f.parse::<i64>().ok());
+    match (fields.next(), fields.next()) {
+        (Some(Some(pid)), Some(Some(started))) => is_alive(pid, started),
+        _ => false,
+    }
+}
+
 fn is_alive(pid: i64, started: i64) -> bool {
     if std::path::Path::new("/proc/self/stat").exists() {
         return start_time(pid).is_some_and(|t| started == 0 || t == started);

@@ -1,11 +1,15 @@
 //! One function per command, taking resolved settings.
 
 mod artifacts;
+mod doctor;
 mod env;
+mod images;
 mod run;
 mod runs;
 
 pub use artifacts::{artifacts, lineage};
+pub use doctor::doctor;
 pub use env::env;
+pub use images::images;
 pub use run::run;
 pub use runs::{logs, runs};

@@ -6,13 +6,14 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::DateTime;
 use console::style;
-use kfbox_cli::RunArgs;
+use kfbox_cli::{GpuChoice, RunArgs};
 use kfbox_engine::events::EventSink;
 use kfbox_engine::model::RuntimeArtifact;
 use kfbox_engine::model::{RunState, RunSummary};
 use kfbox_engine::{
     execute, parse_assignments, resolve_root_artifacts, resolve_root_parameters, RunOptions,
 };
+use kfbox_gpu::{GpuPlan, GpuPolicy};
 use kfbox_process::ProcessExecutor;
 use kfbox_python::PythonEnvs;
 use kfbox_spec::load_pipeline;
@@ -21,6 +22,7 @@ use kfbox_store::{NewArtifact, NewRun, RunHandle, Store};
 use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
+use crate::executors::StepRouter;
 use crate::printer::Printer;
 use crate::reporter::{state_label, Reporter};
 use crate::settings::{default_parallelism, GlobalSettings};
@@ -66,6 +68,40 @@ pub async fn run(
             return Ok(ExitStatus::Error);
         }
     };
+    let config = match settings.load_config() {
+        Ok(config) => config,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let gpu_policy = match args.gpu.or(config.gpu.policy) {
+        Some(GpuChoice::Require) => GpuPolicy::Require,
+        Some(GpuChoice::Prefer) | None => GpuPolicy::Prefer,
+        Some(GpuChoice::Ignore) => GpuPolicy::Ignore,
+    };
+    let inventory = tokio::task::spawn_blocking(kfbox_gpu::detect)
+        .await
+        .unwrap_or_default();
+    if let Some(problem) = &inventory.problem {
+        printer.warning(&format!("no GPU will be used: {problem}"));
+    }
+    let gpus = GpuPlan::new(inventory.gpus.len(), config.gpu.share, gpu_policy);
+    let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
+    let pipeline_dir = std::path::absolute(&args.pipeline)
+        .ok()
+        .and_then(|p| p.parent().map(ToOwned::to_owned))
+        .unwrap_or_default();
+    let executor = StepRouter::prepare(
+        args.executor,
+        config,
+        ProcessExecutor::new(envs),
+        &pipeline.spec,
+        &settings.home,
+        pipeline_dir,
+        printer,
+    )
+    .await?;
     let store = Arc::new(settings.open_store(printer)?);
     let run_id = uuid::Uuid::new_v4().to_string();
     let run_dir = settings.runs_dir().join(&run_id);
@@ -98,9 +134,9 @@ pub async fn run(
         store: store.clone(),
         record: record.clone(),
         reuse_cache: settings.cache && !args.no_cache,
+        gpus,
     };
-    let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
-    let executor = Arc::new(ProcessExecutor::new(envs));
+    let executor = Arc::new(executor);
     let (events, receiver) = EventSink::channel();
     let reporter = Reporter::new(settings, printer.clone(), &pipeline_name);
     let reporting = tokio::spawn(reporter.consume(receiver));

@@ -1,0 +1,244 @@
+//! `kfbox doctor`: what this machine offers kfbox, and what is missing.
+
+use std::path::Path;
+
+use kfbox_cli::DoctorArgs;
+use serde::Serialize;
+
+use crate::printer::Printer;
+use crate::settings::GlobalSettings;
+use crate::ExitStatus;
+
+/// Ports kfbox serves on by default: the API and UI, then JupyterLab.
+const PORTS: [u16; 2] = [8888, 8889];
+
+#[derive(Debug, Serialize)]
+struct Report {
+    kfbox: &'static str,
+    home: String,
+    free_disk_bytes: Option<u64>,
+    python: Check,
+    docker: DockerReport,
+    gpus: GpuReport,
+    ports: Vec<PortReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DockerReport {
+    ok: bool,
+    detail: String,
+    runtimes: Vec<String>,
+    nvidia_runtime: bool,
+    cdi_nvidia: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct GpuReport {
+    count: usize,
+    cuda_version: Option<String>,
+    devices: Vec<GpuDevice>,
+    problem: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct GpuDevice {
+    index: u32,
+    name: String,
+    memory_mib: u64,
+    driver_version: String,
+    uuid: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PortReport {
+    port: u16,
+    free: bool,
+}
+
+pub async fn doctor(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: DoctorArgs,
+) -> anyhow::Result<ExitStatus> {
+    let inventory = tokio::task::spawn_blocking(kfbox_gpu::detect).await?;
+    let report = Report {
+        kfbox: env!("CARGO_PKG_VERSION"),
+        home: settings.home.display().to_string(),
+        free_disk_bytes: free_disk(&settings.home),
+        python: python_check(settings),
+        docker: docker_report().await,
+        gpus: GpuReport {
+            count: inventory.gpus.len(),
+            cuda_version: inventory.cuda_version.clone(),
+            devices: inventory
+                .gpus
+                .iter()
+                .map(|g| GpuDevice {
+                    index: g.index,
+                    name: g.name.clone(),
+                    memory_mib: g.memory_mib,
+                    driver_version: g.driver_version.clone(),
+                    uuid: g.uuid.clone(),
+                })
+                .collect(),
+            problem: inventory.problem.clone(),
+        },
+        ports: PORTS
+            .iter()
+            .map(|&port| PortReport {
+                port,
+                free: std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            })
+            .collect(),
+    };
+    if args.json {
+        printer.data(&serde_json::to_string_pretty(&report)?);
+    } else {
+        printer.data(&render(&report));
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn render(report: &Report) -> String {
+    let mark = |ok: bool| if ok { "ok  " } else { "--  " };
+    let mut out = format!("kfbox {}\n", report.kfbox);
+    let disk = report.free_disk_bytes.map_or_else(
+        || "unknown".to_owned(),
+        |b| format!("{:.1} GB free", b as f64 / 1e9),
+    );
+    out += &format!("{}home     {} ({disk})\n", mark(true), report.home);
+    out += &format!(
+        "{}python   {}\n",
+        mark(report.python.ok),
+        report.python.detail
+    );
+    let d = &report.docker;
+    out += &format!("{}docker   {}\n", mark(d.ok), d.detail);
+    if d.ok {
+        out += &format!(
+            "    runtimes {}; NVIDIA runtime {}; CDI NVIDIA devices {}\n",
+            d.runtimes.join(", "),
+            if d.nvidia_runtime { "yes" } else { "no" },
+            if d.cdi_nvidia { "yes" } else { "no" }
+        );
+    }
+    let g = &report.gpus;
+    if g.devices.is_empty() {
+        let why = g.problem.clone().unwrap_or_else(|| {
+            "no NVIDIA GPU (nvidia-smi not found or lists none); GPU requests follow --gpu".into()
+        });
+        out += &format!("{}gpus     {why}\n", mark(false));
+    } else {
+        out += &format!(
+            "{}gpus     {} (CUDA {})\n",
+            mark(true),
+            g.count,
+            g.cuda_version.as_deref().unwrap_or("unknown")
+        );
+        for gpu in &g.devices {
+            out += &format!(
+                "    {}: {}, {} MiB, driver {}\n",
+                gpu.index, gpu.name, gpu.memory_mib, gpu.driver_version
+            );
+        }
+    }
+    for port in &report.ports {
+        let state = if port.free { "free" } else { "in use" };
+        out += &format!(
+            "{}port     127.0.0.1:{} {state}\n",
+            mark(port.free),
+            port.port
+        );
+    }
+    out.pop();
+    out
+}
+
+fn free_disk(home: &Path) -> Option<u64> {
+    // The home may not exist yet: its nearest existing ancestor is on the same disk.
+    let existing = home.ancestors().find(|p| p.exists())?;
+    let stat = nix::sys::statvfs::statvfs(existing).ok()?;
+    Some(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+}
+
+fn python_check(settings: &GlobalSettings) -> Check {
+    let python = settings.python.clone().unwrap_or_else(|| "python3".into());
+    match std::process::Command::new(&python)
+        .arg("--version")
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            Check {
+                ok: true,
+                detail: format!(
+                    "{version} ({python}); environments under {}",
+                    settings.python_dir().display()
+                ),
+            }
+        }
+        _ => Check {
+            ok: false,
+            detail: format!(
+                "`{python}` does not run; set KFBOX_PYTHON or --python to a Python 3.9+"
+            ),
+        },
+    }
+}
+
+async fn docker_report() -> DockerReport {
+    let docker = match kfbox_docker::connect().await {
+        Ok(docker) => docker,
+        Err(e) => {
+            return DockerReport {
+                ok: false,
+                detail: e.to_string().replace('\n', "; "),
+                runtimes: Vec::new(),
+                nvidia_runtime: false,
+                cdi_nvidia: false,
+            }
+        }
+    };
+    let version = docker.version().await.ok();
+    let info = docker.info().await.ok();
+    let mut runtimes: Vec<String> = info
+        .as_ref()
+        .and_then(|i| i.runtimes.as_ref())
+        .map(|r| r.keys().cloned().collect())
+        .unwrap_or_default();
+    runtimes.sort();
+    let cdi_dirs = info
+        .as_ref()
+        .and_then(|i| i.cdi_spec_dirs.clone())
+        .unwrap_or_else(|| vec!["/etc/cdi".into(), "/var/run/cdi".into()]);
+    let cdi_nvidia = cdi_dirs.iter().any(|dir| {
+        fs_err::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                fs_err::read_to_string(e.path()).is_ok_and(|text| text.contains("nvidia.com/gpu"))
+            })
+        })
+    });
+    DockerReport {
+        ok: true,
+        detail: format!(
+            "Docker {} (API {})",
+            version
+                .as_ref()
+                .and_then(|v| v.version.clone())
+                .unwrap_or_default(),
+            version
+                .as_ref()
+                .and_then(|v| v.api_version.clone())
+                .unwrap_or_default()
+        ),
+        nvidia_runtime: runtimes.iter().any(|r| r == "nvidia"),
+        runtimes,
+        cdi_nvidia,
+    }
+}

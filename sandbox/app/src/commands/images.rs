@@ -1,0 +1,141 @@
+//! `kfbox images`: the runtime image, and images carried to machines without a registry.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use kfbox_cli::{ImagesArgs, ImagesBuildArgs, ImagesCommand};
+use kfbox_docker::BuildContext;
+use kfbox_python::{PythonEnvs, SDK_REQUIREMENT};
+
+use crate::printer::Printer;
+use crate::settings::GlobalSettings;
+use crate::ExitStatus;
+
+/// images/runtime/Dockerfile, built into kfbox so `kfbox images build` works from any directory.
+const RUNTIME_DOCKERFILE: &str = include_str!("../../../../images/runtime/Dockerfile");
+
+pub async fn images(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: ImagesArgs,
+) -> anyhow::Result<ExitStatus> {
+    let docker = match kfbox_docker::connect().await {
+        Ok(docker) => docker,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let result = match args.command {
+        ImagesCommand::Build(build) => {
+            return build_runtime(settings, printer, &docker, build).await
+        }
+        ImagesCommand::Load { file } => {
+            kfbox_docker::load_images(&docker, &file)
+                .await
+                .map(|loaded| {
+                    for name in loaded {
+                        printer.data(&format!("loaded {name}"));
+                    }
+                })
+        }
+        ImagesCommand::Save { file, images } => kfbox_docker::save_images(&docker, &file, &images)
+            .await
+            .map(|()| {
+                printer.note(&format!("saved {} to {}", images.join(" "), file.display()));
+            }),
+    };
+    match result {
+        Ok(()) => Ok(ExitStatus::Success),
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            Ok(ExitStatus::Error)
+        }
+    }
+}
+
+async fn build_runtime(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    docker: &bollard::Docker,
+    args: ImagesBuildArgs,
+) -> anyhow::Result<ExitStatus> {
+    // The SDK's wheels are made on the host, from PyPI or pip's cache, with the managed
+    // environment's pip: the build itself needs no network.
+    let wheels = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
+    let quiet = settings.quiet;
+    let made = {
+        let printer = printer.clone();
+        let dir = wheels.path().to_owned();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let progress = |line: &str| {
+                if !quiet {
+                    printer.note(line);
+                }
+            };
+            let env = envs.base(&progress)?;
+            printer.note(&format!("collecting wheels for {SDK_REQUIREMENT}"));
+            let output = std::process::Command::new(&env.python)
+                .args([
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-w",
+                ])
+                .arg(&dir)
+                .arg(SDK_REQUIREMENT)
+                .output()
+                .context("cannot run pip")?;
+            anyhow::ensure!(
+                output.status.success(),
+                "pip could not collect the wheels of {SDK_REQUIREMENT}:\n{}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            Ok(())
+        })
+        .await?
+    };
+    if let Err(e) = made {
+        printer.error(&e);
+        return Ok(ExitStatus::Error);
+    }
+    let mut context = BuildContext::default();
+    context.add("Dockerfile", RUNTIME_DOCKERFILE.as_bytes().to_vec());
+    for entry in fs_err::read_dir(wheels.path())? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        context.add(format!("wheels/{name}"), fs_err::read(&path)?);
+    }
+    let build_args = HashMap::from([
+        ("BASE".to_owned(), args.base.clone()),
+        ("KFP_REQUIREMENT".to_owned(), SDK_REQUIREMENT.to_owned()),
+    ]);
+    printer.note(&format!("building {} on {}", args.tag, args.base));
+    let built = kfbox_docker::build_image(docker, context, &args.tag, &build_args, |line| {
+        if !quiet {
+            printer.note(line);
+        }
+    })
+    .await;
+    match built {
+        Ok(()) => {
+            printer.data(&format!(
+                "built {} ({SDK_REQUIREMENT} on {})",
+                args.tag, args.base
+            ));
+            Ok(ExitStatus::Success)
+        }
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            printer.note("hint: the base image needs python3 with its venv module; without a registry, `images/base/build.sh` makes one from Debian's packages and `--base kfbox/base:bookworm` uses it");
+            Ok(ExitStatus::Error)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Which executor runs each step: the `--executor` choice, then `kfbox.toml`'s image rules,
+//! then `auto`; `wasm:` images always go to the WebAssembly runtime.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use kfbox_cli::ExecutorKind;
+use kfbox_docker::DockerExecutor;
+use kfbox_engine::events::{EventSink, RunEvent};
+use kfbox_engine::{Executor, ExecutorError, Step, StepExit};
+use kfbox_process::ProcessExecutor;
+use kfbox_python::LightweightStep;
+use kfbox_spec::ir::PipelineSpec;
+use kfbox_wasi::WasiExecutor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::printer::Printer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Process,
+    /// `required`: chosen by name (flag or config), so no fallback without Docker.
+    Docker {
+        required: bool,
+    },
+    Wasi,
+}
+
+/// The route for one image. Lightweight Python components are processes under `auto`: kfbox's
+/// managed environments start them faster than any container.
+fn route(chosen: Option<ExecutorKind>, config: &Config, image: &str, lightweight: bool) -> Route {
+    if image.starts_with(kfbox_wasi::SCHEME) {
+        return Route::Wasi;
+    }
+    match chosen.or_else(|| config.executor_for(image)) {
+        Some(ExecutorKind::Process) => Route::Process,
+        Some(ExecutorKind::Docker) => Route::Docker { required: true },
+        None | Some(ExecutorKind::Auto) if lightweight => Route::Process,
+        None | Some(ExecutorKind::Auto) => Route::Docker { required: false },
+    }
+}
+
+pub struct StepRouter {
+    chosen: Option<ExecutorKind>,
+    config: Config,
+    process: ProcessExecutor,
+    /// The Docker executor, or why there is none.
+    docker: Result<DockerExecutor, String>,
+    wasi: Option<WasiExecutor>,
+    /// Tasks already warned about (one warning per task, not per attempt).
+    warned: Mutex<HashSet<String>>,
+}
+
+impl StepRouter {
+    /// Connect to what the pipeline's steps will need, and only that: a pipeline of
+    /// lightweight components never touches Docker.
+    pub async fn prepare(
+        chosen: Option<ExecutorKind>,
+        config: Config,
+        process: ProcessExecutor,
+        spec: &PipelineSpec,
+        home: &std::path::Path,
+        pipeline_dir: PathBuf,
+        printer: &Printer,
+    ) -> anyhow::Result<Self> {
+        let routes: Vec<Route> = spec
+            .deployment_spec
+            .executors
+            .values()
+            .filter_map(|e| e.container.as_ref())
+            .map(|c| {
+                let argv: Vec<String> = c.command.iter().chain(&c.args).cloned().collect();
+                let lightweight = LightweightStep::detect(&argv).is_some();
+                route(chosen, &config, &c.image, lightweight)
+            })
+            .collect();
+        let docker = if routes.iter().any(|r| matches!(r, Route::Docker { .. })) {
+            match kfbox_docker::connect().await {
+                Ok(client) => match DockerExecutor::new(client, home).await {
+                    Ok((executor, reaped)) => {
+                        if reaped > 0 {
+                            printer.warning(&format!(
+                                "removed {reaped} container(s) left running by a kfbox that was killed"
+                            ));
+                        }
+                        Ok(executor)
+                    }
+                    Err(e) => Err(kfbox_engine::error_chain(&e)),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        } else {
+            Err("no step of this pipeline runs in Docker".to_owned())
+        };
+        let wasi = if routes.contains(&Route::Wasi) {
+            let limits = config.wasi_limits().map_err(anyhow::Error::msg)?;
+            Some(WasiExecutor::new(pipeline_dir, limits)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            chosen,
+            config,
+            process,
+            docker,
+            wasi,
+            warned: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn warn_once(&self, events: &EventSink, key: String, message: String) {
+        if self.warned.lock().expect("warned lock").insert(key) {
+            events.send(RunEvent::Warning(message));
+        }
+    }
+
+    async fn run_as_process(
+        &self,
+        step: &Step,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<StepExit, ExecutorError> {
+        let r = &step.resources;
+        if r.cpu_limit.is_some() || r.memory_limit.is_some() {
+            self.warn_once(
+                events,
+                format!("limits {}", step.task_path),
+                format!(
+                    "task `{}`: CPU and memory limits are not enforced for host processes (`--executor docker` enforces them)",
+                    step.task_path
+                ),
+            );
+        }
+        self.process.run(step, events, cancel).await
+    }
+}
+
+#[async_trait]
+impl Executor for StepRouter {
+    async fn run(
+        &self,
+        step: &Step,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<StepExit, ExecutorError> {
+        let lightweight = LightweightStep::detect(&step.argv()).is_some();
+        match route(self.chosen, &self.config, &step.image, lightweight) {
+            Route::Process => self.run_as_process(step, events, cancel).await,
+            Route::Wasi => match &self.wasi {
+                Some(wasi) => wasi.run(step, events, cancel).await,
+                None => Err(ExecutorError::Environment(
+                    "the WebAssembly runtime was not prepared".into(),
+                )),
+            },
+            Route::Docker { required } => match (&self.docker, required) {
+                (Ok(docker), _) => docker.run(step, events, cancel).await,
+                (Err(why), true) => Err(ExecutorError::Unrunnable(format!(
+                    "task `{}` runs in Docker (image `{}`), and {why}",
+                    step.task_path, step.image
+                ))),
+                (Err(why), false) => {
+                    self.warn_once(
+                        events,
+                        "no docker".into(),
+                        format!(
+                            "Docker is not available ({}); container steps run as host processes",
+                            why.lines().next().unwrap_or_default()
+                        ),
+                    );
+                    self.run_as_process(step, events, cancel).await
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_route_by_flag_then_config_then_kind() {
+        let config = Config::default();
+        assert_eq!(route(None, &config, "python:3.11", true), Route::Process);
+        assert_eq!(
+            route(None, &config, "alpine", false),
+            Route::Docker { required: false }
+        );
+        assert_eq!(
+            route(Some(ExecutorKind::Docker), &config, "python:3.11", true),
+            Route::Docker { required: true }
+        );
+        assert_eq!(
+            route(Some(ExecutorKind::Process), &config, "alpine", false),
+            Route::Process
+        );
+        assert_eq!(
+            route(Some(ExecutorKind::Process), &config, "wasm:/m.wasm", false),
+            Route::Wasi
+        );
+        let config: Config =
+            toml::from_str("[[executor.images]]\npattern = \"python:*\"\nexecutor = \"docker\"\n")
+                .unwrap();
+        assert_eq!(
+            route(None, &config, "python:3.11", true),
+            Route::Docker { required: true }
+        );
+        assert_eq!(route(None, &config, "other", true), Route::Process);
+    }
+}

@@ -1,0 +1,371 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use kfbox_engine::events::{EventSink, RunEvent};
+use kfbox_engine::{Executor, ExecutorError, OncePerKey, Step, StepExit};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::{labels, DockerError};
+
+/// Seconds a cancelled container gets between SIGTERM and SIGKILL (as the process executor).
+const GRACE_SECONDS: i32 = 5;
+
+pub struct DockerExecutor {
+    docker: Docker,
+    home: String,
+    owner: String,
+    /// `uid:gid` of the invoking user.
+    user: String,
+    images: OncePerKey<String, Result<(), String>>,
+}
+
+impl DockerExecutor {
+    /// An executor for runs of `home`, after removing containers that earlier kfbox processes
+    /// of this home left behind when they died.
+    pub async fn new(docker: Docker, home: &Path) -> Result<(Self, usize), DockerError> {
+        let executor = Self {
+            docker,
+            home: home.display().to_string(),
+            owner: kfbox_store::process_identity(),
+            user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+            images: OncePerKey::default(),
+        };
+        let reaped = executor.reap().await?;
+        Ok((executor, reaped))
+    }
+
+    /// Remove this home's containers whose kfbox process is gone; returns how many.
+    async fn reap(&self) -> Result<usize, DockerError> {
+        let filters = HashMap::from([("label", vec![format!("{}={}", labels::HOME, self.home)])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let mut reaped = 0;
+        for container in self.docker.list_containers(Some(options)).await? {
+            let owner = container
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::OWNER))
+                .cloned()
+                .unwrap_or_default();
+            if kfbox_store::identity_alive(&owner) {
+                continue;
+            }
+            if let Some(id) = &container.id {
+                remove(&self.docker, id).await;
+                reaped += 1;
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// Make sure `image` is here, pulling it once per process with progress.
+    async fn ensure_image(&self, image: &str, events: &EventSink) -> Result<(), ExecutorError> {
+        let result = self
+            .images
+            .get_or_init(&image.to_owned(), || async {
+                if self.docker.inspect_image(image).await.is_ok() {
+                    return Ok(());
+                }
+                pull(&self.docker, image, events).await
+            })
+            .await;
+        result.map_err(ExecutorError::Unrunnable)
+    }
+
+    fn container_body(&self, step: &Step) -> ContainerCreateBody {
+        let mut env: Vec<String> = step.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let sets = |name: &str| step.env.iter().any(|(k, _)| k == name);
+        if !self.user.starts_with("0:") && !sets("HOME") {
+            // A uid with no entry in the image's /etc/passwd gets HOME=/, which it cannot write.
+            env.push(format!("HOME={}", step.work_dir.display()));
+        }
+        if !sets("PYTHONUNBUFFERED") {
+            env.push("PYTHONUNBUFFERED=1".into());
+        }
+        let binds = step
+            .mounts
+            .iter()
+            .map(|m| {
+                let path = m.path.display();
+                format!("{path}:{path}:{}", if m.writable { "rw" } else { "ro" })
+            })
+            .collect();
+        let device_requests = match &step.gpus {
+            Some(gpus) if !gpus.is_empty() => Some(vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                device_ids: Some(gpus.iter().map(u32::to_string).collect()),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..DeviceRequest::default()
+            }]),
+            _ => None,
+        };
+        let labels = HashMap::from([
+            (labels::HOME.to_owned(), self.home.clone()),
+            (labels::OWNER.to_owned(), self.owner.clone()),
+            (labels::RUN.to_owned(), step.run_id.clone()),
+            (labels::TASK.to_owned(), step.task_path.clone()),
+        ]);
+        ContainerCreateBody {
+            image: Some(step.image.clone()),
+            // Kubernetes semantics: `command` replaces the image's entrypoint, `args` its CMD;
+            // with a command and no args the image's CMD is dropped too.
+            entrypoint: (!step.command.is_empty()).then(|| step.command.clone()),
+            cmd: (!step.command.is_empty() || !step.args.is_empty()).then(|| step.args.clone()),
+            env: Some(env),
+            working_dir: Some(step.work_dir.display().to_string()),
+            user: Some(self.user.clone()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                nano_cpus: step.resources.cpu_limit.map(|c| (c * 1e9) as i64),
+                memory: step.resources.memory_limit.map(|m| m as i64),
+                device_requests,
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    async fn run(
+        &self,
+        step: &Step,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<StepExit, ExecutorError> {
+        self.ensure_image(&step.image, events).await?;
+        let api = |e: bollard::errors::Error| ExecutorError::Environment(format!("Docker: {e}"));
+        let created = self
+            .docker
+            .create_container(None, self.container_body(step))
+            .await
+            .map_err(api)?;
+        let id = created.id;
+        let result = self.run_container(&id, step, events, cancel).await;
+        remove(&self.docker, &id).await;
+        result
+    }
+}
+
+impl DockerExecutor {
+    async fn run_container(
+        &self,
+        id: &str,
+        step: &Step,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<StepExit, ExecutorError> {
+        let api = |e: bollard::errors::Error| ExecutorError::Environment(format!("Docker: {e}"));
+        self.docker.start_container(id, None).await.map_err(api)?;
+        let logs = tokio::spawn(stream_logs(
+            self.docker.clone(),
+            id.to_owned(),
+            step.log_path.clone(),
+            step.task_path.clone(),
+            events.clone(),
+        ));
+        let mut wait = self.docker.wait_container(id, None);
+        let exit = tokio::select! {
+            waited = wait.next() => match waited {
+                Some(Ok(response)) => StepExit::Exited(response.status_code as i32),
+                // bollard reports a non-zero exit as an error that carries the code.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    StepExit::Exited(code as i32)
+                }
+                Some(Err(e)) => return Err(api(e)),
+                None => StepExit::Exited(-1),
+            },
+            _ = cancel.cancelled() => {
+                let stop = StopContainerOptionsBuilder::new().t(GRACE_SECONDS).build();
+                let _ = self.docker.stop_container(id, Some(stop)).await;
+                StepExit::Canceled
+            }
+        };
+        // The log stream ends with the container.
+        let _ = tokio::time::timeout(Duration::from_secs(5), logs).await;
+        if let Ok(inspected) = self.docker.inspect_container(id, None).await {
+            if inspected.state.and_then(|s| s.oom_killed) == Some(true) {
+                let limit = step
+                    .resources
+                    .memory_limit
+                    .map_or_else(String::new, |m| format!(" of {m} bytes"));
+                append_log(
+                    &step.log_path,
+                    &format!(
+                        "kfbox: the container was killed for going over its memory limit{limit}"
+                    ),
+                )
+                .await;
+            }
+        }
+        Ok(exit)
+    }
+}
+
+async fn stream_logs(
+    docker: Docker,
+    id: String,
+    log_path: PathBuf,
+    task_path: String,
+    events: EventSink,
+) {
+    let Ok(mut log) = fs_err::tokio::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .await
+    else {
+        return;
+    };
+    let options = LogsOptionsBuilder::new()
+        .follow(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut stream = docker.logs(&id, Some(options));
+    let mut pending = Vec::new();
+    let flush_line = |line: &[u8], log: &mut Vec<u8>| {
+        let text = String::from_utf8_lossy(line)
+            .trim_end_matches('\r')
+            .to_owned();
+        log.extend_from_slice(text.as_bytes());
+        log.push(b'\n');
+        events.send(RunEvent::Log {
+            path: task_path.clone(),
+            line: text,
+        });
+    };
+    while let Some(Ok(chunk)) = stream.next().await {
+        pending.extend_from_slice(&chunk.into_bytes());
+        let mut out = Vec::new();
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            flush_line(&line[..line.len() - 1], &mut out);
+        }
+        let _ = log.write_all(&out).await;
+    }
+    if !pending.is_empty() {
+        let mut out = Vec::new();
+        flush_line(&pending, &mut out);
+        let _ = log.write_all(&out).await;
+    }
+    let _ = log.flush().await;
+}
+
+async fn append_log(path: &Path, line: &str) {
+    if let Ok(mut log) = fs_err::tokio::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+    {
+        let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+    }
+}
+
+async fn remove(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    if let Err(e) = docker.remove_container(id, Some(options)).await {
+        tracing::warn!("cannot remove container {id}: {e}");
+    }
+}
+
+/// `name[:tag]` split for the pull API, which pulls every tag when given none.
+fn split_reference(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(colon) => (
+            &image[..last_slash + colon],
+            &image[last_slash + colon + 1..],
+        ),
+        None => (image, "latest"),
+    }
+}
+
+async fn pull(docker: &Docker, image: &str, events: &EventSink) -> Result<(), String> {
+    let (name, tag) = split_reference(image);
+    let mut options = CreateImageOptionsBuilder::new().from_image(name);
+    if !tag.is_empty() {
+        options = options.tag(tag);
+    }
+    let mut stream = docker.create_image(Some(options.build()), None, None);
+    // Bytes per layer: the pull reports each layer's progress separately.
+    let mut layers: HashMap<String, (i64, i64)> = HashMap::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(error) = info.error_detail.and_then(|e| e.message) {
+                    return Err(unavailable(image, &error));
+                }
+                if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
+                    if let (Some(current), Some(total)) = (detail.current, detail.total) {
+                        layers.insert(id, (current, total));
+                    }
+                }
+                let (done, total) = layers
+                    .values()
+                    .fold((0, 0), |(d, t), (c, n)| (d + c, t + n));
+                let message = if total > 0 {
+                    format!(
+                        "pulling image {image}: {:.1} of {:.1} MB",
+                        done as f64 / 1e6,
+                        total as f64 / 1e6
+                    )
+                } else {
+                    format!("pulling image {image}: {}", info.status.unwrap_or_default())
+                };
+                events.send(RunEvent::Preparing { message });
+            }
+            Err(e) => return Err(unavailable(image, &e.to_string())),
+        }
+    }
+    events.send(RunEvent::Prepared {
+        message: format!("pulled image {image}"),
+    });
+    Ok(())
+}
+
+fn unavailable(image: &str, reason: &str) -> String {
+    format!(
+        "image `{image}` is not on this machine and cannot be pulled: {reason}\n\
+         hint: on a machine that has it, `kfbox images save images.tar {image}`; copy the file here and \
+         `kfbox images load images.tar`"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_into_name_and_tag() {
+        assert_eq!(split_reference("python:3.11"), ("python", "3.11"));
+        assert_eq!(split_reference("alpine"), ("alpine", "latest"));
+        assert_eq!(
+            split_reference("localhost:5000/team/img"),
+            ("localhost:5000/team/img", "latest")
+        );
+        assert_eq!(
+            split_reference("localhost:5000/team/img:v2"),
+            ("localhost:5000/team/img", "v2")
+        );
+        assert_eq!(split_reference("img@sha256:abc"), ("img@sha256:abc", ""));
+    }
+}

@@ -1,0 +1,58 @@
+//! Steps in Docker containers, as a cluster runs them: the component's image, its command as
+//! the entrypoint and its args as the command, its env, CPU and memory limits and GPUs.
+//!
+//! Artifacts and output directories are bind-mounted at their host paths, so the URIs in the
+//! ExecutorInput mean the same inside and outside; steps run as the invoking user, so what they
+//! write is the user's. Every container carries labels naming the kfbox home and the process
+//! that started it: a kfbox killed with -9 leaves containers that the next one removes.
+
+mod executor;
+mod images;
+
+pub use executor::DockerExecutor;
+pub use images::{build_image, has_image, load_images, save_images, BuildContext};
+
+/// The daemon this process talks to: `DOCKER_HOST`, else the local socket.
+pub async fn connect() -> Result<bollard::Docker, DockerError> {
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let unreachable = |source| DockerError::Unreachable {
+        host: host.clone(),
+        source,
+    };
+    let docker = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
+    // Old daemons refuse requests that name a newer API version than theirs.
+    let docker = docker.negotiate_version().await.map_err(unreachable)?;
+    docker.ping().await.map_err(unreachable)?;
+    Ok(docker)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("no Docker daemon answers at {host}\nhint: start Docker (`sudo dockerd &` or `sudo systemctl start docker`), or set DOCKER_HOST")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("Docker: {0}")]
+    Api(#[from] bollard::errors::Error),
+    #[error("cannot read or write {path}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Build(String),
+}
+
+/// Labels kfbox puts on its containers.
+pub mod labels {
+    /// The `KFBOX_HOME` whose run started the container.
+    pub const HOME: &str = "io.kfbox.home";
+    /// `<pid> <start time>` of the kfbox process that started it.
+    pub const OWNER: &str = "io.kfbox.owner";
+    pub const RUN: &str = "io.kfbox.run";
+    pub const TASK: &str = "io.kfbox.task";
+}

@@ -1,0 +1,269 @@
+//! Steps in a real Docker daemon (tests/run.sh starts one and builds `kfbox/base:bookworm`
+//! from Debian's packages; no registry is reachable here).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::{compile_unique, kfbox, parse_run, run_json, running_run, wait_for};
+
+/// Container ids (running or not) of a run.
+fn containers_of(run_id: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter"])
+        .arg(format!("label=io.kfbox.run={run_id}"))
+        .output()
+        .expect("the docker CLI runs");
+    assert!(output.status.success(), "docker ps: {output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn container_steps_run_in_docker_and_pass_artifacts_to_process_steps() {
+    let (pipeline, _) = compile_unique("docker_mix", "docker-mix");
+    let run = run_json(&pipeline, &[], &["--executor", "auto"]);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    // Concat with IfPresent's else branch, then its then branch.
+    assert_eq!(
+        run.task("shout")["outputs"]["parameters"]["out"],
+        "<kfbox.>"
+    );
+    assert_eq!(
+        run.task("shout-2")["outputs"]["parameters"]["out"],
+        "<kfbox!>"
+    );
+    // Container -> process -> container, by artifact path.
+    assert_eq!(run.summary["outputs"]["Output"], "sum=6\n");
+    let shout = run.log_of("shout");
+    assert!(shout.contains("in a container as uid"), "{shout}");
+    assert!(
+        shout.contains("memory limit 268435456"),
+        "256Mi is enforced:\n{shout}"
+    );
+    assert!(run.log_of("echo-back").contains("read it in a container"));
+    // `auto` keeps the lightweight Python step on the host.
+    assert!(run.log_of("total").contains("in a container: False"));
+    let run_id = run.summary["run_id"].as_str().unwrap();
+    assert!(
+        containers_of(run_id).is_empty(),
+        "containers outlived the run"
+    );
+}
+
+#[test]
+fn lightweight_components_run_in_the_runtime_image_built_from_images() {
+    let built = kfbox(&[
+        "images",
+        "build",
+        "--base",
+        "kfbox/base:bookworm",
+        "--tag",
+        "kfbox/runtime:latest",
+        "--quiet",
+    ])
+    .output()
+    .expect("kfbox starts");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(String::from_utf8_lossy(&built.stdout).contains("built kfbox/runtime:latest"));
+    let (pipeline, _) = compile_unique("runtime_image", "runtime-image");
+    let run = run_json(&pipeline, &["n=6"], &["--executor", "docker"]);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    assert_eq!(run.summary["outputs"]["Output"], 6);
+    let make = run.log_of("make");
+    assert!(make.contains("in a container: True"), "{make}");
+    // The SDK was in the image: nothing was installed.
+    assert!(!make.contains("Successfully installed"), "{make}");
+}
+
+#[test]
+fn canceling_a_run_stops_and_removes_its_containers() {
+    let (pipeline, name) = compile_unique("container_sleeper", "container-sleeper");
+    let child = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--executor",
+        "docker",
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("kfbox starts");
+    let run_id = running_run(&name);
+    wait_for("the container to start", Duration::from_secs(60), || {
+        !containers_of(&run_id).is_empty()
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let run = parse_run(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.state(), "CANCELED", "{:#}", run.summary);
+    assert_eq!(run.task("nap")["state"], "CANCELED");
+    assert!(
+        containers_of(&run_id).is_empty(),
+        "a canceled run left containers"
+    );
+}
+
+#[test]
+fn containers_of_a_killed_kfbox_are_removed_by_the_next_docker_run() {
+    let (pipeline, name) = compile_unique("container_sleeper", "container-sleeper");
+    let mut child = kfbox(&["run", pipeline.to_str().unwrap(), "--executor", "docker"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kfbox starts");
+    let run_id = running_run(&name);
+    wait_for("the container to start", Duration::from_secs(60), || {
+        !containers_of(&run_id).is_empty()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !containers_of(&run_id).is_empty(),
+        "the container outlives kill -9"
+    );
+    // Any later run that uses Docker in this home cleans up.
+    let (next, _) = compile_unique("missing_image", "missing-image");
+    let later = run_json(&next, &[], &["--executor", "docker"]);
+    assert_eq!(later.code, 1, "{}", later.stderr);
+    assert!(
+        containers_of(&run_id).is_empty(),
+        "the dead run's container was not reaped"
+    );
+}
+
+#[test]
+fn a_missing_image_fails_naming_it_and_how_to_load_it() {
+    let (pipeline, _) = compile_unique("missing_image", "missing-image");
+    let run = run_json(&pipeline, &[], &["--executor", "auto"]);
+    assert_eq!(run.code, 1);
+    let error = run.task("absent")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("kfbox-test/absent-image:1"), "{error}");
+    assert!(error.contains("kfbox images load"), "{error}");
+    // Not retried: the image will not appear by itself.
+    assert_eq!(run.task("absent")["attempts"], 1);
+}
+
+#[test]
+fn images_travel_through_save_and_load() {
+    let tag = format!("kfbox-test/tiny:{}", crate::common::uuid_like());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello").unwrap();
+    let imported = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | docker import - {tag}",
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    let archive = dir.path().join("images.tar");
+    let saved = kfbox(&["images", "save", archive.to_str().unwrap(), &tag])
+        .output()
+        .unwrap();
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
+    assert!(Command::new("docker")
+        .args(["rmi", &tag])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let loaded = kfbox(&["images", "load", archive.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains(&tag));
+    assert!(Command::new("docker")
+        .args(["image", "inspect", &tag])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+
+    // Unknown images and unreadable archives are errors that say what is wrong.
+    let unknown = kfbox(&[
+        "images",
+        "save",
+        archive.to_str().unwrap(),
+        "kfbox-test/nothing:0",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("kfbox-test/nothing:0"));
+    let bogus = dir.path().join("bogus.tar");
+    std::fs::write(&bogus, "not an archive").unwrap();
+    let refused = kfbox(&["images", "load", bogus.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}
+
+#[test]
+fn without_docker_auto_runs_on_the_host_and_docker_says_why_it_cannot() {
+    let (pipeline, _) = compile_unique("containers", "containers");
+    let nowhere = format!("unix://{}", Path::new("/nonexistent/docker.sock").display());
+    let output = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--executor",
+        "auto",
+    ])
+    .env("DOCKER_HOST", &nowhere)
+    .output()
+    .unwrap();
+    let run = parse_run(output);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Docker is not available"),
+        "{}",
+        run.stderr
+    );
+
+    let output = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--executor",
+        "docker",
+    ])
+    .env("DOCKER_HOST", &nowhere)
+    .output()
+    .unwrap();
+    let run = parse_run(output);
+    assert_eq!(run.code, 1);
+    let error = run.task("greet")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("no Docker daemon answers at") && error.contains("/nonexistent/docker.sock"),
+        "{error}"
+    );
+}
