@@ -100,6 +100,11 @@ fn canceling_a_run_stops_and_removes_its_containers() {
     wait_for("the container to start", Duration::from_secs(60), || {
         !containers_of(&run_id).is_empty()
     });
+    // Its output reaches the task log while it runs.
+    wait_for("the container's log line", Duration::from_secs(30), || {
+        let logs = kfbox(&["logs", &run_id, "nap"]).output().unwrap();
+        String::from_utf8_lossy(&logs.stdout).contains("napping")
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -265,5 +270,99 @@ fn without_docker_auto_runs_on_the_host_and_docker_says_why_it_cannot() {
     assert!(
         error.contains("no Docker daemon answers at") && error.contains("/nonexistent/docker.sock"),
         "{error}"
+    );
+}
+
+#[test]
+fn files_written_in_containers_belong_to_the_invoking_user() {
+    // As root (CI), run kfbox as an unprivileged member of the docker group; otherwise as
+    // ourselves. Either way the step's files must be that user's, not root's.
+    let (pipeline, _) = compile_unique("container_writer", "container-writer");
+    let dir = tempfile::Builder::new()
+        .prefix("kfbox-user-")
+        .tempdir()
+        .unwrap();
+    let (uid, gid, wrap): (u32, u32, Vec<String>) = if nix::unistd::getuid().is_root() {
+        let user = "kfbox-test-user";
+        let exists = Command::new("id")
+            .arg(user)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !exists {
+            let added = Command::new("useradd")
+                .args([
+                    "--no-create-home",
+                    "--no-user-group",
+                    "--gid",
+                    "docker",
+                    user,
+                ])
+                .output()
+                .unwrap();
+            assert!(added.status.success(), "useradd: {added:?}");
+        }
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, user]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        let wrap = [
+            "setpriv",
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--init-groups",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        (uid, gid, wrap)
+    } else {
+        (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+            Vec::new(),
+        )
+    };
+    // Everything that user touches lives in a directory it owns: the binary (root's target
+    // directory is not theirs to enter), the pipeline and the kfbox home.
+    let binary = dir.path().join("kfbox");
+    std::fs::copy(crate::common::kfbox_bin(), &binary).unwrap();
+    let yaml = dir.path().join("writer.yaml");
+    std::fs::copy(&pipeline, &yaml).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    for path in [dir.path(), &binary, &yaml, &home] {
+        nix::unistd::chown(path, Some(uid.into()), Some(gid.into())).unwrap();
+    }
+    let mut argv = wrap;
+    argv.extend([
+        binary.display().to_string(),
+        "run".into(),
+        yaml.display().to_string(),
+        "--json".into(),
+        "--executor".into(),
+        "docker".into(),
+    ]);
+    let output = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("KFBOX_HOME", &home)
+        .env("NO_COLOR", "1")
+        .env_remove("KFBOX_EXECUTOR")
+        .output()
+        .unwrap();
+    let run = parse_run(output);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.summary["outputs"]["Output"], format!("{uid}\n"));
+    let data = run.task("write")["outputs"]["artifacts"]["data"][0]["uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&data).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (uid, gid),
+        "{data} is not the invoking user's"
     );
 }

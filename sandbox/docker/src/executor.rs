@@ -22,11 +22,17 @@ const GRACE_SECONDS: i32 = 5;
 
 pub struct DockerExecutor {
     docker: Docker,
+    who: Who,
+    images: OncePerKey<String, Result<(), String>>,
+}
+
+/// Whose containers these are.
+struct Who {
     home: String,
+    /// [`kfbox_store::process_identity`] of this kfbox.
     owner: String,
     /// `uid:gid` of the invoking user.
     user: String,
-    images: OncePerKey<String, Result<(), String>>,
 }
 
 impl DockerExecutor {
@@ -35,9 +41,11 @@ impl DockerExecutor {
     pub async fn new(docker: Docker, home: &Path) -> Result<(Self, usize), DockerError> {
         let executor = Self {
             docker,
-            home: home.display().to_string(),
-            owner: kfbox_store::process_identity(),
-            user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+            who: Who {
+                home: home.display().to_string(),
+                owner: kfbox_store::process_identity(),
+                user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+            },
             images: OncePerKey::default(),
         };
         let reaped = executor.reap().await?;
@@ -46,7 +54,8 @@ impl DockerExecutor {
 
     /// Remove this home's containers whose kfbox process is gone; returns how many.
     async fn reap(&self) -> Result<usize, DockerError> {
-        let filters = HashMap::from([("label", vec![format!("{}={}", labels::HOME, self.home)])]);
+        let filters =
+            HashMap::from([("label", vec![format!("{}={}", labels::HOME, self.who.home)])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -83,60 +92,6 @@ impl DockerExecutor {
             .await;
         result.map_err(ExecutorError::Unrunnable)
     }
-
-    fn container_body(&self, step: &Step) -> ContainerCreateBody {
-        let mut env: Vec<String> = step.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let sets = |name: &str| step.env.iter().any(|(k, _)| k == name);
-        if !self.user.starts_with("0:") && !sets("HOME") {
-            // A uid with no entry in the image's /etc/passwd gets HOME=/, which it cannot write.
-            env.push(format!("HOME={}", step.work_dir.display()));
-        }
-        if !sets("PYTHONUNBUFFERED") {
-            env.push("PYTHONUNBUFFERED=1".into());
-        }
-        let binds = step
-            .mounts
-            .iter()
-            .map(|m| {
-                let path = m.path.display();
-                format!("{path}:{path}:{}", if m.writable { "rw" } else { "ro" })
-            })
-            .collect();
-        let device_requests = match &step.gpus {
-            Some(gpus) if !gpus.is_empty() => Some(vec![DeviceRequest {
-                driver: Some("nvidia".into()),
-                device_ids: Some(gpus.iter().map(u32::to_string).collect()),
-                capabilities: Some(vec![vec!["gpu".into()]]),
-                ..DeviceRequest::default()
-            }]),
-            _ => None,
-        };
-        let labels = HashMap::from([
-            (labels::HOME.to_owned(), self.home.clone()),
-            (labels::OWNER.to_owned(), self.owner.clone()),
-            (labels::RUN.to_owned(), step.run_id.clone()),
-            (labels::TASK.to_owned(), step.task_path.clone()),
-        ]);
-        ContainerCreateBody {
-            image: Some(step.image.clone()),
-            // Kubernetes semantics: `command` replaces the image's entrypoint, `args` its CMD;
-            // with a command and no args the image's CMD is dropped too.
-            entrypoint: (!step.command.is_empty()).then(|| step.command.clone()),
-            cmd: (!step.command.is_empty() || !step.args.is_empty()).then(|| step.args.clone()),
-            env: Some(env),
-            working_dir: Some(step.work_dir.display().to_string()),
-            user: Some(self.user.clone()),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                binds: Some(binds),
-                nano_cpus: step.resources.cpu_limit.map(|c| (c * 1e9) as i64),
-                memory: step.resources.memory_limit.map(|m| m as i64),
-                device_requests,
-                ..HostConfig::default()
-            }),
-            ..ContainerCreateBody::default()
-        }
-    }
 }
 
 #[async_trait]
@@ -151,7 +106,7 @@ impl Executor for DockerExecutor {
         let api = |e: bollard::errors::Error| ExecutorError::Environment(format!("Docker: {e}"));
         let created = self
             .docker
-            .create_container(None, self.container_body(step))
+            .create_container(None, container_body(&self.who, step))
             .await
             .map_err(api)?;
         let id = created.id;
@@ -213,6 +168,60 @@ impl DockerExecutor {
             }
         }
         Ok(exit)
+    }
+}
+
+fn container_body(who: &Who, step: &Step) -> ContainerCreateBody {
+    let mut env: Vec<String> = step.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let sets = |name: &str| step.env.iter().any(|(k, _)| k == name);
+    if !who.user.starts_with("0:") && !sets("HOME") {
+        // A uid with no entry in the image's /etc/passwd gets HOME=/, which it cannot write.
+        env.push(format!("HOME={}", step.work_dir.display()));
+    }
+    if !sets("PYTHONUNBUFFERED") {
+        env.push("PYTHONUNBUFFERED=1".into());
+    }
+    let binds = step
+        .mounts
+        .iter()
+        .map(|m| {
+            let path = m.path.display();
+            format!("{path}:{path}:{}", if m.writable { "rw" } else { "ro" })
+        })
+        .collect();
+    let device_requests = match &step.gpus {
+        Some(gpus) if !gpus.is_empty() => Some(vec![DeviceRequest {
+            driver: Some("nvidia".into()),
+            device_ids: Some(gpus.iter().map(u32::to_string).collect()),
+            capabilities: Some(vec![vec!["gpu".into()]]),
+            ..DeviceRequest::default()
+        }]),
+        _ => None,
+    };
+    let labels = HashMap::from([
+        (labels::HOME.to_owned(), who.home.clone()),
+        (labels::OWNER.to_owned(), who.owner.clone()),
+        (labels::RUN.to_owned(), step.run_id.clone()),
+        (labels::TASK.to_owned(), step.task_path.clone()),
+    ]);
+    ContainerCreateBody {
+        image: Some(step.image.clone()),
+        // Kubernetes semantics: `command` replaces the image's entrypoint, `args` its CMD;
+        // with a command and no args the image's CMD is dropped too.
+        entrypoint: (!step.command.is_empty()).then(|| step.command.clone()),
+        cmd: (!step.command.is_empty() || !step.args.is_empty()).then(|| step.args.clone()),
+        env: Some(env),
+        working_dir: Some(step.work_dir.display().to_string()),
+        user: Some(who.user.clone()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            nano_cpus: step.resources.cpu_limit.map(|c| (c * 1e9) as i64),
+            memory: step.resources.memory_limit.map(|m| m as i64),
+            device_requests,
+            ..HostConfig::default()
+        }),
+        ..ContainerCreateBody::default()
     }
 }
 
@@ -352,7 +361,97 @@ fn unavailable(image: &str, reason: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::split_reference;
+    use super::*;
+    use kfbox_engine::Mount;
+    use kfbox_spec::resources::Resources;
+
+    fn step(command: &[&str], args: &[&str], gpus: Option<Vec<u32>>) -> Step {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
+        Step {
+            task_path: "loop/iteration-0/train".into(),
+            run_id: "run-1".into(),
+            image: "trainer:1".into(),
+            command: words(command),
+            args: words(args),
+            env: vec![("MODE".into(), "fast".into())],
+            work_dir: PathBuf::from("/home/u/kfbox/runs/run-1/tasks/train/attempt-1"),
+            log_path: PathBuf::from("/home/u/kfbox/runs/run-1/logs/train.log"),
+            process_file: PathBuf::from("/home/u/kfbox/runs/run-1/tasks/train/process"),
+            mounts: vec![
+                Mount {
+                    path: PathBuf::from("/home/u/kfbox/runs/run-1/artifacts/prep/data"),
+                    writable: false,
+                },
+                Mount {
+                    path: PathBuf::from("/home/u/kfbox/runs/run-1/tasks/train"),
+                    writable: true,
+                },
+            ],
+            resources: Resources {
+                cpu_limit: Some(1.5),
+                memory_limit: Some(512 * 1024 * 1024),
+                accelerator: None,
+            },
+            gpus,
+        }
+    }
+
+    fn who(user: &str) -> Who {
+        Who {
+            home: "/home/u/kfbox".into(),
+            owner: "123 456".into(),
+            user: user.into(),
+        }
+    }
+
+    #[test]
+    fn containers_get_the_step_as_kubernetes_would_run_it() {
+        let body = container_body(
+            &who("1000:1000"),
+            &step(
+                &["python", "-m", "train"],
+                &["--lr", "0.1"],
+                Some(vec![1, 3]),
+            ),
+        );
+        assert_eq!(
+            body.entrypoint,
+            Some(vec!["python".into(), "-m".into(), "train".into()])
+        );
+        assert_eq!(body.cmd, Some(vec!["--lr".into(), "0.1".into()]));
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        let env = body.env.unwrap();
+        assert!(env.contains(&"MODE=fast".to_owned()));
+        assert!(env.contains(&"HOME=/home/u/kfbox/runs/run-1/tasks/train/attempt-1".to_owned()));
+        let host = body.host_config.unwrap();
+        assert_eq!(
+            host.binds.unwrap(),
+            vec![
+                "/home/u/kfbox/runs/run-1/artifacts/prep/data:/home/u/kfbox/runs/run-1/artifacts/prep/data:ro",
+                "/home/u/kfbox/runs/run-1/tasks/train:/home/u/kfbox/runs/run-1/tasks/train:rw",
+            ]
+        );
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.memory, Some(512 * 1024 * 1024));
+        let gpus = &host.device_requests.unwrap()[0];
+        assert_eq!(gpus.driver.as_deref(), Some("nvidia"));
+        assert_eq!(gpus.device_ids, Some(vec!["1".into(), "3".into()]));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[labels::OWNER], "123 456");
+        assert_eq!(labels[labels::TASK], "loop/iteration-0/train");
+    }
+
+    #[test]
+    fn args_alone_keep_the_entrypoint_and_root_keeps_its_home() {
+        let body = container_body(&who("0:0"), &step(&[], &["serve"], Some(Vec::new())));
+        assert_eq!(body.entrypoint, None);
+        assert_eq!(body.cmd, Some(vec!["serve".into()]));
+        assert!(!body.env.unwrap().iter().any(|e| e.starts_with("HOME=")));
+        // No GPUs asked for: no device request, so the container sees none.
+        assert!(body.host_config.unwrap().device_requests.is_none());
+        let neither = container_body(&who("0:0"), &step(&[], &[], None));
+        assert_eq!((neither.entrypoint, neither.cmd), (None, None));
+    }
 
     #[test]
     fn references_split_into_name_and_tag() {
