@@ -6,7 +6,8 @@ Usage: python tests/bench/executors.py --kfbox target/release/kfbox [--repeat 7]
 Needs a Docker daemon with kfbox/base:bookworm (images/base/build.sh) and the `ziglang` package
 (to build the module). For each executor: the median over runs of the median task time inside a
 chain of 8 steps (as kfbox records it: from the task's start to its end, so it includes every
-cost kfbox adds per step) and the median wall time of the whole `kfbox run`.
+cost kfbox adds per step) and the median wall time of the whole `kfbox run`. Baselines measured
+in the same run: the same work as a bare `sh -c` and as `docker run --rm` (the Docker CLI).
 """
 import argparse
 import json
@@ -86,11 +87,30 @@ def main():
             )
         results[label] = (statistics.median(task_medians), statistics.median(walls))
 
+    def median_wall(argv):
+        walls = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            walls.append(time.perf_counter() - start)
+        return statistics.median(walls)
+
+    work = 'printf %s "$0" > /dev/null'
+    baselines = {
+        "sh -c (no kfbox)": median_wall(["sh", "-c", work, "ok"]),
+        "docker run --rm (CLI)": median_wall(
+            ["docker", "run", "--rm", "kfbox/base:bookworm", "sh", "-c", work, "ok"]
+        ),
+    }
+
     base = results["process"][0]
     print(f"\nper-step overhead, chain of {STEPS} trivial steps, median of {args.repeat} runs")
     print(f"{'executor':<10} {'step ms':>9} {'vs process':>11} {'run wall s':>11}")
     for label, (step, wall) in results.items():
         print(f"{label:<10} {step * 1000:>9.1f} {step / base:>10.2f}x {wall:>11.3f}")
+    print("\nbaselines (median wall time of the same work, no kfbox)")
+    for label, wall in baselines.items():
+        print(f"{label:<24} {wall * 1000:>9.1f} ms")
 
 
 if __name__ == "__main__":

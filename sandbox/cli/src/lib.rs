@@ -20,8 +20,6 @@ pub mod env_vars {
     pub const KFBOX_CONFIG: &str = "KFBOX_CONFIG";
     /// Which executor runs steps: `auto`, `process` or `docker` (as `--executor`).
     pub const KFBOX_EXECUTOR: &str = "KFBOX_EXECUTOR";
-    /// Where the Docker daemon listens (read by the Docker client library, as by `docker`).
-    pub const DOCKER_HOST: &str = "DOCKER_HOST";
 }
 
 #[derive(Debug, Parser)]

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use kfbox_engine::events::EventSink;
+use kfbox_engine::events::{EventSink, RunEvent};
 use kfbox_engine::{Executor, ExecutorError, Step, StepExit};
 use tokio_util::sync::CancellationToken;
 use wasmtime::{
@@ -111,7 +111,7 @@ impl Executor for WasiExecutor {
     async fn run(
         &self,
         step: &Step,
-        _events: &EventSink,
+        events: &EventSink,
         cancel: &CancellationToken,
     ) -> Result<StepExit, ExecutorError> {
         let path = module_path(&step.image, &self.base).ok_or_else(|| {
@@ -148,8 +148,13 @@ impl Executor for WasiExecutor {
                 }
             }
         });
+        // What the module prints goes straight to the log file; the lines are passed on to
+        // the terminal afterwards (modules run in milliseconds).
+        let logged_before = fs_err::metadata(&step.log_path).map_or(0, |m| m.len());
         let engine = self.engine.clone();
         let cache = self.modules.clone();
+        let task_path = step.task_path.clone();
+        let log_path = step.log_path.clone();
         let step = step.clone();
         let outcome = tokio::task::spawn_blocking({
             let canceled = canceled.clone();
@@ -161,6 +166,16 @@ impl Executor for WasiExecutor {
         .await;
         done.cancel();
         let _ = ticker.await;
+        if let Ok(log) = fs_err::read(&log_path) {
+            let printed =
+                String::from_utf8_lossy(log.get(logged_before as usize..).unwrap_or_default());
+            for line in printed.lines() {
+                events.send(RunEvent::Log {
+                    path: task_path.clone(),
+                    line: line.to_owned(),
+                });
+            }
+        }
         match outcome {
             Ok(result) => result,
             Err(e) => Err(ExecutorError::Environment(format!(

@@ -48,6 +48,7 @@ struct GpuReport {
 
 #[derive(Debug, Serialize)]
 struct GpuDevice {
+    vendor: &'static str,
     index: u32,
     name: String,
     memory_mib: u64,
@@ -80,6 +81,8 @@ pub async fn doctor(
                 .gpus
                 .iter()
                 .map(|g| GpuDevice {
+                    // nvidia-smi is the only source of GPUs kfbox reads.
+                    vendor: "NVIDIA",
                     index: g.index,
                     name: g.name.clone(),
                     memory_mib: g.memory_mib,
