@@ -102,7 +102,11 @@ impl Executor for DockerExecutor {
         events: &EventSink,
         cancel: &CancellationToken,
     ) -> Result<StepExit, ExecutorError> {
-        self.ensure_image(&step.image, events).await?;
+        // A pull can take minutes: cancelling the run must not wait for it.
+        tokio::select! {
+            ready = self.ensure_image(&step.image, events) => ready?,
+            _ = cancel.cancelled() => return Ok(StepExit::Canceled),
+        }
         let api = |e: bollard::errors::Error| ExecutorError::Environment(format!("Docker: {e}"));
         let created = self
             .docker

@@ -149,7 +149,7 @@ impl Executor for WasiExecutor {
             }
         });
         // What the module prints goes straight to the log file; the lines are passed on to
-        // the terminal afterwards (modules run in milliseconds).
+        // the terminal when it ends (most modules run in milliseconds).
         let logged_before = fs_err::metadata(&step.log_path).map_or(0, |m| m.len());
         let engine = self.engine.clone();
         let cache = self.modules.clone();
