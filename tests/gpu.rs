@@ -161,6 +161,36 @@ fn without_gpus_the_policy_decides() {
 }
 
 #[test]
+fn containers_ask_docker_for_their_gpus() {
+    // Docker here has no NVIDIA runtime: the device request reaches the daemon, which refuses
+    // it, and the task fails at once saying what is missing.
+    let fake = two_gpus();
+    let (pipeline, _) = compile_unique("gpu_container", "gpu-container");
+    let output = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--executor",
+        "docker",
+    ])
+    .env("PATH", path_with(fake.path()))
+    .output()
+    .unwrap();
+    let run = parse_run(output);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let error = run.task("probe")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("could not select device driver \"nvidia\""),
+        "{error}"
+    );
+    assert!(error.contains("NVIDIA Container Toolkit"), "{error}");
+    assert_eq!(run.task("probe")["attempts"], 1);
+}
+
+#[test]
 #[ignore = "needs an NVIDIA GPU and driver (nvidia-smi); run with `cargo nextest run --run-ignored only -E 'test(real_gpu)'`"]
 fn real_gpu_is_handed_to_a_step() {
     let (pipeline, _) = compile_unique("gpu_many", "gpu-many");

@@ -114,7 +114,17 @@ impl Executor for DockerExecutor {
             .await
             .map_err(api)?;
         let id = created.id;
-        let result = self.run_container(&id, step, events, cancel).await;
+        let result = self
+            .run_container(&id, step, events, cancel)
+            .await
+            .map_err(|e| match e {
+                ExecutorError::Environment(text) if text.contains("could not select device driver") => {
+                    ExecutorError::Unrunnable(format!(
+                        "{text}\nhint: Docker needs the NVIDIA Container Toolkit to give GPUs to containers (`kfbox doctor` shows whether it is set up); `--executor process` runs the step on the host with CUDA_VISIBLE_DEVICES"
+                    ))
+                }
+                other => other,
+            });
         remove(&self.docker, &id).await;
         result
     }
@@ -350,7 +360,7 @@ async fn pull(docker: &Docker, image: &str, events: &EventSink) -> Result<(), St
         }
     }
     events.send(RunEvent::Prepared {
-        message: format!("pulled image {image}"),
+        message: format!("image {image}"),
     });
     Ok(())
 }
