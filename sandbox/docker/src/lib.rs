@@ -21,11 +21,25 @@ pub async fn connect() -> Result<bollard::Docker, DockerError> {
         source,
     };
     let docker = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
-    // Old daemons refuse requests that name a newer API version than theirs.
-    let docker = docker.negotiate_version().await.map_err(unreachable)?;
-    docker.ping().await.map_err(unreachable)?;
-    Ok(docker)
+    let answer = async {
+        // Old daemons refuse requests that name a newer API version than theirs.
+        let docker = docker.negotiate_version().await?;
+        docker.ping().await?;
+        Ok(docker)
+    };
+    // A DOCKER_HOST on a machine that is down must not hold up a run for the client's
+    // two-minute default.
+    match tokio::time::timeout(ANSWER_WITHIN, answer).await {
+        Ok(answered) => answered.map_err(unreachable),
+        Err(_) => Err(DockerError::Silent {
+            host,
+            seconds: ANSWER_WITHIN.as_secs(),
+        }),
+    }
 }
+
+/// How long the daemon has to answer a first ping.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -35,6 +49,8 @@ pub enum DockerError {
         #[source]
         source: bollard::errors::Error,
     },
+    #[error("the Docker daemon at {host} did not answer within {seconds} s\nhint: check DOCKER_HOST and that the daemon runs (`docker info`)")]
+    Silent { host: String, seconds: u64 },
     #[error("Docker: {0}")]
     Api(#[from] bollard::errors::Error),
     #[error("cannot read or write {path}")]
