@@ -14,8 +14,6 @@ pub struct Gpu {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
     pub gpus: Vec<Gpu>,
-    /// The highest CUDA version the driver supports.
-    pub cuda_version: Option<String>,
     /// Why nothing was found, when `nvidia-smi` exists but failed.
     pub problem: Option<String>,
 }
@@ -55,19 +53,21 @@ pub fn detect() -> Inventory {
             }
         }
     };
-    let cuda_version = Command::new("nvidia-smi")
-        .output()
-        .ok()
-        .and_then(|o| parse_cuda_version(&String::from_utf8_lossy(&o.stdout)));
     Inventory {
         gpus,
-        cuda_version,
         problem: None,
     }
 }
 
+/// The highest CUDA version the driver supports, from `nvidia-smi`'s banner (a second call,
+/// so only `kfbox doctor` pays for it).
+pub fn cuda_version() -> Option<String> {
+    let output = Command::new("nvidia-smi").output().ok()?;
+    parse_cuda_version(&String::from_utf8_lossy(&output.stdout))
+}
+
 /// Lines of `index, uuid, name, memory.total, driver_version` (csv, noheader, nounits).
-pub fn parse_gpu_query(text: &str) -> Result<Vec<Gpu>, String> {
+fn parse_gpu_query(text: &str) -> Result<Vec<Gpu>, String> {
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
@@ -90,7 +90,7 @@ pub fn parse_gpu_query(text: &str) -> Result<Vec<Gpu>, String> {
 }
 
 /// The `CUDA Version: 12.4` of `nvidia-smi`'s banner.
-pub fn parse_cuda_version(text: &str) -> Option<String> {
+fn parse_cuda_version(text: &str) -> Option<String> {
     let rest = &text[text.find("CUDA Version:")? + "CUDA Version:".len()..];
     let version: String = rest
         .trim_start()

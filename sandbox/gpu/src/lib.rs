@@ -7,5 +7,5 @@
 mod detect;
 mod slots;
 
-pub use detect::{detect, parse_cuda_version, parse_gpu_query, Gpu, Inventory};
+pub use detect::{cuda_version, detect, Gpu, Inventory};
 pub use slots::{Admission, GpuLease, GpuPlan, GpuPolicy, GpuSlots};

@@ -67,7 +67,16 @@ pub async fn doctor(
     printer: &Printer,
     args: DoctorArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let inventory = tokio::task::spawn_blocking(kfbox_gpu::detect).await?;
+    let (inventory, cuda_version) = tokio::task::spawn_blocking(|| {
+        let inventory = kfbox_gpu::detect();
+        let cuda = if inventory.gpus.is_empty() {
+            None
+        } else {
+            kfbox_gpu::cuda_version()
+        };
+        (inventory, cuda)
+    })
+    .await?;
     let report = Report {
         kfbox: env!("CARGO_PKG_VERSION"),
         home: settings.home.display().to_string(),
@@ -76,7 +85,7 @@ pub async fn doctor(
         docker: docker_report().await,
         gpus: GpuReport {
             count: inventory.gpus.len(),
-            cuda_version: inventory.cuda_version.clone(),
+            cuda_version,
             devices: inventory
                 .gpus
                 .iter()
