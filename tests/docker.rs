@@ -154,10 +154,7 @@ fn a_missing_image_fails_naming_it_and_how_to_load_it() {
     let (pipeline, _) = compile_unique("missing_image", "missing-image");
     let run = run_json(&pipeline, &[], &["--executor", "auto"]);
     assert_eq!(run.code, 1);
-    let error = run.task("absent")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let error = run.error_of("absent");
     assert!(error.contains("kfbox-test/absent-image:1"), "{error}");
     assert!(error.contains("kfbox images load"), "{error}");
     // Not retried: the image will not appear by itself.
@@ -263,10 +260,7 @@ fn without_docker_auto_runs_on_the_host_and_docker_says_why_it_cannot() {
     .unwrap();
     let run = parse_run(output);
     assert_eq!(run.code, 1);
-    let error = run.task("greet")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let error = run.error_of("greet");
     assert!(
         error.contains("no Docker daemon answers at") && error.contains("/nonexistent/docker.sock"),
         "{error}"

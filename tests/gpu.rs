@@ -113,10 +113,7 @@ fn a_request_that_can_never_be_met_fails_at_once() {
         .unwrap();
     let run = parse_run(output);
     assert_eq!(run.code, 1);
-    let error = run.task("train")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let error = run.error_of("train");
     assert!(
         error.contains("asks for 3 GPUs") && error.contains("has 2"),
         "{error}"
@@ -130,10 +127,7 @@ fn without_gpus_the_policy_decides() {
     let (pipeline, _) = compile_unique("gpu_many", "gpu-many");
     let required = run_json(&pipeline, &[], &["--gpu", "require"]);
     assert_eq!(required.code, 1);
-    let error = required.task("train")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let error = required.error_of("train");
     assert!(
         error.contains("has none") && error.contains("--gpu prefer"),
         "{error}"
@@ -178,10 +172,7 @@ fn containers_ask_docker_for_their_gpus() {
     .unwrap();
     let run = parse_run(output);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let error = run.task("probe")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let error = run.error_of("probe");
     assert!(
         error.contains("could not select device driver \"nvidia\""),
         "{error}"

@@ -85,10 +85,7 @@ fn wasm_steps_cannot_escape_and_are_held_to_their_limits() {
         "{escape}"
     );
     assert!(escape.contains("can open only:"), "{escape}");
-    assert!(run.task("escape")["error"]
-        .as_str()
-        .unwrap()
-        .contains("code 3"));
+    assert!(run.error_of("escape").contains("code 3"));
 
     let spin = run.log_of("spin");
     assert!(spin.contains("ran past its time limit of 2.0s"), "{spin}");
@@ -108,10 +105,7 @@ fn a_missing_module_fails_naming_the_file() {
     std::fs::copy(&pipeline, &moved).unwrap();
     let run = run_json(&moved, &[], &[]);
     assert_eq!(run.code, 1);
-    let error = run.task("count")["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let error = run.error_of("count");
     assert!(
         error.contains(&dir.path().join("count.wasm").display().to_string()),
         "{error}"

@@ -65,6 +65,14 @@ impl RunResult {
             .unwrap_or_else(|| panic!("no task `{path}` in {:#}", self.summary))
     }
 
+    /// The error a task ended with ("" when none).
+    pub fn error_of(&self, path: &str) -> String {
+        self.task(path)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     pub fn log_of(&self, path: &str) -> String {
         let log = self.task(path)["log"]
             .as_str()
