@@ -266,4 +266,10 @@ impl Ledger {
         self.keep(self.store.find_cached(&self.run, fingerprint))
             .flatten()
     }
+
+    /// The newest execution of the task at `path` that succeeded in this run (for retries).
+    pub(crate) fn find_succeeded(&self, path: &str) -> Option<CachedExecution> {
+        self.keep(self.store.find_succeeded_in_run(&self.run, path))
+            .flatten()
+    }
 }

@@ -11,7 +11,9 @@ mod params;
 mod run;
 
 pub use executor::{Executor, ExecutorError, Mount, OncePerKey, Step, StepExit};
-pub use params::{parse_assignments, resolve_root_artifacts, resolve_root_parameters, ParamError};
+pub use params::{
+    parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue, ParamError,
+};
 pub use run::{execute, RunOptions};
 
 /// An error and its causes on one line, for task records and logs.

@@ -10,15 +10,15 @@ use crate::model::RuntimeArtifact;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
-    #[error("--param {name}: the pipeline has no parameter `{name}` (it takes: {known})")]
+    #[error("parameter `{name}`: the pipeline has no such parameter (it takes: {known})")]
     Unknown { name: String, known: String },
-    #[error("--param {name}={value}: expected {expected} for parameter `{name}`")]
+    #[error("parameter `{name}` = {value}: expected {expected}")]
     WrongType {
         name: String,
         value: String,
         expected: &'static str,
     },
-    #[error("parameter `{name}` ({expected}) is required and has no default\nhint: pass --param {name}=VALUE")]
+    #[error("parameter `{name}` ({expected}) is required and has no default\nhint: give it a value (`--param {name}=VALUE`, or `runtime_config.parameters` through the API)")]
     Missing {
         name: String,
         expected: &'static str,
@@ -60,16 +60,23 @@ fn known_names<'a>(names: impl ExactSizeIterator<Item = &'a String>, none: &str)
     }
 }
 
+/// A root parameter's value as given: command-line text, or JSON from the API.
+#[derive(Debug, Clone)]
+pub enum GivenValue {
+    Text(String),
+    Json(Value),
+}
+
 /// Resolve every root parameter: given value (typed), else default, else absent when optional.
 /// Every problem is reported, not only the first.
 pub fn resolve_root_parameters(
     spec: &PipelineSpec,
-    given: &[(String, String)],
+    given: &[(String, GivenValue)],
 ) -> Result<Map<String, Value>, Vec<ParamError>> {
     let definitions = &spec.root.input_definitions.parameters;
     let mut errors = Vec::new();
     let mut values = Map::new();
-    for (name, text) in given {
+    for (name, given) in given {
         let Some(definition) = definitions.get(name) else {
             errors.push(ParamError::Unknown {
                 name: name.clone(),
@@ -77,14 +84,20 @@ pub fn resolve_root_parameters(
             });
             continue;
         };
-        match parse_cli_value(text, definition.parameter_type) {
+        let typed = match given {
+            GivenValue::Text(text) => parse_cli_value(text, definition.parameter_type)
+                .map_err(|e| (text.clone(), e.expected)),
+            GivenValue::Json(value) => coerce(value.clone(), definition.parameter_type)
+                .map_err(|e| (describe(value), e.expected)),
+        };
+        match typed {
             Ok(v) => {
                 values.insert(name.clone(), v);
             }
-            Err(e) => errors.push(ParamError::WrongType {
+            Err((value, expected)) => errors.push(ParamError::WrongType {
                 name: name.clone(),
-                value: text.clone(),
-                expected: e.expected,
+                value,
+                expected,
             }),
         }
     }

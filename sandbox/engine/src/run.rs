@@ -49,14 +49,18 @@ pub struct RunOptions {
     pub parameters: Map<String, Value>,
     /// Root input artifacts, from [`crate::resolve_root_artifacts`].
     pub artifacts: BTreeMap<String, Vec<RuntimeArtifact>>,
-    /// How many steps may run at once.
-    pub parallelism: usize,
+    /// Slots for steps running at once; runs that share one share the limit (the server's
+    /// runs share one).
+    pub step_slots: Arc<Semaphore>,
     /// Where the run is recorded, and its records there (see [`Store::begin_run`]).
     pub store: Arc<Store>,
     pub record: RunHandle,
     /// Reuse earlier executions with the same cache fingerprint. Off, executions still record
     /// their fingerprints, so later runs can reuse them.
     pub reuse_cache: bool,
+    /// A retry of this run: steps that succeeded in its earlier attempts are reused, whatever
+    /// their caching options, and only the others run again.
+    pub retry: bool,
     /// The GPUs steps may ask for, and what happens to requests on a machine without them.
     pub gpus: GpuPlan,
 }
@@ -97,7 +101,6 @@ struct Run {
     create_time: String,
     /// Like the Argo workflow name on a cluster: the pipeline name and a short suffix.
     resource_name: String,
-    slots: Semaphore,
     records: Mutex<Vec<TaskRecord>>,
     ledger: Ledger,
 }
@@ -123,7 +126,6 @@ pub async fn execute(
             pipeline.spec.pipeline_info.name,
             options.run_id.chars().take(8).collect::<String>()
         ),
-        slots: Semaphore::new(options.parallelism.max(1)),
         records: Mutex::new(Vec::new()),
         ledger: Ledger::new(
             options.store.clone(),
@@ -1282,6 +1284,11 @@ async fn run_container(
         (Ok(command), Ok(args)) => (command, args),
         (Err(e), _) | (_, Err(e)) => return not_started(draft, e),
     };
+    if run.options.retry {
+        if let Some(done) = run.ledger.find_succeeded(path) {
+            return reuse_cached(run, task, component, path, draft, done);
+        }
+    }
     if task.caching_options.enable_cache {
         let fingerprint = crate::cache::fingerprint(
             task,
@@ -1576,7 +1583,7 @@ async fn run_attempt(
         step.gpus = Some(Vec::new());
     }
     let permit = tokio::select! {
-        permit = run.slots.acquire() => permit.expect("slots open"),
+        permit = run.options.step_slots.acquire() => permit.expect("slots open"),
         _ = run.cancel.cancelled() => return Err(AttemptError::Canceled),
     };
     let exit = run.executor.run(&step, &run.events, &run.cancel).await;

@@ -9,6 +9,8 @@
 //! Concurrency: WAL, one connection per process, every write a short `BEGIN IMMEDIATE`
 //! transaction; SQLite's busy handler queues writers of other processes.
 
+mod catalog;
+mod listing;
 mod query;
 mod record;
 mod recovery;
@@ -21,8 +23,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub use catalog::{
+    ApiRunFields, ApiRunRow, ExperimentRow, PipelineRow, PipelineVersionRow, RecurringRunRow,
+    DEFAULT_EXPERIMENT,
+};
+pub use listing::{Condition, ListQuery, Op, Operand, Page};
 pub use query::{
-    ArtifactRow, ExecutionRow, Lineage, LineageStep, RunFilter, RunPage, RunRow, RunSelector,
+    ArtifactRow, DeletedRun, ExecutionRow, Lineage, LineageStep, RunFilter, RunPage, RunRow,
+    RunSelector,
 };
 pub use record::{
     CachedExecution, ExecutionType, FinishedExecution, NewArtifact, NewExecution, NewRun,
@@ -92,8 +100,30 @@ pub enum StoreError {
     ArtifactNotFound(i64),
     #[error("run {0} is still running; stop it first (Ctrl-C in its terminal)")]
     RunActive(String),
-    #[error("bad page token `{0}`; pass the token a previous listing printed")]
+    #[error(
+        "bad page token `{0}`; pass the token a previous listing returned, with the same sort"
+    )]
     BadPageToken(String),
+    #[error("{resource} have no field `{field}`; known fields: {known}")]
+    UnknownField {
+        resource: &'static str,
+        field: String,
+        known: String,
+    },
+    #[error("bad filter: {0}")]
+    BadFilter(String),
+    #[error("no {what} has id `{id}`")]
+    NotFound { what: &'static str, id: String },
+    #[error("a {what} named `{name}` already exists")]
+    Exists { what: &'static str, name: String },
+    #[error("{0}")]
+    Precondition(String),
+    #[error("cannot remove {path}")]
+    Files {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }

@@ -5,6 +5,7 @@
 //! list-by-context queries do.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -33,7 +34,7 @@ pub struct RunRow {
 const RUN_COLUMNS: &str = "run_id, display_name, pipeline_name, state, created_at, finished_at, error, run_dir, context_id";
 
 impl RunRow {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             run_id: row.get(0)?,
             display_name: row.get(1)?,
@@ -312,33 +313,38 @@ impl Store {
             )?
             .collect::<Result<Vec<_>, _>>()?;
         for id in candidates {
-            let execution = read_execution(&conn, id)?;
-            let mut artifacts: BTreeMap<String, Vec<ArtifactRow>> = BTreeMap::new();
-            let mut complete = true;
-            for (name, artifact_id) in &execution.outputs {
-                match read_artifact(&conn, *artifact_id)? {
-                    Some(a) if still_on_disk(&a.uri) => {
-                        artifacts.entry(name.clone()).or_default().push(a)
-                    }
-                    _ => complete = false,
-                }
+            if let Some(reusable) = reusable(&conn, id)? {
+                return Ok(Some(reusable));
             }
-            if !complete {
-                continue;
-            }
-            return Ok(Some(CachedExecution {
-                execution_id: id,
-                run_id: run_of_execution(&conn, id)?,
-                outputs: execution
-                    .props
-                    .get(props::OUTPUTS)
-                    .and_then(Prop::as_struct)
-                    .cloned()
-                    .unwrap_or_default(),
-                artifacts,
-            }));
         }
         Ok(None)
+    }
+
+    /// The newest execution of the task at `path` in this run that completed (or was a cache
+    /// hit) and whose artifacts are still on disk: what a retry of the run reuses.
+    pub fn find_succeeded_in_run(
+        &self,
+        run: &RunHandle,
+        path: &str,
+    ) -> Result<Option<CachedExecution>, StoreError> {
+        let conn = self.conn();
+        let found = conn
+            .prepare_cached(
+                "SELECT e.id FROM Association a
+                 JOIN Execution e ON e.id = a.execution_id
+                 JOIN ExecutionProperty p ON p.execution_id = e.id AND p.name = 'kfbox.path' AND p.is_custom_property = 1
+                 WHERE a.context_id = ?1 AND p.string_value = ?2 AND e.last_known_state IN (?3, ?4)
+                 ORDER BY e.id DESC LIMIT 1",
+            )?
+            .query_row(
+                params![run.context_id, path, state::COMPLETE, state::CACHED],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()?;
+        match found {
+            Some(id) => reusable(&conn, id),
+            None => Ok(None),
+        }
     }
 
     /// Delete a run's records. Returns the artifact URIs no other run uses (safe to remove from
@@ -403,9 +409,84 @@ impl Store {
                 tx.execute(sql, [run.context_id])?;
             }
             tx.execute("DELETE FROM kfbox_run WHERE run_id = ?1", [&run.run_id])?;
+            tx.execute("DELETE FROM kfbox_api_run WHERE run_id = ?1", [&run.run_id])?;
             Ok((removable, kept))
         })
     }
+}
+
+/// What deleting a run removed from disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedRun {
+    pub artifacts_removed: usize,
+    /// Artifacts in the run's directory that cached executions of other runs still use.
+    pub artifacts_kept: Vec<String>,
+}
+
+impl Store {
+    /// Delete a run's records and its files. Only files inside kfbox's own run directories
+    /// (`runs_dir`) are ever removed: imported artifacts point at the user's files. A file may
+    /// sit in another run's directory when this run reused it through the cache.
+    pub fn discard_run(&self, run: &RunRow, runs_dir: &Path) -> Result<DeletedRun, StoreError> {
+        let (removable, kept) = self.delete_run(run)?;
+        let run_dir = Path::new(&run.run_dir);
+        let artifacts_removed = removable
+            .iter()
+            .map(Path::new)
+            .filter(|uri| uri.starts_with(runs_dir) && remove_path(uri).is_ok())
+            .count();
+        let artifacts_kept: Vec<String> = kept
+            .into_iter()
+            .filter(|u| Path::new(u).starts_with(run_dir))
+            .collect();
+        if run_dir.starts_with(runs_dir) && run_dir.exists() {
+            if artifacts_kept.is_empty() {
+                std::fs::remove_dir_all(run_dir).map_err(|source| StoreError::Files {
+                    path: run_dir.to_owned(),
+                    source,
+                })?;
+            } else {
+                for name in ["logs", "tasks", "workspace", "summary.json"] {
+                    let _ = remove_path(&run_dir.join(name));
+                }
+            }
+        }
+        Ok(DeletedRun {
+            artifacts_removed,
+            artifacts_kept,
+        })
+    }
+}
+
+fn remove_path(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+/// An execution's outputs for reuse, or `None` when some output artifact's files are gone.
+fn reusable(conn: &Connection, id: i64) -> Result<Option<CachedExecution>, StoreError> {
+    let execution = read_execution(conn, id)?;
+    let mut artifacts: BTreeMap<String, Vec<ArtifactRow>> = BTreeMap::new();
+    for (name, artifact_id) in &execution.outputs {
+        match read_artifact(conn, *artifact_id)? {
+            Some(a) if still_on_disk(&a.uri) => artifacts.entry(name.clone()).or_default().push(a),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(CachedExecution {
+        execution_id: id,
+        run_id: run_of_execution(conn, id)?,
+        outputs: execution
+            .props
+            .get(props::OUTPUTS)
+            .and_then(Prop::as_struct)
+            .cloned()
+            .unwrap_or_default(),
+        artifacts,
+    }))
 }
 
 /// Whether an artifact's files are still there. Some artifacts are never written as files

@@ -282,6 +282,62 @@ impl Store {
         })
     }
 
+    /// Open an ended run again for a retry: the same contexts and root execution, RUNNING
+    /// again and owned by this process. New executions join the earlier ones.
+    pub fn reopen_run(&self, run_id: &str) -> Result<RunHandle, StoreError> {
+        let (pid, pid_started) = crate::recovery::this_process();
+        self.write(|tx| {
+            let run = crate::query::find_run(tx, run_id)?;
+            if run.run_id != run_id {
+                return Err(StoreError::RunNotFound(run_id.to_owned()));
+            }
+            if run.state == "RUNNING" {
+                return Err(StoreError::RunActive(run_id.to_owned()));
+            }
+            let root: i64 = tx.query_row(
+                "SELECT root_execution_id FROM kfbox_run WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )?;
+            let pipeline_context: i64 = tx.query_row(
+                "SELECT parent_context_id FROM ParentContext WHERE context_id = ?1",
+                [run.context_id],
+                |r| r.get(0),
+            )?;
+            let now = now_ms();
+            exec(
+                tx,
+                "UPDATE Execution SET last_known_state = ?2, last_update_time_since_epoch = ?3 WHERE id = ?1",
+                params![root, state::RUNNING, now],
+            )?;
+            exec(
+                tx,
+                "DELETE FROM ContextProperty WHERE context_id = ?1 AND name IN (?2, ?3) AND is_custom_property = 1",
+                params![run.context_id, props::ERROR, props::RUN_FINISHED_AT],
+            )?;
+            put_props(
+                tx,
+                Owner::Context(run.context_id),
+                &[
+                    (props::RUN_STATE, Prop::Text("RUNNING".into())),
+                    (props::RUN_PID, Prop::Int(pid)),
+                    (props::RUN_PID_STARTED, Prop::Int(pid_started)),
+                ],
+            )?;
+            exec(
+                tx,
+                "UPDATE kfbox_run SET state = 'RUNNING', finished_at = NULL, error = NULL, pid = ?2, pid_started = ?3 WHERE run_id = ?1",
+                params![run_id, pid, pid_started],
+            )?;
+            Ok(RunHandle {
+                run_id: run_id.to_owned(),
+                context_id: run.context_id,
+                pipeline_context_id: pipeline_context,
+                root_execution_id: root,
+            })
+        })
+    }
+
     /// Record a run's end on its root execution, its context and its index row.
     pub fn finish_run(&self, run: &RunHandle, outcome: &RunOutcome) -> Result<(), StoreError> {
         self.write(|tx| {

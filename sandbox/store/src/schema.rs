@@ -14,7 +14,7 @@ use crate::StoreError;
 pub const MLMD_SCHEMA_VERSION: i64 = 10;
 
 /// Migrations in order; the store's version (`PRAGMA user_version`) is how many have run.
-const MIGRATIONS: &[&str] = &[MLMD_TABLES_AND_RUN_INDEX];
+const MIGRATIONS: &[&str] = &[MLMD_TABLES_AND_RUN_INDEX, API_CATALOG];
 
 /// The newest store version this build knows.
 fn latest_version() -> i64 {
@@ -135,6 +135,58 @@ CREATE TABLE `kfbox_run` (
 CREATE INDEX `kfbox_run_created` ON `kfbox_run`(`created_at` DESC, `run_id` DESC);
 CREATE INDEX `kfbox_run_pipeline` ON `kfbox_run`(`pipeline_name`, `created_at` DESC, `run_id` DESC);
 CREATE INDEX `kfbox_run_active` ON `kfbox_run`(`state`) WHERE `state` = 'RUNNING';
+"#;
+
+/// The API server's own records (experiments, pipelines and versions, recurring runs, the API
+/// fields of runs), kept beside MLMD as the backend keeps them in its own database.
+const API_CATALOG: &str = r#"
+CREATE TABLE `kfbox_experiment` (
+  `experiment_id` TEXT PRIMARY KEY NOT NULL,
+  `display_name` TEXT NOT NULL UNIQUE,
+  `description` TEXT NOT NULL DEFAULT '',
+  `created_at` INTEGER NOT NULL,
+  `storage_state` TEXT NOT NULL DEFAULT 'AVAILABLE',
+  `last_run_created_at` INTEGER);
+CREATE INDEX `kfbox_experiment_created` ON `kfbox_experiment`(`created_at`, `experiment_id`);
+CREATE TABLE `kfbox_pipeline` (
+  `pipeline_id` TEXT PRIMARY KEY NOT NULL,
+  `name` TEXT NOT NULL UNIQUE,
+  `display_name` TEXT NOT NULL,
+  `description` TEXT NOT NULL DEFAULT '',
+  `created_at` INTEGER NOT NULL);
+CREATE INDEX `kfbox_pipeline_created` ON `kfbox_pipeline`(`created_at`, `pipeline_id`);
+CREATE TABLE `kfbox_pipeline_version` (
+  `pipeline_version_id` TEXT PRIMARY KEY NOT NULL,
+  `pipeline_id` TEXT NOT NULL,
+  `name` TEXT NOT NULL,
+  `display_name` TEXT NOT NULL,
+  `description` TEXT NOT NULL DEFAULT '',
+  `created_at` INTEGER NOT NULL,
+  `pipeline_spec` TEXT NOT NULL,
+  UNIQUE(`pipeline_id`, `name`));
+CREATE INDEX `kfbox_pipeline_version_created` ON `kfbox_pipeline_version`(`pipeline_id`, `created_at`);
+CREATE TABLE `kfbox_api_run` (
+  `run_id` TEXT PRIMARY KEY NOT NULL,
+  `experiment_id` TEXT,
+  `storage_state` TEXT NOT NULL DEFAULT 'AVAILABLE',
+  `description` TEXT NOT NULL DEFAULT '',
+  `pipeline_id` TEXT,
+  `pipeline_version_id` TEXT,
+  `recurring_run_id` TEXT,
+  `runtime_config` TEXT NOT NULL DEFAULT '{}',
+  `service_account` TEXT NOT NULL DEFAULT '',
+  `pipeline_spec` TEXT NOT NULL);
+CREATE INDEX `kfbox_api_run_experiment` ON `kfbox_api_run`(`experiment_id`);
+CREATE INDEX `kfbox_api_run_recurring` ON `kfbox_api_run`(`recurring_run_id`);
+CREATE TABLE `kfbox_recurring_run` (
+  `recurring_run_id` TEXT PRIMARY KEY NOT NULL,
+  `display_name` TEXT NOT NULL,
+  `experiment_id` TEXT,
+  `mode` TEXT NOT NULL,
+  `created_at` INTEGER NOT NULL,
+  `updated_at` INTEGER NOT NULL,
+  `last_fired_at` INTEGER,
+  `body` TEXT NOT NULL);
 "#;
 
 /// Bring the schema up to date, or refuse a store that a newer kfbox (or MLMD) wrote.

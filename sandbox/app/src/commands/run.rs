@@ -11,7 +11,8 @@ use kfbox_engine::events::EventSink;
 use kfbox_engine::model::RuntimeArtifact;
 use kfbox_engine::model::{RunState, RunSummary};
 use kfbox_engine::{
-    execute, parse_assignments, resolve_root_artifacts, resolve_root_parameters, RunOptions,
+    execute, parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue,
+    RunOptions,
 };
 use kfbox_gpu::{GpuPlan, GpuPolicy};
 use kfbox_process::ProcessExecutor;
@@ -47,7 +48,11 @@ pub async fn run(
             return Ok(ExitStatus::Error);
         }
     };
-    let parameters = match resolve_root_parameters(&pipeline.spec, &assignments) {
+    let given: Vec<(String, GivenValue)> = assignments
+        .into_iter()
+        .map(|(name, text)| (name, GivenValue::Text(text)))
+        .collect();
+    let parameters = match resolve_root_parameters(&pipeline.spec, &given) {
         Ok(p) => p,
         Err(errors) => {
             for e in errors {
@@ -128,12 +133,15 @@ pub async fn run(
         run_dir: run_dir.clone(),
         parameters,
         artifacts,
-        parallelism: args
-            .parallelism
-            .map_or_else(default_parallelism, |n| n as usize),
+        step_slots: Arc::new(tokio::sync::Semaphore::new(
+            args.parallelism
+                .map_or_else(default_parallelism, |n| n as usize)
+                .max(1),
+        )),
         store: store.clone(),
         record: record.clone(),
         reuse_cache: settings.cache && !args.no_cache,
+        retry: false,
         gpus,
     };
     let executor = Arc::new(executor);

@@ -5,13 +5,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use kfbox_cli::{LogsArgs, RunArg, RunsCommand, RunsListArgs};
 use kfbox_engine::model::{
     ArtifactRef, RunState, RunSummary, TaskKind, TaskOutputs, TaskRecord, TaskState,
 };
 use kfbox_store::value::Prop;
-use kfbox_store::{props, ExecutionRow, RunFilter, RunRow, RunSelector, Store};
+use kfbox_store::{props, DeletedRun, ExecutionRow, RunFilter, RunRow, RunSelector, Store};
 use serde_json::{json, Map, Value};
 
 use crate::human;
@@ -105,31 +104,10 @@ fn delete(
     args: RunArg,
 ) -> anyhow::Result<ExitStatus> {
     let run = store.find_run(&RunSelector(args.run))?;
-    let (removable, kept) = store.delete_run(&run)?;
-    let run_dir = PathBuf::from(&run.run_dir);
-    // Only files inside kfbox's own run directories are ever removed: imported artifacts
-    // point at the user's files. A file may sit in another run's directory when this run
-    // reused it through the cache.
-    let runs_dir = settings.runs_dir();
-    let mut removed = 0;
-    for uri in removable.iter().map(Path::new) {
-        if uri.starts_with(&runs_dir) && remove_path(uri).is_ok() {
-            removed += 1;
-        }
-    }
-    let kept_here: Vec<&String> = kept
-        .iter()
-        .filter(|u| Path::new(u).starts_with(&run_dir))
-        .collect();
-    if run_dir.starts_with(&runs_dir) && run_dir.exists() {
-        if kept_here.is_empty() {
-            fs_err::remove_dir_all(&run_dir).context("cannot remove the run directory")?;
-        } else {
-            for name in ["logs", "tasks", "workspace", "summary.json"] {
-                let _ = remove_path(&run_dir.join(name));
-            }
-        }
-    }
+    let DeletedRun {
+        artifacts_removed: removed,
+        artifacts_kept: kept_here,
+    } = store.discard_run(&run, &settings.runs_dir())?;
     if args.json {
         let out = json!({
             "run_id": run.run_id,
@@ -150,14 +128,6 @@ fn delete(
         printer.data(&text);
     }
     Ok(ExitStatus::Success)
-}
-
-fn remove_path(path: &Path) -> std::io::Result<()> {
-    if path.is_dir() {
-        fs_err::remove_dir_all(path)
-    } else {
-        fs_err::remove_file(path)
-    }
 }
 
 /// The run as `kfbox run --json` reported it, rebuilt from the store (also while it runs).

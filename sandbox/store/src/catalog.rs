@@ -1,0 +1,901 @@
+//! What the API server keeps beside ML Metadata, as the backend keeps it in its own database:
+//! experiments, pipelines and their versions, recurring runs, and each API-created run's
+//! experiment, storage state and request.
+//!
+//! Runs started by `kfbox run` have no `kfbox_api_run` row; they list under the `Default`
+//! experiment and as AVAILABLE.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use crate::listing::{Field, Kind, ListQuery, Page, Table};
+use crate::query::RunRow;
+use crate::record::exec;
+use crate::{now_ms, Store, StoreError};
+
+/// The experiment runs go to when none is named.
+pub const DEFAULT_EXPERIMENT: &str = "Default";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentRow {
+    pub experiment_id: String,
+    pub display_name: String,
+    pub description: String,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// `AVAILABLE` or `ARCHIVED`.
+    pub storage_state: String,
+    pub last_run_created_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineRow {
+    pub pipeline_id: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineVersionRow {
+    pub pipeline_version_id: String,
+    pub pipeline_id: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub created_at: i64,
+    /// The PipelineSpec (or its `pipeline_spec` + `platform_spec` wrapper) as JSON.
+    pub pipeline_spec: String,
+}
+
+/// What the API records about a run besides MLMD's records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiRunFields {
+    pub experiment_id: Option<String>,
+    pub description: String,
+    pub pipeline_id: Option<String>,
+    pub pipeline_version_id: Option<String>,
+    pub recurring_run_id: Option<String>,
+    /// `RuntimeConfig` as JSON.
+    pub runtime_config: String,
+    pub service_account: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiRunRow {
+    pub run: RunRow,
+    pub storage_state: String,
+    /// Runs started outside the API have the `Default` experiment here.
+    pub fields: ApiRunFields,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurringRunRow {
+    pub recurring_run_id: String,
+    pub display_name: String,
+    pub experiment_id: Option<String>,
+    /// `ENABLE` or `DISABLE`.
+    pub mode: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The schedule time of the last run it started, in milliseconds.
+    pub last_fired_at: Option<i64>,
+    /// The API object as created (spec, trigger, runtime config...), as JSON.
+    pub body: String,
+}
+
+const DEFAULT_ID: &str =
+    "(SELECT experiment_id FROM kfbox_experiment WHERE display_name = 'Default')";
+
+static EXPERIMENTS: Table = Table {
+    resource: "experiments",
+    select: &[
+        "experiment_id",
+        "display_name",
+        "description",
+        "created_at",
+        "storage_state",
+        "last_run_created_at",
+    ],
+    from: "kfbox_experiment",
+    id: "experiment_id",
+    fields: &[
+        Field {
+            api: "experiment_id",
+            sql: "experiment_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "id",
+            sql: "experiment_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "display_name",
+            sql: "display_name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "name",
+            sql: "display_name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "description",
+            sql: "description",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "created_at",
+            sql: "created_at",
+            kind: Kind::Time,
+        },
+        Field {
+            api: "storage_state",
+            sql: "storage_state",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "last_run_created_at",
+            sql: "last_run_created_at",
+            kind: Kind::Time,
+        },
+    ],
+};
+
+static PIPELINES: Table = Table {
+    resource: "pipelines",
+    select: &[
+        "pipeline_id",
+        "name",
+        "display_name",
+        "description",
+        "created_at",
+    ],
+    from: "kfbox_pipeline",
+    id: "pipeline_id",
+    fields: &[
+        Field {
+            api: "pipeline_id",
+            sql: "pipeline_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "id",
+            sql: "pipeline_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "name",
+            sql: "name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "display_name",
+            sql: "display_name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "description",
+            sql: "description",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "created_at",
+            sql: "created_at",
+            kind: Kind::Time,
+        },
+    ],
+};
+
+static VERSIONS: Table = Table {
+    resource: "pipeline versions",
+    select: &[
+        "pipeline_version_id",
+        "pipeline_id",
+        "name",
+        "display_name",
+        "description",
+        "created_at",
+        "pipeline_spec",
+    ],
+    from: "kfbox_pipeline_version",
+    id: "pipeline_version_id",
+    fields: &[
+        Field {
+            api: "pipeline_version_id",
+            sql: "pipeline_version_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "id",
+            sql: "pipeline_version_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "pipeline_id",
+            sql: "pipeline_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "name",
+            sql: "name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "display_name",
+            sql: "display_name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "description",
+            sql: "description",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "created_at",
+            sql: "created_at",
+            kind: Kind::Time,
+        },
+    ],
+};
+
+static RUNS: Table = Table {
+    resource: "runs",
+    select: &[
+        "r.run_id",
+        "r.display_name",
+        "r.pipeline_name",
+        "r.state",
+        "r.created_at",
+        "r.finished_at",
+        "r.error",
+        "r.run_dir",
+        "r.context_id",
+        "COALESCE(a.experiment_id, (SELECT experiment_id FROM kfbox_experiment WHERE display_name = 'Default'))",
+        "COALESCE(a.storage_state, 'AVAILABLE')",
+        "COALESCE(a.description, '')",
+        "a.pipeline_id",
+        "a.pipeline_version_id",
+        "a.recurring_run_id",
+        "COALESCE(a.runtime_config, '{}')",
+        "COALESCE(a.service_account, '')",
+    ],
+    from: "kfbox_run r LEFT JOIN kfbox_api_run a ON a.run_id = r.run_id",
+    id: "r.run_id",
+    fields: &[
+        Field { api: "run_id", sql: "r.run_id", kind: Kind::Text },
+        Field { api: "id", sql: "r.run_id", kind: Kind::Text },
+        Field { api: "display_name", sql: "r.display_name", kind: Kind::Text },
+        Field { api: "name", sql: "r.display_name", kind: Kind::Text },
+        Field { api: "pipeline_name", sql: "r.pipeline_name", kind: Kind::Text },
+        Field { api: "state", sql: "r.state", kind: Kind::Text },
+        Field { api: "status", sql: "r.state", kind: Kind::Text },
+        Field { api: "created_at", sql: "r.created_at", kind: Kind::Time },
+        Field { api: "scheduled_at", sql: "r.created_at", kind: Kind::Time },
+        Field { api: "finished_at", sql: "r.finished_at", kind: Kind::Time },
+        Field {
+            api: "experiment_id",
+            sql: "COALESCE(a.experiment_id, (SELECT experiment_id FROM kfbox_experiment WHERE display_name = 'Default'))",
+            kind: Kind::Text,
+        },
+        Field { api: "storage_state", sql: "COALESCE(a.storage_state, 'AVAILABLE')", kind: Kind::Text },
+        Field { api: "description", sql: "COALESCE(a.description, '')", kind: Kind::Text },
+        Field { api: "pipeline_id", sql: "a.pipeline_id", kind: Kind::Text },
+        Field { api: "pipeline_version_id", sql: "a.pipeline_version_id", kind: Kind::Text },
+        Field { api: "recurring_run_id", sql: "a.recurring_run_id", kind: Kind::Text },
+    ],
+};
+
+static RECURRING: Table = Table {
+    resource: "recurring runs",
+    select: &[
+        "recurring_run_id",
+        "display_name",
+        "experiment_id",
+        "mode",
+        "created_at",
+        "updated_at",
+        "last_fired_at",
+        "body",
+    ],
+    from: "kfbox_recurring_run",
+    id: "recurring_run_id",
+    fields: &[
+        Field {
+            api: "recurring_run_id",
+            sql: "recurring_run_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "id",
+            sql: "recurring_run_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "display_name",
+            sql: "display_name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "name",
+            sql: "display_name",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "experiment_id",
+            sql: "experiment_id",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "mode",
+            sql: "mode",
+            kind: Kind::Text,
+        },
+        Field {
+            api: "created_at",
+            sql: "created_at",
+            kind: Kind::Time,
+        },
+        Field {
+            api: "updated_at",
+            sql: "updated_at",
+            kind: Kind::Time,
+        },
+    ],
+};
+
+fn experiment_row(row: &Row<'_>) -> rusqlite::Result<ExperimentRow> {
+    Ok(ExperimentRow {
+        experiment_id: row.get(0)?,
+        display_name: row.get(1)?,
+        description: row.get(2)?,
+        created_at: row.get(3)?,
+        storage_state: row.get(4)?,
+        last_run_created_at: row.get(5)?,
+    })
+}
+
+fn pipeline_row(row: &Row<'_>) -> rusqlite::Result<PipelineRow> {
+    Ok(PipelineRow {
+        pipeline_id: row.get(0)?,
+        name: row.get(1)?,
+        display_name: row.get(2)?,
+        description: row.get(3)?,
+        created_at: row.get(4)?,
+    })
+}
+
+fn version_row(row: &Row<'_>) -> rusqlite::Result<PipelineVersionRow> {
+    Ok(PipelineVersionRow {
+        pipeline_version_id: row.get(0)?,
+        pipeline_id: row.get(1)?,
+        name: row.get(2)?,
+        display_name: row.get(3)?,
+        description: row.get(4)?,
+        created_at: row.get(5)?,
+        pipeline_spec: row.get(6)?,
+    })
+}
+
+fn api_run_row(row: &Row<'_>) -> rusqlite::Result<ApiRunRow> {
+    Ok(ApiRunRow {
+        run: RunRow::from_row(row)?,
+        storage_state: row.get(10)?,
+        fields: ApiRunFields {
+            experiment_id: row.get(9)?,
+            description: row.get(11)?,
+            pipeline_id: row.get(12)?,
+            pipeline_version_id: row.get(13)?,
+            recurring_run_id: row.get(14)?,
+            runtime_config: row.get(15)?,
+            service_account: row.get(16)?,
+        },
+    })
+}
+
+fn recurring_row(row: &Row<'_>) -> rusqlite::Result<RecurringRunRow> {
+    Ok(RecurringRunRow {
+        recurring_run_id: row.get(0)?,
+        display_name: row.get(1)?,
+        experiment_id: row.get(2)?,
+        mode: row.get(3)?,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+        last_fired_at: row.get(6)?,
+        body: row.get(7)?,
+    })
+}
+
+fn one<T>(
+    store: &Store,
+    table: &Table,
+    id: &str,
+    map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = ?1",
+        table.select.join(", "),
+        table.from,
+        table.id
+    );
+    store
+        .read_one(&sql, [id], map)?
+        .ok_or_else(|| StoreError::NotFound {
+            what: table.resource,
+            id: id.to_owned(),
+        })
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A unique-constraint failure becomes `Exists`; everything else stays a SQLite error.
+fn unique(error: rusqlite::Error, what: &'static str, name: &str) -> StoreError {
+    match &error {
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Exists {
+                what,
+                name: name.to_owned(),
+            }
+        }
+        _ => StoreError::Sqlite(error),
+    }
+}
+
+impl Store {
+    /// The first row of a query, if any.
+    fn read_one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(sql)?;
+        let found = statement.query_row(params, map).optional()?;
+        Ok(found)
+    }
+
+    // Experiments.
+
+    pub fn create_experiment(
+        &self,
+        display_name: &str,
+        description: &str,
+    ) -> Result<ExperimentRow, StoreError> {
+        let row = ExperimentRow {
+            experiment_id: new_id(),
+            display_name: display_name.to_owned(),
+            description: description.to_owned(),
+            created_at: now_ms(),
+            storage_state: "AVAILABLE".into(),
+            last_run_created_at: None,
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO kfbox_experiment (experiment_id, display_name, description, created_at, storage_state)
+                 VALUES (?1, ?2, ?3, ?4, 'AVAILABLE')",
+                params![row.experiment_id, row.display_name, row.description, row.created_at],
+            )
+            .map_err(|e| unique(e, "experiment", display_name))?;
+            Ok(())
+        })?;
+        Ok(row)
+    }
+
+    /// The `Default` experiment, created the first time it is asked for.
+    pub fn default_experiment(&self) -> Result<ExperimentRow, StoreError> {
+        match self.create_experiment(
+            DEFAULT_EXPERIMENT,
+            "All runs created without specifying an experiment are grouped here.",
+        ) {
+            Err(StoreError::Exists { .. }) => {
+                let sql = format!(
+                    "SELECT {} FROM kfbox_experiment WHERE display_name = ?1",
+                    EXPERIMENTS.select.join(", ")
+                );
+                self.read_one(&sql, [DEFAULT_EXPERIMENT], experiment_row)?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: "experiments",
+                        id: DEFAULT_EXPERIMENT.into(),
+                    })
+            }
+            other => other,
+        }
+    }
+
+    pub fn experiment(&self, id: &str) -> Result<ExperimentRow, StoreError> {
+        one(self, &EXPERIMENTS, id, experiment_row)
+    }
+
+    pub fn list_experiments(&self, query: &ListQuery) -> Result<Page<ExperimentRow>, StoreError> {
+        self.list(&EXPERIMENTS, query, experiment_row)
+    }
+
+    /// Archive or unarchive an experiment; archiving also archives its runs, as the backend.
+    pub fn set_experiment_storage(&self, id: &str, archived: bool) -> Result<(), StoreError> {
+        let state = if archived { "ARCHIVED" } else { "AVAILABLE" };
+        self.experiment(id)?;
+        self.write(|tx| {
+            apply(
+                tx,
+                "UPDATE kfbox_experiment SET storage_state = ?2 WHERE experiment_id = ?1",
+                params![id, state],
+            )?;
+            if archived {
+                apply(
+                    tx,
+                    "UPDATE kfbox_api_run SET storage_state = 'ARCHIVED' WHERE experiment_id = ?1",
+                    params![id],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Delete an experiment; its runs stay, under no experiment.
+    pub fn delete_experiment(&self, id: &str) -> Result<(), StoreError> {
+        self.experiment(id)?;
+        self.write(|tx| {
+            apply(
+                tx,
+                "DELETE FROM kfbox_experiment WHERE experiment_id = ?1",
+                params![id],
+            )?;
+            apply(
+                tx,
+                "UPDATE kfbox_recurring_run SET mode = 'DISABLE' WHERE experiment_id = ?1",
+                params![id],
+            )
+        })
+    }
+
+    // Pipelines and versions.
+
+    /// Create a pipeline, and its first version when `version` is given (one transaction).
+    pub fn create_pipeline(
+        &self,
+        name: &str,
+        display_name: &str,
+        description: &str,
+        version: Option<(&str, &str, &str)>,
+        spec: &str,
+    ) -> Result<(PipelineRow, Option<PipelineVersionRow>), StoreError> {
+        let pipeline = PipelineRow {
+            pipeline_id: new_id(),
+            name: name.to_owned(),
+            display_name: display_name.to_owned(),
+            description: description.to_owned(),
+            created_at: now_ms(),
+        };
+        let version = version.map(|(name, display_name, description)| PipelineVersionRow {
+            pipeline_version_id: new_id(),
+            pipeline_id: pipeline.pipeline_id.clone(),
+            name: name.to_owned(),
+            display_name: display_name.to_owned(),
+            description: description.to_owned(),
+            created_at: pipeline.created_at,
+            pipeline_spec: spec.to_owned(),
+        });
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO kfbox_pipeline (pipeline_id, name, display_name, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![pipeline.pipeline_id, pipeline.name, pipeline.display_name, pipeline.description, pipeline.created_at],
+            )
+            .map_err(|e| unique(e, "pipeline", name))?;
+            if let Some(v) = &version {
+                insert_version(tx, v)?;
+            }
+            Ok(())
+        })?;
+        Ok((pipeline, version))
+    }
+
+    pub fn create_pipeline_version(
+        &self,
+        pipeline_id: &str,
+        name: &str,
+        display_name: &str,
+        description: &str,
+        spec: &str,
+    ) -> Result<PipelineVersionRow, StoreError> {
+        self.pipeline(pipeline_id)?;
+        let version = PipelineVersionRow {
+            pipeline_version_id: new_id(),
+            pipeline_id: pipeline_id.to_owned(),
+            name: name.to_owned(),
+            display_name: display_name.to_owned(),
+            description: description.to_owned(),
+            created_at: now_ms(),
+            pipeline_spec: spec.to_owned(),
+        };
+        self.write(|tx| insert_version(tx, &version))?;
+        Ok(version)
+    }
+
+    pub fn pipeline(&self, id: &str) -> Result<PipelineRow, StoreError> {
+        one(self, &PIPELINES, id, pipeline_row)
+    }
+
+    pub fn pipeline_by_name(&self, name: &str) -> Result<PipelineRow, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM kfbox_pipeline WHERE name = ?1",
+            PIPELINES.select.join(", ")
+        );
+        self.read_one(&sql, [name], pipeline_row)?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "pipelines",
+                id: name.to_owned(),
+            })
+    }
+
+    pub fn list_pipelines(&self, query: &ListQuery) -> Result<Page<PipelineRow>, StoreError> {
+        self.list(&PIPELINES, query, pipeline_row)
+    }
+
+    /// Delete a pipeline; one with versions only with `cascade`, as the backend.
+    pub fn delete_pipeline(&self, id: &str, cascade: bool) -> Result<(), StoreError> {
+        self.pipeline(id)?;
+        self.write(|tx| {
+            let versions: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM kfbox_pipeline_version WHERE pipeline_id = ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            if versions > 0 && !cascade {
+                return Err(StoreError::Precondition(format!(
+                    "pipeline {id} has {versions} version(s); delete them first, or pass cascade=true"
+                )));
+            }
+            apply(tx, "DELETE FROM kfbox_pipeline_version WHERE pipeline_id = ?1", params![id])?;
+            apply(tx, "DELETE FROM kfbox_pipeline WHERE pipeline_id = ?1", params![id])
+        })
+    }
+
+    pub fn pipeline_version(&self, id: &str) -> Result<PipelineVersionRow, StoreError> {
+        one(self, &VERSIONS, id, version_row)
+    }
+
+    /// The newest version of a pipeline: the one runs get when they name only the pipeline.
+    pub fn latest_pipeline_version(
+        &self,
+        pipeline_id: &str,
+    ) -> Result<PipelineVersionRow, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM kfbox_pipeline_version WHERE pipeline_id = ?1 ORDER BY created_at DESC, pipeline_version_id DESC LIMIT 1",
+            VERSIONS.select.join(", ")
+        );
+        self.read_one(&sql, [pipeline_id], version_row)?
+            .ok_or_else(|| {
+                StoreError::Precondition(format!("pipeline {pipeline_id} has no versions"))
+            })
+    }
+
+    pub fn list_pipeline_versions(
+        &self,
+        pipeline_id: &str,
+        query: &ListQuery,
+    ) -> Result<Page<PipelineVersionRow>, StoreError> {
+        self.pipeline(pipeline_id)?;
+        let mut query = query.clone();
+        query.conditions.push(crate::listing::Condition {
+            field: "pipeline_id".into(),
+            op: crate::listing::Op::Equals,
+            operand: crate::listing::Operand::Text(pipeline_id.to_owned()),
+        });
+        self.list(&VERSIONS, &query, version_row)
+    }
+
+    pub fn delete_pipeline_version(&self, id: &str) -> Result<(), StoreError> {
+        self.pipeline_version(id)?;
+        self.write(|tx| {
+            apply(
+                tx,
+                "DELETE FROM kfbox_pipeline_version WHERE pipeline_version_id = ?1",
+                params![id],
+            )
+        })
+    }
+
+    // Runs.
+
+    /// Record what the API knows about a run that `begin_run` started, and its spec.
+    pub fn record_api_run(
+        &self,
+        run_id: &str,
+        fields: &ApiRunFields,
+        pipeline_spec: &str,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            apply(
+                tx,
+                "INSERT INTO kfbox_api_run (run_id, experiment_id, description, pipeline_id, pipeline_version_id, recurring_run_id, runtime_config, service_account, pipeline_spec)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    run_id,
+                    fields.experiment_id,
+                    fields.description,
+                    fields.pipeline_id,
+                    fields.pipeline_version_id,
+                    fields.recurring_run_id,
+                    fields.runtime_config,
+                    fields.service_account,
+                    pipeline_spec
+                ],
+            )?;
+            if let Some(experiment) = &fields.experiment_id {
+                apply(
+                    tx,
+                    "UPDATE kfbox_experiment SET last_run_created_at = ?2 WHERE experiment_id = ?1",
+                    params![experiment, now_ms()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A run by its full id, with its API fields.
+    pub fn api_run(&self, run_id: &str) -> Result<ApiRunRow, StoreError> {
+        one(self, &RUNS, run_id, api_run_row).map_err(|e| match e {
+            StoreError::NotFound { id, .. } => StoreError::RunNotFound(id),
+            other => other,
+        })
+    }
+
+    /// The spec a run was created from through the API (runs of `kfbox run` have none here).
+    pub fn api_run_spec(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        self.read_one(
+            "SELECT pipeline_spec FROM kfbox_api_run WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn list_api_runs(&self, query: &ListQuery) -> Result<Page<ApiRunRow>, StoreError> {
+        self.list(&RUNS, query, api_run_row)
+    }
+
+    pub fn set_run_storage(&self, run_id: &str, archived: bool) -> Result<(), StoreError> {
+        let state = if archived { "ARCHIVED" } else { "AVAILABLE" };
+        self.api_run(run_id)?;
+        self.write(|tx| {
+            apply(
+                tx,
+                &format!(
+                    "INSERT INTO kfbox_api_run (run_id, experiment_id, storage_state, pipeline_spec) VALUES (?1, {DEFAULT_ID}, ?2, '')
+                     ON CONFLICT(run_id) DO UPDATE SET storage_state = ?2"
+                ),
+                params![run_id, state],
+            )
+        })
+    }
+
+    /// Runs of a recurring run that have not ended.
+    pub fn active_runs_of(&self, recurring_run_id: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .read_one(
+                "SELECT COUNT(*) FROM kfbox_api_run a JOIN kfbox_run r ON r.run_id = a.run_id
+                 WHERE a.recurring_run_id = ?1 AND r.state = 'RUNNING'",
+                [recurring_run_id],
+                |r| r.get(0),
+            )?
+            .unwrap_or(0))
+    }
+
+    // Recurring runs.
+
+    pub fn create_recurring_run(&self, row: &RecurringRunRow) -> Result<(), StoreError> {
+        self.write(|tx| {
+            apply(
+                tx,
+                "INSERT INTO kfbox_recurring_run (recurring_run_id, display_name, experiment_id, mode, created_at, updated_at, last_fired_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    row.recurring_run_id,
+                    row.display_name,
+                    row.experiment_id,
+                    row.mode,
+                    row.created_at,
+                    row.updated_at,
+                    row.last_fired_at,
+                    row.body
+                ],
+            )
+        })
+    }
+
+    pub fn recurring_run(&self, id: &str) -> Result<RecurringRunRow, StoreError> {
+        one(self, &RECURRING, id, recurring_row)
+    }
+
+    pub fn list_recurring_runs(
+        &self,
+        query: &ListQuery,
+    ) -> Result<Page<RecurringRunRow>, StoreError> {
+        self.list(&RECURRING, query, recurring_row)
+    }
+
+    /// Every enabled recurring run, for the scheduler.
+    pub fn enabled_recurring_runs(&self) -> Result<Vec<RecurringRunRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM kfbox_recurring_run WHERE mode = 'ENABLE'",
+            RECURRING.select.join(", ")
+        );
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(&sql)?;
+        let rows = statement
+            .query_map([], recurring_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn set_recurring_mode(&self, id: &str, enabled: bool) -> Result<(), StoreError> {
+        self.recurring_run(id)?;
+        let mode = if enabled { "ENABLE" } else { "DISABLE" };
+        self.write(|tx| {
+            apply(
+                tx,
+                "UPDATE kfbox_recurring_run SET mode = ?2, updated_at = ?3 WHERE recurring_run_id = ?1",
+                params![id, mode, now_ms()],
+            )
+        })
+    }
+
+    /// Note the schedule time of the run just started for a recurring run.
+    pub fn mark_recurring_fired(&self, id: &str, scheduled_at: i64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            apply(
+                tx,
+                "UPDATE kfbox_recurring_run SET last_fired_at = ?2 WHERE recurring_run_id = ?1",
+                params![id, scheduled_at],
+            )
+        })
+    }
+
+    pub fn delete_recurring_run(&self, id: &str) -> Result<(), StoreError> {
+        self.recurring_run(id)?;
+        self.write(|tx| {
+            apply(
+                tx,
+                "DELETE FROM kfbox_recurring_run WHERE recurring_run_id = ?1",
+                params![id],
+            )
+        })
+    }
+}
+
+/// One statement through the statement cache, its row count unused.
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    exec(tx, sql, params)?;
+    Ok(())
+}
+
+fn insert_version(
+    tx: &rusqlite::Transaction<'_>,
+    version: &PipelineVersionRow,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO kfbox_pipeline_version (pipeline_version_id, pipeline_id, name, display_name, description, created_at, pipeline_spec)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            version.pipeline_version_id,
+            version.pipeline_id,
+            version.name,
+            version.display_name,
+            version.description,
+            version.created_at,
+            version.pipeline_spec
+        ],
+    )
+    .map_err(|e| unique(e, "pipeline version", &version.name))?;
+    Ok(())
+}

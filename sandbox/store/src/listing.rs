@@ -1,0 +1,300 @@
+//! Filtered, sorted, keyset-paged lists of the API's resources (runs, experiments, pipelines,
+//! pipeline versions, recurring runs), as the Kubeflow Pipelines API lists them.
+//!
+//! Fields are named as the API names them and mapped to SQL here; nothing a client sends is
+//! ever spliced into SQL except through a known field's expression or a bound parameter. A page
+//! token holds the sort field, its direction and the last row's key, so a page costs one index
+//! range scan however deep it is, and a token is refused with any other sort.
+
+use base64::Engine;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::{Store, StoreError};
+
+/// A comparison, as the API's `Filter.Predicate.Operation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Equals,
+    NotEquals,
+    GreaterThan,
+    GreaterThanEquals,
+    LessThan,
+    LessThanEquals,
+    In,
+    IsSubstring,
+}
+
+/// The value a field is compared with. Times are milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Int(i64),
+    Text(String),
+    Time(i64),
+    Ints(Vec<i64>),
+    Texts(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// The API's field name (`display_name`, `created_at`, `state`...).
+    pub field: String,
+    pub op: Op,
+    pub operand: Operand,
+}
+
+/// What to list: conditions (all must hold), the sort, and where the page starts.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub conditions: Vec<Condition>,
+    /// The API's field name; `None` sorts by creation time.
+    pub sort_by: Option<String>,
+    pub descending: bool,
+    pub page_size: usize,
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// How many items match the conditions, over all pages.
+    pub total_size: i64,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    /// Milliseconds in the store; an integer operand means seconds, as the backend stores them.
+    Time,
+}
+
+pub(crate) struct Field {
+    pub api: &'static str,
+    pub sql: &'static str,
+    pub kind: Kind,
+}
+
+/// One listable resource: its name for messages, its FROM clause, key, and fields.
+pub(crate) struct Table {
+    pub resource: &'static str,
+    /// The columns `map` reads, in order.
+    pub select: &'static [&'static str],
+    pub from: &'static str,
+    pub id: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl Table {
+    fn field(&self, name: &str) -> Result<&Field, StoreError> {
+        self.fields
+            .iter()
+            .find(|f| f.api == name)
+            .ok_or_else(|| StoreError::UnknownField {
+                resource: self.resource,
+                field: name.to_owned(),
+                known: self
+                    .fields
+                    .iter()
+                    .map(|f| f.api)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Token {
+    /// Sort field and direction the token was made for.
+    s: String,
+    d: bool,
+    /// The last row's sort key and id.
+    k: serde_json::Value,
+    i: String,
+}
+
+fn sort_key(field: &Field) -> String {
+    match field.kind {
+        Kind::Text => format!("COALESCE({}, '')", field.sql),
+        Kind::Time => format!("COALESCE({}, -1)", field.sql),
+    }
+}
+
+fn bind(field: &Field, operand: &Operand) -> Result<Vec<SqlValue>, String> {
+    let one = |operand: &Operand| -> Result<SqlValue, String> {
+        match (field.kind, operand) {
+            (Kind::Text, Operand::Text(t)) => Ok(SqlValue::Text(t.clone())),
+            (Kind::Time, Operand::Time(ms)) => Ok(SqlValue::Integer(*ms)),
+            (Kind::Time, Operand::Int(seconds)) => Ok(SqlValue::Integer(seconds * 1000)),
+            (kind, _) => Err(format!(
+                "field `{}` holds {}; use {}",
+                field.api,
+                match kind {
+                    Kind::Text => "text",
+                    Kind::Time => "times",
+                },
+                match kind {
+                    Kind::Text => "`string_value` (or `string_values` with IN)",
+                    Kind::Time => "`timestamp_value` (RFC 3339) or `long_value` (seconds)",
+                }
+            )),
+        }
+    };
+    match operand {
+        Operand::Ints(list) => list.iter().map(|i| one(&Operand::Int(*i))).collect(),
+        Operand::Texts(list) => list
+            .iter()
+            .map(|t| one(&Operand::Text(t.clone())))
+            .collect(),
+        single => Ok(vec![one(single)?]),
+    }
+}
+
+fn condition_sql(
+    table: &Table,
+    condition: &Condition,
+    args: &mut Vec<SqlValue>,
+) -> Result<String, StoreError> {
+    let field = table.field(&condition.field)?;
+    let invalid = |message: String| StoreError::BadFilter(message);
+    let values = bind(field, &condition.operand).map_err(invalid)?;
+    let list = matches!(condition.operand, Operand::Ints(_) | Operand::Texts(_));
+    if list != (condition.op == Op::In) {
+        return Err(invalid(format!(
+            "field `{}`: IN takes a list (`string_values`, `int_values`, `long_values`), every other operation one value",
+            field.api
+        )));
+    }
+    let sql = match condition.op {
+        Op::In if values.is_empty() => "0".to_owned(),
+        Op::In => format!("{} IN ({})", field.sql, vec!["?"; values.len()].join(", ")),
+        Op::IsSubstring => {
+            if field.kind != Kind::Text {
+                return Err(invalid(format!(
+                    "IS_SUBSTRING needs a text field; `{}` is not one",
+                    field.api
+                )));
+            }
+            format!("instr({}, ?) > 0", field.sql)
+        }
+        op => {
+            let symbol = match op {
+                Op::Equals => "=",
+                Op::NotEquals => "IS NOT",
+                Op::GreaterThan => ">",
+                Op::GreaterThanEquals => ">=",
+                Op::LessThan => "<",
+                _ => "<=",
+            };
+            format!("{} {symbol} ?", field.sql)
+        }
+    };
+    args.extend(values);
+    Ok(sql)
+}
+
+impl Store {
+    /// One page of `table`'s rows matching `query`; `map` reads a row's selected columns.
+    pub(crate) fn list<T>(
+        &self,
+        table: &Table,
+        query: &ListQuery,
+        map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Page<T>, StoreError> {
+        let sort_name = query.sort_by.as_deref().unwrap_or("created_at");
+        let sort = table.field(sort_name)?;
+        let key = sort_key(sort);
+        let mut conditions = Vec::new();
+        let mut args = Vec::new();
+        for condition in &query.conditions {
+            conditions.push(condition_sql(table, condition, &mut args)?);
+        }
+        let filtered = if conditions.is_empty() {
+            "1".to_owned()
+        } else {
+            conditions.join(" AND ")
+        };
+        let conn = self.conn();
+        let total_size: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM {} WHERE {filtered}",
+                table.from
+            ))?
+            .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+        let mut page_args = args.clone();
+        let mut after = String::new();
+        if let Some(token) = &query.page_token {
+            let token = decode_token(token)
+                .filter(|t| t.s == sort_name && t.d == query.descending)
+                .ok_or_else(|| StoreError::BadPageToken(token.clone()))?;
+            after = format!(
+                " AND ({key}, {}) {} (?, ?)",
+                table.id,
+                if query.descending { "<" } else { ">" }
+            );
+            page_args.push(match token.k {
+                serde_json::Value::Number(n) => SqlValue::Integer(n.as_i64().unwrap_or(-1)),
+                serde_json::Value::String(s) => SqlValue::Text(s),
+                _ => SqlValue::Null,
+            });
+            page_args.push(SqlValue::Text(token.i));
+        }
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let limit = query.page_size.max(1);
+        let sql = format!(
+            "SELECT {}, {key}, {} FROM {} WHERE {filtered}{after} ORDER BY {key} {direction}, {} {direction} LIMIT {}",
+            table.select.join(", "),
+            table.id,
+            table.from,
+            table.id,
+            limit + 1
+        );
+        let width = table.select.len();
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(rusqlite::params_from_iter(page_args.iter()))?;
+        let mut items = Vec::new();
+        let mut last: Option<(serde_json::Value, String)> = None;
+        while let Some(row) = rows.next()? {
+            if items.len() == limit {
+                // One row more than a page: there is a next page, starting after `last`.
+                let (k, i) = last.take().unwrap_or_default();
+                let token = Token {
+                    s: sort_name.to_owned(),
+                    d: query.descending,
+                    k,
+                    i,
+                };
+                return Ok(Page {
+                    items,
+                    total_size,
+                    next_page_token: Some(encode_token(&token)),
+                });
+            }
+            items.push(map(row)?);
+            let key_value = match row.get::<_, SqlValue>(width)? {
+                SqlValue::Integer(i) => serde_json::Value::from(i),
+                SqlValue::Text(t) => serde_json::Value::from(t),
+                _ => serde_json::Value::Null,
+            };
+            last = Some((key_value, row.get(width + 1)?));
+        }
+        Ok(Page {
+            items,
+            total_size,
+            next_page_token: None,
+        })
+    }
+}
+
+fn encode_token(token: &Token) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(token).unwrap_or_default())
+}
+
+fn decode_token(text: &str) -> Option<Token> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
