@@ -14,6 +14,9 @@
 //! [wasi]
 //! memory = "256Mi"                 # per module, unless the component sets a memory limit
 //! time_limit = "10m"               # wall clock per module run: s, m or h
+//!
+//! [server]
+//! listen = "127.0.0.1:8888"        # `kfbox up`'s address; beyond loopback it needs a token
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -22,36 +25,43 @@ use std::time::Duration;
 use kfbox_cli::{ExecutorKind, GpuChoice};
 use serde::Deserialize;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub executor: ExecutorConfig,
     pub gpu: GpuConfig,
     pub wasi: WasiConfig,
+    pub server: ServerConfig,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutorConfig {
     pub default: Option<ExecutorKind>,
     pub images: Vec<ImageRule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageRule {
     pub pattern: String,
     pub executor: ExecutorKind,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GpuConfig {
     pub policy: Option<GpuChoice>,
     pub share: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WasiConfig {
     pub memory: Option<String>,

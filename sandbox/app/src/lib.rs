@@ -61,6 +61,9 @@ pub fn main() -> ExitCode {
             Command::Lineage(args) => commands::lineage(&settings, &printer, args),
             Command::Images(args) => commands::images(&settings, &printer, args).await,
             Command::Doctor(args) => commands::doctor(&settings, &printer, args).await,
+            Command::Up(args) => commands::up(&settings, &printer, args).await,
+            Command::Status(args) => commands::status(&settings, &printer, args).await,
+            Command::Down(args) => commands::down(&settings, &printer, args).await,
         }
     });
     match result {

@@ -20,6 +20,8 @@ pub mod env_vars {
     pub const KFBOX_CONFIG: &str = "KFBOX_CONFIG";
     /// Which executor runs steps: `auto`, `process` or `docker` (as `--executor`).
     pub const KFBOX_EXECUTOR: &str = "KFBOX_EXECUTOR";
+    /// The bearer token `kfbox up` requires (as `--token`); kept out of process listings.
+    pub const KFBOX_TOKEN: &str = "KFBOX_TOKEN";
 }
 
 #[derive(Debug, Parser)]
@@ -105,6 +107,53 @@ pub enum Command {
     Images(ImagesArgs),
     /// Check what this machine offers kfbox: GPUs, Docker, Python, disk, ports.
     Doctor(DoctorArgs),
+    /// Start the local Kubeflow Pipelines backend (REST API for `kfp.Client`) and the UI.
+    Up(UpArgs),
+    /// Whether `kfbox up` is serving this home, where, and whether it is healthy.
+    Status(StatusArgs),
+    /// Stop the server `kfbox up` started: running steps are canceled and recorded so.
+    Down(DownArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address and port to serve on [default: 127.0.0.1:8888, or `server.listen` in kfbox.toml].
+    /// Any address beyond loopback requires a token.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on every request (generated and printed once when
+    /// listening beyond loopback without one).
+    #[arg(long, env = env_vars::KFBOX_TOKEN, hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Run in the background; the pid and log files live in KFBOX_HOME.
+    #[arg(long, short)]
+    pub detach: bool,
+    /// Do not start JupyterLab.
+    #[arg(long)]
+    pub no_lab: bool,
+    /// How many steps of all runs may run at once [default: 4 per core, at least 8].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+    /// Where container steps run (as for `kfbox run`).
+    #[arg(long, value_enum, env = env_vars::KFBOX_EXECUTOR, value_name = "KIND")]
+    pub executor: Option<ExecutorKind>,
+    /// Set by `--detach` on the server it starts: it has no terminal to hang up on.
+    #[arg(long, hide = true)]
+    pub background: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Seconds to wait for running steps to stop before giving up.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

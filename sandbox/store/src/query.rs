@@ -216,6 +216,12 @@ impl Store {
             .collect()
     }
 
+    /// One execution with its properties and events.
+    pub fn execution(&self, id: i64) -> Result<ExecutionRow, StoreError> {
+        let conn = self.conn();
+        read_execution(&conn, id)
+    }
+
     pub fn artifact(&self, id: i64) -> Result<ArtifactRow, StoreError> {
         let conn = self.conn();
         read_artifact(&conn, id)?.ok_or(StoreError::ArtifactNotFound(id))

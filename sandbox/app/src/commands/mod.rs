@@ -6,6 +6,7 @@ mod env;
 mod images;
 mod run;
 mod runs;
+mod server;
 
 pub use artifacts::{artifacts, lineage};
 pub use doctor::doctor;
@@ -13,3 +14,4 @@ pub use env::env;
 pub use images::images;
 pub use run::run;
 pub use runs::{logs, runs};
+pub use server::{down, status, up};

@@ -80,18 +80,7 @@ pub async fn run(
             return Ok(ExitStatus::Error);
         }
     };
-    let gpu_policy = match args.gpu.or(config.gpu.policy) {
-        Some(GpuChoice::Require) => GpuPolicy::Require,
-        Some(GpuChoice::Prefer) | None => GpuPolicy::Prefer,
-        Some(GpuChoice::Ignore) => GpuPolicy::Ignore,
-    };
-    let inventory = tokio::task::spawn_blocking(kfbox_gpu::detect)
-        .await
-        .unwrap_or_default();
-    if let Some(problem) = &inventory.problem {
-        printer.warning(&format!("no GPU will be used: {problem}"));
-    }
-    let gpus = GpuPlan::new(inventory.gpus.len(), config.gpu.share, gpu_policy);
+    let gpus = plan_gpus(&config, args.gpu, printer).await;
     let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
     let pipeline_dir = std::path::absolute(&args.pipeline)
         .ok()
@@ -165,6 +154,26 @@ pub async fn run(
         RunState::Succeeded => ExitStatus::Success,
         RunState::Failed | RunState::Canceled | RunState::Running => ExitStatus::Failure,
     })
+}
+
+/// The machine's GPUs and what requests do without them (`--gpu`, else `gpu.policy`).
+pub(crate) async fn plan_gpus(
+    config: &crate::config::Config,
+    choice: Option<GpuChoice>,
+    printer: &Printer,
+) -> GpuPlan {
+    let policy = match choice.or(config.gpu.policy) {
+        Some(GpuChoice::Require) => GpuPolicy::Require,
+        Some(GpuChoice::Prefer) | None => GpuPolicy::Prefer,
+        Some(GpuChoice::Ignore) => GpuPolicy::Ignore,
+    };
+    let inventory = tokio::task::spawn_blocking(kfbox_gpu::detect)
+        .await
+        .unwrap_or_default();
+    if let Some(problem) = &inventory.problem {
+        printer.warning(&format!("no GPU will be used: {problem}"));
+    }
+    GpuPlan::new(inventory.gpus.len(), config.gpu.share, policy)
 }
 
 /// Root input artifacts are recorded first, so steps that use them have INPUT events to them.

@@ -1,0 +1,552 @@
+//! `kfbox up`, `kfbox status`, `kfbox down`: the API server's life.
+//!
+//! One server per KFBOX_HOME: it holds an exclusive lock on `server.lock` while it lives (the
+//! kernel drops it when the process dies, even by kill -9) and describes itself in
+//! `server.json` (address, pid, token, log), readable only by the user.
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::Utc;
+use kfbox_cli::{DownArgs, ExecutorKind, StatusArgs, UpArgs};
+use kfbox_engine::Executor;
+use kfbox_process::ProcessExecutor;
+use kfbox_python::PythonEnvs;
+use kfbox_server::{Bound, Launcher, ServerOptions};
+use kfbox_spec::LoadedPipeline;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::Config;
+use crate::executors::StepRouter;
+use crate::printer::Printer;
+use crate::settings::{default_parallelism, GlobalSettings};
+use crate::ExitStatus;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
+/// How long shutting down waits for canceled runs to record their end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// What `server.json` says about the running server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ServerInfo {
+    pid: u32,
+    /// `<pid> <start time>`: tells a live server from a reused pid.
+    identity: String,
+    url: String,
+    started_at: String,
+    log: Option<PathBuf>,
+    token: Option<String>,
+}
+
+fn lock_path(settings: &GlobalSettings) -> PathBuf {
+    settings.home.join("server.lock")
+}
+
+fn info_path(settings: &GlobalSettings) -> PathBuf {
+    settings.home.join("server.json")
+}
+
+fn log_path(settings: &GlobalSettings) -> PathBuf {
+    settings.home.join("server.log")
+}
+
+/// The server lock, or `None` when another process holds it.
+fn try_lock(settings: &GlobalSettings) -> anyhow::Result<Option<Flock<File>>> {
+    fs_err::create_dir_all(&settings.home).context("cannot create KFBOX_HOME")?;
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(settings))?
+        .into_parts()
+        .0;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(anyhow::anyhow!(e).context("cannot lock server.lock")),
+    }
+}
+
+/// The server serving this home, if one is alive.
+fn running_server(settings: &GlobalSettings) -> Option<ServerInfo> {
+    let text = std::fs::read_to_string(info_path(settings)).ok()?;
+    let info: ServerInfo = serde_json::from_str(&text).ok()?;
+    kfbox_store::identity_alive(&info.identity).then_some(info)
+}
+
+fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--listen `{text}`: expected ADDRESS:PORT, e.g. 127.0.0.1:8888 or 0.0.0.0:8888"
+        )
+    })
+}
+
+/// The URL clients use: a wildcard address is reached through loopback.
+fn client_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+pub async fn up(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: UpArgs,
+) -> anyhow::Result<ExitStatus> {
+    let config = match settings.load_config() {
+        Ok(config) => config,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let listen_text = args
+        .listen
+        .clone()
+        .or(config.server.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = match parse_listen(&listen_text) {
+        Ok(addr) => addr,
+        Err(e) => {
+            printer.error(&e);
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let mut generated = false;
+    let token = match args.token.clone().filter(|t| !t.is_empty()) {
+        Some(token) => Some(token),
+        None if !listen.ip().is_loopback() => {
+            generated = true;
+            Some(new_token())
+        }
+        None => None,
+    };
+    if let Some(info) = running_server(settings) {
+        return Ok(already_running(settings, printer, &info));
+    }
+    if args.detach {
+        return detach(settings, printer, &args, listen, token, generated).await;
+    }
+    let Some(_lock) = try_lock(settings)? else {
+        match running_server(settings) {
+            Some(info) => return Ok(already_running(settings, printer, &info)),
+            None => {
+                printer.error(&anyhow::anyhow!(
+                    "another kfbox is starting a server for {}; try again in a moment",
+                    settings.home.display()
+                ));
+                return Ok(ExitStatus::Error);
+            }
+        }
+    };
+    let store = Arc::new(settings.open_store(printer)?);
+    let gpus = super::run::plan_gpus(&config, None, printer).await;
+    let launcher = Arc::new(RouterLauncher {
+        chosen: args.executor,
+        config,
+        envs: PythonEnvs::new(settings.python_dir(), settings.python.clone()),
+        home: settings.home.clone(),
+        pipeline_dir: std::env::current_dir().unwrap_or_default(),
+        printer: printer.clone(),
+    });
+    let options = ServerOptions {
+        listen,
+        token: token.clone(),
+        runs_dir: settings.runs_dir(),
+        parallelism: args
+            .parallelism
+            .map_or_else(default_parallelism, |n| n as usize),
+        gpus,
+        reuse_cache: settings.cache,
+    };
+    fs_err::create_dir_all(&options.runs_dir).context("cannot create the runs directory")?;
+    let bound = match Bound::bind(options, store, launcher).await {
+        Ok(bound) => bound,
+        Err(e) => {
+            printer.error(&anyhow::Error::new(e));
+            return Ok(ExitStatus::Error);
+        }
+    };
+    let url = client_url(bound.local_addr());
+    let info = ServerInfo {
+        pid: std::process::id(),
+        identity: kfbox_store::process_identity(),
+        url: url.clone(),
+        started_at: Utc::now().to_rfc3339(),
+        log: args.background.then(|| log_path(settings)),
+        token: token.clone(),
+    };
+    write_info(&info_path(settings), &info)?;
+    if !args.background {
+        print_addresses(printer, &url, token.as_deref(), generated);
+        printer.note("Press Ctrl-C to stop (running steps are canceled and recorded).");
+    }
+    let counts = bound.counts();
+    let status_line =
+        (settings.interactive && !args.background).then(|| tokio::spawn(show_status(counts)));
+    let stopped = bound
+        .serve(stop_signal(args.background), SHUTDOWN_GRACE)
+        .await;
+    if let Some(line) = status_line {
+        line.abort();
+    }
+    let _ = std::fs::remove_file(info_path(settings));
+    let stopped = stopped?;
+    printer.note(&format!(
+        "kfbox stopped{}",
+        match stopped.canceled {
+            0 => String::new(),
+            n => format!(": {n} running run(s) canceled"),
+        }
+    ));
+    Ok(ExitStatus::Success)
+}
+
+fn already_running(settings: &GlobalSettings, printer: &Printer, info: &ServerInfo) -> ExitStatus {
+    printer.error(&anyhow::anyhow!(
+        "kfbox is already serving {} at {} (pid {}); `kfbox down` stops it, or set KFBOX_HOME to start another",
+        settings.home.display(),
+        info.url,
+        info.pid
+    ));
+    ExitStatus::Error
+}
+
+fn print_addresses(printer: &Printer, url: &str, token: Option<&str>, generated: bool) {
+    printer.data(&format!(
+        "kfbox is serving the Kubeflow Pipelines API at {url}"
+    ));
+    printer.data(&format!("  export KF_PIPELINES_ENDPOINT={url}"));
+    if let Some(token) = token {
+        if generated {
+            printer.data(&format!(
+                "  token (shown once; requests need `Authorization: Bearer TOKEN`): {token}"
+            ));
+        }
+        printer.data(&"  python: kfp.Client(host=..., existing_token=TOKEN)".to_string());
+    }
+}
+
+/// `server.json`, readable by its owner only (it holds the token).
+fn write_info(path: &Path, info: &ServerInfo) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let temporary = path.with_extension("json.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&temporary)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    file.write_all(serde_json::to_string_pretty(info)?.as_bytes())?;
+    fs_err::rename(&temporary, path)?;
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM stop the server; SIGHUP too, unless it runs in the background.
+async fn stop_signal(background: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => return,
+            _ = async { match hangup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                if !background {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A live line on the terminal: how many runs are running and how the others ended.
+async fn show_status(counts: impl Fn() -> kfbox_server::Counts) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    loop {
+        let c = counts();
+        bar.set_message(format!(
+            "runs: {} running · {} succeeded · {} failed · {} canceled",
+            c.running, c.succeeded, c.failed, c.canceled
+        ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Start this same command as a background server, wait until it answers, and return.
+async fn detach(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: &UpArgs,
+    listen: SocketAddr,
+    token: Option<String>,
+    generated: bool,
+) -> anyhow::Result<ExitStatus> {
+    use std::os::unix::process::CommandExt;
+    fs_err::create_dir_all(&settings.home).context("cannot create KFBOX_HOME")?;
+    let log = log_path(settings);
+    let log_file = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?
+        .into_parts()
+        .0;
+    let start_of_log = log_file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut command = std::process::Command::new(
+        std::env::current_exe().context("cannot find the kfbox executable")?,
+    );
+    command
+        .arg("--home")
+        .arg(&settings.home)
+        .arg("up")
+        .arg("--background")
+        .arg("--listen")
+        .arg(listen.to_string());
+    if settings.config.1 {
+        command.arg("--config").arg(&settings.config.0);
+    }
+    if args.no_lab {
+        command.arg("--no-lab");
+    }
+    if let Some(n) = args.parallelism {
+        command.arg("--parallelism").arg(n.to_string());
+    }
+    if let Some(kind) = args.executor {
+        command.arg("--executor").arg(match kind {
+            ExecutorKind::Auto => "auto",
+            ExecutorKind::Process => "process",
+            ExecutorKind::Docker => "docker",
+        });
+    }
+    // The token travels in the environment, not on a command line others can list.
+    match &token {
+        Some(token) => command.env(kfbox_cli::env_vars::KFBOX_TOKEN, token),
+        None => command.env_remove(kfbox_cli::env_vars::KFBOX_TOKEN),
+    };
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .process_group(0);
+    let mut child = command
+        .spawn()
+        .context("cannot start the background server")?;
+    let started = Instant::now();
+    loop {
+        if let Some(info) = running_server(settings) {
+            if health(&info).await.is_ok() {
+                print_addresses(printer, &info.url, token.as_deref(), generated);
+                printer.note(&format!(
+                    "Running in the background (pid {}, log {}); `kfbox down` stops it.",
+                    info.pid,
+                    log.display()
+                ));
+                return Ok(ExitStatus::Success);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail = text.get(start_of_log as usize..).unwrap_or_default().trim();
+            printer.error(&anyhow::anyhow!(
+                "the background server exited ({status}):\n{tail}"
+            ));
+            return Ok(ExitStatus::Error);
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            printer.error(&anyhow::anyhow!(
+                "the background server did not answer within 60 s; see {}",
+                log.display()
+            ));
+            return Ok(ExitStatus::Error);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Ask the server's health endpoint; the body on success.
+async fn health(info: &ServerInfo) -> anyhow::Result<String> {
+    let address = info
+        .url
+        .strip_prefix("http://")
+        .context("server.json holds no http URL")?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        let mut request = format!(
+            "GET /apis/v2beta1/healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n"
+        );
+        if let Some(token) = &info.token {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        anyhow::Ok(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .context("no answer within 5 s")??;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if head.starts_with("HTTP/1.1 200") {
+        Ok(body.to_owned())
+    } else {
+        anyhow::bail!("{}", head.lines().next().unwrap_or_default())
+    }
+}
+
+pub async fn status(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: StatusArgs,
+) -> anyhow::Result<ExitStatus> {
+    let Some(info) = running_server(settings) else {
+        if args.json {
+            printer
+                .data(&serde_json::json!({ "running": false, "home": settings.home }).to_string());
+        } else {
+            printer.data(&format!(
+                "kfbox is not serving {} (`kfbox up` starts it)",
+                settings.home.display()
+            ));
+        }
+        return Ok(ExitStatus::Failure);
+    };
+    let health = health(&info).await;
+    let running_runs = settings
+        .open_store(printer)
+        .ok()
+        .and_then(|store| {
+            let filter = kfbox_store::RunFilter {
+                state: Some("RUNNING".into()),
+                ..Default::default()
+            };
+            store.list_runs(&filter, None, 10_000).ok()
+        })
+        .map_or(0, |page| page.runs.len());
+    if args.json {
+        printer.data(&serde_json::to_string_pretty(&serde_json::json!({
+            "running": true,
+            "healthy": health.is_ok(),
+            "problem": health.as_ref().err().map(ToString::to_string),
+            "url": info.url,
+            "pid": info.pid,
+            "started_at": info.started_at,
+            "log": info.log,
+            "runs_running": running_runs,
+            "home": settings.home,
+        }))?);
+    } else {
+        let up_for = chrono::DateTime::parse_from_rfc3339(&info.started_at)
+            .map(|t| {
+                crate::human::duration((Utc::now() - t.with_timezone(&Utc)).num_milliseconds())
+            })
+            .unwrap_or_default();
+        printer.data(&format!(
+            "kfbox is serving {} at {} (pid {}, up {up_for}): {}; {running_runs} run(s) running",
+            settings.home.display(),
+            info.url,
+            info.pid,
+            match &health {
+                Ok(_) => "healthy".to_owned(),
+                Err(e) => format!("not answering ({e})"),
+            }
+        ));
+        if let Some(log) = &info.log {
+            printer.data(&format!("  log: {}", log.display()));
+        }
+    }
+    Ok(if health.is_ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+pub async fn down(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: DownArgs,
+) -> anyhow::Result<ExitStatus> {
+    let Some(info) = running_server(settings) else {
+        printer.note(&format!(
+            "kfbox is not serving {}; nothing to stop",
+            settings.home.display()
+        ));
+        return Ok(ExitStatus::Success);
+    };
+    let pid = nix::unistd::Pid::from_raw(info.pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+        .with_context(|| format!("cannot signal the server (pid {})", info.pid))?;
+    printer.note(&format!(
+        "stopping kfbox (pid {}): canceling running steps...",
+        info.pid
+    ));
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    while kfbox_store::identity_alive(&info.identity) {
+        if Instant::now() > deadline {
+            printer.error(&anyhow::anyhow!(
+                "the server (pid {}) is still stopping after {} s; see {}",
+                info.pid,
+                args.timeout,
+                info.log
+                    .as_deref()
+                    .unwrap_or(Path::new("its terminal"))
+                    .display()
+            ));
+            return Ok(ExitStatus::Error);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    printer.note("kfbox stopped");
+    Ok(ExitStatus::Success)
+}
+
+/// Executors for the server's runs, chosen per pipeline as for `kfbox run`.
+struct RouterLauncher {
+    chosen: Option<ExecutorKind>,
+    config: Config,
+    envs: PythonEnvs,
+    home: PathBuf,
+    /// Where relative `wasm:` paths resolve: the directory `kfbox up` started in.
+    pipeline_dir: PathBuf,
+    printer: Printer,
+}
+
+#[async_trait]
+impl Launcher for RouterLauncher {
+    async fn executor(&self, pipeline: &LoadedPipeline) -> Result<Arc<dyn Executor>, String> {
+        StepRouter::prepare(
+            self.chosen,
+            self.config.clone(),
+            ProcessExecutor::new(self.envs.clone()),
+            &pipeline.spec,
+            &self.home,
+            self.pipeline_dir.clone(),
+            &self.printer,
+        )
+        .await
+        .map(|router| Arc::new(router) as Arc<dyn Executor>)
+        .map_err(|e| format!("{e:#}"))
+    }
+}

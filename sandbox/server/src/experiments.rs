@@ -1,0 +1,124 @@
+//! `/apis/v2beta1/experiments`: create, get, list, archive, unarchive, delete.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::filter::ListParams;
+use crate::{model, Server};
+
+pub(crate) fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/apis/v2beta1/experiments", get(list).post(create))
+        .route(
+            "/apis/v2beta1/experiments/{id}",
+            get(read).delete(delete).post(action),
+        )
+}
+
+/// A JSON request body, refused with the API's error shape when it does not parse.
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> ApiResult<T> {
+    let invalid =
+        |e: String| ApiError::invalid(format!("the request body is not a valid {what}: {e}"));
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid("expected a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+/// List parameters, refused with the API's error shape when they do not parse.
+pub(crate) fn list_params(
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult<ListParams> {
+    query
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::invalid(e.body_text()))
+}
+
+/// `{id}:verb` as the API writes custom methods.
+pub(crate) fn split_action(id: &str) -> ApiResult<(&str, &str)> {
+    id.split_once(':').ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no API route answers POST on `{id}`; custom methods are `ID:verb`"
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+struct NewExperiment {
+    display_name: Option<String>,
+    /// v1 clients send `name`.
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+async fn create(
+    State(server): State<Arc<Server>>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let new: NewExperiment = body(&bytes, "Experiment")?;
+    let name = new
+        .display_name
+        .or(new.name)
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("experiment.display_name is required"))?;
+    let row = server
+        .store
+        .create_experiment(&name, new.description.as_deref().unwrap_or_default())?;
+    Ok(Json(model::experiment(&row)))
+}
+
+async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(model::experiment(&server.store.experiment(&id)?)))
+}
+
+async fn list(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let query = list_params(query)?.query()?;
+    let page = server.store.list_experiments(&query)?;
+    Ok(Json(json!({
+        "experiments": page.items.iter().map(model::experiment).collect::<Vec<_>>(),
+        "total_size": page.total_size,
+        "next_page_token": page.next_page_token.unwrap_or_default(),
+    })))
+}
+
+async fn action(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (id, verb) = split_action(&id)?;
+    match verb {
+        "archive" => server.store.set_experiment_storage(id, true)?,
+        "unarchive" => server.store.set_experiment_storage(id, false)?,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "experiments have no method `{other}` (archive, unarchive)"
+            )))
+        }
+    }
+    Ok(Json(json!({})))
+}
+
+async fn delete(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if id == server.default_experiment {
+        return Err(ApiError::precondition(
+            "the Default experiment holds runs created without one; it cannot be deleted",
+        ));
+    }
+    server.store.delete_experiment(&id)?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,259 @@
+//! Reading a task's output artifacts and logs. Names in the request are only looked up in
+//! the store, never joined into paths; what the store points at is read only when it lies
+//! inside kfbox's run directories.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use kfbox_store::{props, ExecutionRow};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::model::latest_per_task;
+use crate::Server;
+
+pub(crate) fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route(
+            "/apis/v2beta1/runs/{run_id}/nodes/{node_id}/artifacts/{artifact}",
+            get(read_artifact),
+        )
+        .route(
+            "/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log",
+            get(read_log),
+        )
+}
+
+/// Refuse names that try to walk the file system, before anything is looked up.
+fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let bad = name.is_empty()
+        || name.contains('\0')
+        || name.contains('\\')
+        || name.starts_with('/')
+        || name.split('/').any(|part| part == ".." || part == ".");
+    if bad {
+        return Err(ApiError::invalid(format!(
+            "invalid {what} `{}`: names a task or output, not a path",
+            name.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// The task a node id names: its execution id (`task_id`), or its path or name in the run.
+fn find_node(server: &Server, run_id: &str, node_id: &str) -> ApiResult<ExecutionRow> {
+    check_name("node id", node_id)?;
+    let run = server.store.api_run(run_id)?.run;
+    let executions = server.store.run_executions(&run)?;
+    let tasks = latest_per_task(&executions);
+    let found = tasks
+        .iter()
+        .find(|e| e.id.to_string() == node_id)
+        .or_else(|| tasks.iter().find(|e| e.text(props::PATH) == Some(node_id)))
+        .or_else(|| {
+            tasks
+                .iter()
+                .find(|e| e.text(props::TASK_NAME) == Some(node_id))
+        });
+    found.map(|e| (*e).clone()).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "run {run_id} has no task `{node_id}` (give a task_id from run_details.task_details, or a task path)"
+        ))
+    })
+}
+
+/// A path the store gave, if it lies inside the run directories.
+fn inside_runs(server: &Server, path: &str) -> ApiResult<PathBuf> {
+    let outside = || {
+        ApiError::invalid(format!(
+            "`{path}` lies outside kfbox's run directories; kfbox serves only files it wrote"
+        ))
+    };
+    let root =
+        server.options.runs_dir.canonicalize().map_err(|e| {
+            ApiError::internal(format!("{}: {e}", server.options.runs_dir.display()))
+        })?;
+    let real = FsPath::new(path)
+        .canonicalize()
+        .map_err(|_| ApiError::not_found(format!("`{path}` is gone from disk")))?;
+    if real.starts_with(&root) {
+        Ok(real)
+    } else {
+        Err(outside())
+    }
+}
+
+/// `…/artifacts/{name}:read`: `{"data": base64}` of the file, or of a tar archive of a
+/// directory, as the backend answers.
+async fn read_artifact(
+    State(server): State<Arc<Server>>,
+    Path((run_id, node_id, artifact)): Path<(String, String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let name = artifact.strip_suffix(":read").ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no API route answers `{artifact}`; artifacts are read at …/artifacts/NAME:read"
+        ))
+    })?;
+    check_name("artifact name", name)?;
+    let task = find_node(&server, &run_id, &node_id)?;
+    let artifact_id = task
+        .outputs
+        .iter()
+        .find(|(output, _)| output == name)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "task `{node_id}` of run {run_id} has no output artifact `{name}` (it has: {})",
+                task.outputs
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let artifact = server.store.artifact(artifact_id)?;
+    let path = inside_runs(&server, &artifact.uri)?;
+    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        if path.is_dir() {
+            let mut archive = tar::Builder::new(Vec::new());
+            archive.append_dir_all(".", &path)?;
+            archive.into_inner()
+        } else {
+            std::fs::read(&path)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", artifact.uri)))?;
+    Ok(Json(json!({
+        "data": base64::engine::general_purpose::STANDARD.encode(bytes)
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LogParams {
+    follow: Option<bool>,
+}
+
+/// A task's log as text; with `follow=true`, streamed until the task ends.
+async fn read_log(
+    State(server): State<Arc<Server>>,
+    Path((run_id, node_id)): Path<(String, String)>,
+    Query(params): Query<LogParams>,
+) -> ApiResult<Response> {
+    let mut task = find_node(&server, &run_id, &node_id)?;
+    // A cache hit ran nothing; the log is the reused execution's.
+    if task.text(props::LOG).is_none() {
+        if let Some(reused) = task
+            .text(props::CACHED_EXECUTION_ID)
+            .and_then(|id| id.parse().ok())
+        {
+            task = server.store.execution(reused)?;
+        }
+    }
+    let log = task.text(props::LOG).map(str::to_owned).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "task `{node_id}` of run {run_id} has no log (it ran no step)"
+        ))
+    })?;
+    if !FsPath::new(&log).exists() {
+        // A step that has not written yet: its log appears when it does.
+        if params.follow != Some(true) {
+            return Ok(plain(Body::empty()));
+        }
+    } else {
+        inside_runs(&server, &log)?;
+    }
+    let follow = params.follow == Some(true);
+    let state = LogTail {
+        server,
+        execution: task.id,
+        path: PathBuf::from(log),
+        offset: 0,
+        follow,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut tail| async move {
+        tail.next().await.map(|chunk| (chunk, tail))
+    });
+    Ok(plain(Body::from_stream(stream)))
+}
+
+fn plain(body: Body) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache, private"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+struct LogTail {
+    server: Arc<Server>,
+    execution: i64,
+    path: PathBuf,
+    offset: u64,
+    follow: bool,
+    done: bool,
+}
+
+impl LogTail {
+    /// The next chunk of the log; `None` at its end (when following, once the task ended and
+    /// everything it wrote was sent).
+    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let chunk = self.read_more();
+            match chunk {
+                Ok(bytes) if !bytes.is_empty() => return Some(Ok(bytes)),
+                Ok(_) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            if !self.follow || !self.still_running() {
+                // One more read: what the step wrote between the last read and its end.
+                self.done = true;
+                return match self.read_more() {
+                    Ok(bytes) if !bytes.is_empty() => Some(Ok(bytes)),
+                    _ => None,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn read_more(&mut self) -> std::io::Result<Bytes> {
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Bytes::new()),
+            Err(e) => return Err(e),
+        };
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut buffer = Vec::new();
+        file.take(1 << 20).read_to_end(&mut buffer)?;
+        self.offset += buffer.len() as u64;
+        Ok(Bytes::from(buffer))
+    }
+
+    fn still_running(&self) -> bool {
+        !self.server.stopping.is_cancelled()
+            && self
+                .server
+                .store
+                .execution(self.execution)
+                .is_ok_and(|e| e.state == "RUNNING" || e.state == "NEW")
+    }
+}

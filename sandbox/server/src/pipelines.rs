@@ -1,0 +1,341 @@
+//! `/apis/v2beta1/pipelines`: pipelines and their versions, created from JSON or uploaded as
+//! compiled files (multipart field `uploadfile`).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kfbox_spec::{parse_pipeline, LoadedPipeline};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::experiments::{body, list_params};
+use crate::filter::ListParams;
+use crate::{model, Server};
+
+pub(crate) fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/apis/v2beta1/pipelines", get(list).post(create))
+        .route("/apis/v2beta1/pipelines/create", post(create_with_version))
+        .route("/apis/v2beta1/pipelines/upload", post(upload))
+        .route(
+            "/apis/v2beta1/pipelines/upload_version",
+            post(upload_version),
+        )
+        .route("/apis/v2beta1/pipelines/names/{name}", get(read_by_name))
+        .route("/apis/v2beta1/pipelines/{id}", get(read).delete(delete))
+        .route(
+            "/apis/v2beta1/pipelines/{id}/versions",
+            get(list_versions).post(create_version),
+        )
+        .route(
+            "/apis/v2beta1/pipelines/{id}/versions/{version}",
+            get(read_version).delete(delete_version),
+        )
+}
+
+/// Parse and validate a compiled pipeline (YAML or JSON, with or without platform spec) and
+/// return it as the JSON the API stores and returns: the PipelineSpec, or the
+/// `{"pipeline_spec", "platform_spec"}` wrapper when there are Kubernetes settings.
+pub(crate) fn spec_json(text: &str, label: &str) -> ApiResult<(String, LoadedPipeline)> {
+    let loaded = parse_pipeline(std::path::Path::new(label), text)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let documents: Vec<Value> = if text.trim_start().starts_with('{') {
+        vec![serde_json::from_str(text).map_err(|e| ApiError::invalid(e.to_string()))?]
+    } else {
+        serde_yaml::Deserializer::from_str(text)
+            .map(|d| Value::deserialize(d).map_err(|e| ApiError::invalid(e.to_string())))
+            .collect::<ApiResult<Vec<_>>>()?
+            .into_iter()
+            .filter(|v| !v.is_null())
+            .collect()
+    };
+    let value = match documents.as_slice() {
+        [spec, platform] => json!({ "pipeline_spec": spec, "platform_spec": platform }),
+        [one, ..] => one.clone(),
+        [] => return Err(ApiError::invalid(format!("{label}: the file is empty"))),
+    };
+    Ok((value.to_string(), loaded))
+}
+
+fn spec_from_value(value: &Value, label: &str) -> ApiResult<String> {
+    if value.is_null() {
+        return Err(ApiError::invalid(format!(
+            "{label}: pipeline_spec is required (kfbox cannot fetch package_url)"
+        )));
+    }
+    spec_json(&value.to_string(), label).map(|(json, _)| json)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PipelineBody {
+    display_name: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct VersionBody {
+    display_name: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    pipeline_spec: Value,
+}
+
+/// The name and display name: each defaults to the other.
+fn names(name: Option<String>, display: Option<String>, what: &str) -> ApiResult<(String, String)> {
+    let name = name.filter(|n| !n.trim().is_empty());
+    let display = display.filter(|n| !n.trim().is_empty());
+    match (name, display) {
+        (Some(n), Some(d)) => Ok((n, d)),
+        (Some(n), None) => Ok((n.clone(), n)),
+        (None, Some(d)) => Ok((d.clone(), d)),
+        (None, None) => Err(ApiError::invalid(format!(
+            "{what}: name or display_name is required"
+        ))),
+    }
+}
+
+async fn create(
+    State(server): State<Arc<Server>>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let pipeline: PipelineBody = body(&bytes, "Pipeline")?;
+    let (name, display) = names(pipeline.name, pipeline.display_name, "pipeline")?;
+    let (row, _) = server.store.create_pipeline(
+        &name,
+        &display,
+        pipeline.description.as_deref().unwrap_or_default(),
+        None,
+        "",
+    )?;
+    Ok(Json(model::pipeline(&row)))
+}
+
+#[derive(Deserialize)]
+struct PipelineAndVersion {
+    pipeline: Option<PipelineBody>,
+    pipeline_version: Option<VersionBody>,
+}
+
+async fn create_with_version(
+    State(server): State<Arc<Server>>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let both: PipelineAndVersion = body(&bytes, "CreatePipelineAndVersionRequest")?;
+    let pipeline = both.pipeline.unwrap_or_default();
+    let version = both
+        .pipeline_version
+        .ok_or_else(|| ApiError::invalid("pipeline_version is required"))?;
+    let (name, display) = names(pipeline.name, pipeline.display_name, "pipeline")?;
+    let spec = spec_from_value(&version.pipeline_spec, "pipeline_version.pipeline_spec")?;
+    let (version_name, version_display) = names(
+        version.name.or(Some(name.clone())),
+        version.display_name,
+        "pipeline_version",
+    )?;
+    let (row, _) = server.store.create_pipeline(
+        &name,
+        &display,
+        pipeline.description.as_deref().unwrap_or_default(),
+        Some((
+            &version_name,
+            &version_display,
+            version.description.as_deref().unwrap_or_default(),
+        )),
+        &spec,
+    )?;
+    Ok(Json(model::pipeline(&row)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UploadParams {
+    name: Option<String>,
+    display_name: Option<String>,
+    description: Option<String>,
+    pipelineid: Option<String>,
+}
+
+/// The uploaded file: its name and text.
+async fn uploaded_file(mut multipart: Multipart) -> ApiResult<(String, String)> {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::invalid(format!("bad multipart body: {}", e.body_text())))?
+    {
+        if field.name() == Some("uploadfile") {
+            let file_name = field.file_name().unwrap_or("pipeline.yaml").to_owned();
+            let bytes = field.bytes().await.map_err(|e| {
+                ApiError::invalid(format!("cannot read `uploadfile`: {}", e.body_text()))
+            })?;
+            if bytes.starts_with(&[0x1f, 0x8b]) || bytes.starts_with(b"PK\x03\x04") {
+                return Err(ApiError::invalid(format!(
+                    "{file_name}: archives are not accepted; upload the compiled YAML or JSON (kfp.compiler.Compiler().compile(..., 'pipeline.yaml'))"
+                )));
+            }
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| ApiError::invalid(format!("{file_name}: not UTF-8 text")))?;
+            return Ok((file_name, text));
+        }
+    }
+    Err(ApiError::invalid(
+        "the multipart body has no `uploadfile` field holding the compiled pipeline",
+    ))
+}
+
+fn upload_params(query: Result<Query<UploadParams>, QueryRejection>) -> ApiResult<UploadParams> {
+    query
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::invalid(e.body_text()))
+}
+
+async fn upload(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<UploadParams>, QueryRejection>,
+    multipart: Multipart,
+) -> ApiResult<Json<Value>> {
+    let params = upload_params(query)?;
+    let (file_name, text) = uploaded_file(multipart).await?;
+    let (spec, loaded) = spec_json(&text, &file_name)?;
+    let (name, display) = names(
+        params.name.or(Some(loaded.spec.pipeline_info.name.clone())),
+        params.display_name,
+        "pipeline",
+    )?;
+    let description = params.description.unwrap_or_default();
+    let (row, _) = server.store.create_pipeline(
+        &name,
+        &display,
+        &description,
+        Some((&name, &display, &description)),
+        &spec,
+    )?;
+    Ok(Json(model::pipeline(&row)))
+}
+
+async fn upload_version(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<UploadParams>, QueryRejection>,
+    multipart: Multipart,
+) -> ApiResult<Json<Value>> {
+    let params = upload_params(query)?;
+    let pipeline_id = params
+        .pipelineid
+        .ok_or_else(|| ApiError::invalid("query parameter `pipelineid` is required"))?;
+    let (file_name, text) = uploaded_file(multipart).await?;
+    let (spec, _) = spec_json(&text, &file_name)?;
+    let (name, display) = names(params.name, params.display_name, "pipeline version")?;
+    let row = server.store.create_pipeline_version(
+        &pipeline_id,
+        &name,
+        &display,
+        params.description.as_deref().unwrap_or_default(),
+        &spec,
+    )?;
+    Ok(Json(model::pipeline_version(&row)))
+}
+
+async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(model::pipeline(&server.store.pipeline(&id)?)))
+}
+
+async fn read_by_name(
+    State(server): State<Arc<Server>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(model::pipeline(
+        &server.store.pipeline_by_name(&name)?,
+    )))
+}
+
+async fn list(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let query = list_params(query)?.query()?;
+    let page = server.store.list_pipelines(&query)?;
+    Ok(Json(json!({
+        "pipelines": page.items.iter().map(model::pipeline).collect::<Vec<_>>(),
+        "total_size": page.total_size,
+        "next_page_token": page.next_page_token.unwrap_or_default(),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DeleteParams {
+    cascade: Option<bool>,
+}
+
+async fn delete(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+    Query(params): Query<DeleteParams>,
+) -> ApiResult<Json<Value>> {
+    server
+        .store
+        .delete_pipeline(&id, params.cascade.unwrap_or(false))?;
+    Ok(Json(json!({})))
+}
+
+async fn create_version(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let version: VersionBody = body(&bytes, "PipelineVersion")?;
+    let spec = spec_from_value(&version.pipeline_spec, "pipeline_version.pipeline_spec")?;
+    let (name, display) = names(version.name, version.display_name, "pipeline version")?;
+    let row = server.store.create_pipeline_version(
+        &id,
+        &name,
+        &display,
+        version.description.as_deref().unwrap_or_default(),
+        &spec,
+    )?;
+    Ok(Json(model::pipeline_version(&row)))
+}
+
+async fn list_versions(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let query = list_params(query)?.query()?;
+    let page = server.store.list_pipeline_versions(&id, &query)?;
+    Ok(Json(json!({
+        "pipeline_versions": page.items.iter().map(model::pipeline_version).collect::<Vec<_>>(),
+        "total_size": page.total_size,
+        "next_page_token": page.next_page_token.unwrap_or_default(),
+    })))
+}
+
+async fn read_version(
+    State(server): State<Arc<Server>>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let row = server.store.pipeline_version(&version)?;
+    if row.pipeline_id != id {
+        return Err(ApiError::not_found(format!(
+            "pipeline {id} has no version {version}"
+        )));
+    }
+    Ok(Json(model::pipeline_version(&row)))
+}
+
+async fn delete_version(
+    State(server): State<Arc<Server>>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let row = server.store.pipeline_version(&version)?;
+    if row.pipeline_id != id {
+        return Err(ApiError::not_found(format!(
+            "pipeline {id} has no version {version}"
+        )));
+    }
+    server.store.delete_pipeline_version(&version)?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,387 @@
+//! `/apis/v2beta1/runs`: create (inline spec or pipeline version), get with task details,
+//! list, terminate, retry, archive, unarchive, delete; and executing runs in this process.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use kfbox_engine::events::{EventSink, RunEvent};
+use kfbox_engine::{execute, resolve_root_parameters, GivenValue, RunOptions};
+use kfbox_spec::LoadedPipeline;
+use kfbox_store::{ApiRunFields, Condition, NewRun, Op, Operand, RunHandle};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::experiments::{body, list_params, split_action};
+use crate::filter::ListParams;
+use crate::pipelines::spec_json;
+use crate::{model, Server};
+
+pub(crate) fn routes() -> Router<Arc<Server>> {
+    Router::new()
+        .route("/apis/v2beta1/runs", get(list).post(create))
+        .route(
+            "/apis/v2beta1/runs/{id}",
+            get(read).delete(delete).post(action),
+        )
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct VersionReference {
+    pub pipeline_id: Option<String>,
+    pub pipeline_version_id: Option<String>,
+}
+
+/// A run as clients create it (the API's `Run`, and what a recurring run holds).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(crate) struct RunRequest {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub experiment_id: Option<String>,
+    #[serde(default)]
+    pub pipeline_spec: Value,
+    pub pipeline_version_reference: Option<VersionReference>,
+    /// Deprecated spelling of the version reference.
+    pub pipeline_version_id: Option<String>,
+    #[serde(default)]
+    pub runtime_config: Value,
+    pub service_account: Option<String>,
+}
+
+fn non_empty(text: &Option<String>) -> Option<&str> {
+    text.as_deref().filter(|t| !t.is_empty())
+}
+
+/// Check a run request, record the run and start executing it; returns the run id.
+pub(crate) async fn start(
+    server: &Arc<Server>,
+    request: RunRequest,
+    recurring_run_id: Option<String>,
+) -> ApiResult<String> {
+    let experiment_id = match non_empty(&request.experiment_id) {
+        Some(id) => server.store.experiment(id)?.experiment_id,
+        None => server.default_experiment.clone(),
+    };
+    let reference = request
+        .pipeline_version_reference
+        .clone()
+        .unwrap_or_default();
+    let version_id = non_empty(&reference.pipeline_version_id)
+        .or(non_empty(&request.pipeline_version_id))
+        .map(str::to_owned);
+    let (spec_text, pipeline_id, version_id) = if !request.pipeline_spec.is_null() {
+        (request.pipeline_spec.to_string(), None, None)
+    } else if let Some(version_id) = version_id {
+        let version = server.store.pipeline_version(&version_id)?;
+        (
+            version.pipeline_spec,
+            Some(version.pipeline_id),
+            Some(version_id),
+        )
+    } else if let Some(pipeline_id) = non_empty(&reference.pipeline_id) {
+        let version = server.store.latest_pipeline_version(pipeline_id)?;
+        (
+            version.pipeline_spec,
+            Some(version.pipeline_id),
+            Some(version.pipeline_version_id),
+        )
+    } else {
+        return Err(ApiError::invalid(
+            "a run needs `pipeline_spec` or `pipeline_version_reference`",
+        ));
+    };
+    let display_name = non_empty(&request.display_name)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::invalid("run.display_name is required"))?;
+    let (spec_text, pipeline) = spec_json(&spec_text, &format!("run `{display_name}`"))?;
+    let parameters = parameters(&pipeline, &request.runtime_config)?;
+    let executor = server
+        .launcher
+        .executor(&pipeline)
+        .await
+        .map_err(ApiError::internal)?;
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_dir = server.options.runs_dir.join(&run_id);
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", run_dir.display())))?;
+    let pipeline_name = pipeline.spec.pipeline_info.name.clone();
+    let record = server.store.begin_run(&NewRun {
+        run_id: run_id.clone(),
+        display_name: display_name.clone(),
+        pipeline_name: pipeline_name.clone(),
+        resource_name: format!("{pipeline_name}-{}", &run_id[..8]),
+        run_dir: run_dir.display().to_string(),
+        parameters: parameters.clone(),
+    })?;
+    let runtime_config = if request.runtime_config.is_object() {
+        request.runtime_config.clone()
+    } else {
+        json!({})
+    };
+    server.store.record_api_run(
+        &run_id,
+        &ApiRunFields {
+            experiment_id: Some(experiment_id),
+            description: request.description.clone().unwrap_or_default(),
+            pipeline_id,
+            pipeline_version_id: version_id,
+            recurring_run_id,
+            runtime_config: runtime_config.to_string(),
+            service_account: request.service_account.clone().unwrap_or_default(),
+        },
+        &spec_text,
+    )?;
+    spawn_run(
+        server,
+        Planned {
+            pipeline,
+            record,
+            run_name: display_name,
+            run_dir,
+            parameters,
+            executor,
+            retry: false,
+        },
+    );
+    Ok(run_id)
+}
+
+/// Root parameters from `runtime_config.parameters`, typed against the pipeline.
+fn parameters(pipeline: &LoadedPipeline, runtime_config: &Value) -> ApiResult<Map<String, Value>> {
+    let given: Vec<(String, GivenValue)> = runtime_config
+        .get("parameters")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(k, v)| (k.clone(), GivenValue::Json(v.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    resolve_root_parameters(&pipeline.spec, &given).map_err(|errors| {
+        ApiError::invalid(format!(
+            "runtime_config.parameters: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })
+}
+
+/// A recorded run, ready to execute.
+struct Planned {
+    pipeline: LoadedPipeline,
+    record: RunHandle,
+    run_name: String,
+    run_dir: std::path::PathBuf,
+    parameters: Map<String, Value>,
+    executor: Arc<dyn kfbox_engine::Executor>,
+    /// A retry: reuse what succeeded in earlier attempts.
+    retry: bool,
+}
+
+fn spawn_run(server: &Arc<Server>, planned: Planned) {
+    let Planned {
+        pipeline,
+        record,
+        run_name,
+        run_dir,
+        parameters,
+        executor,
+        retry,
+    } = planned;
+    let run_id = record.run_id.clone();
+    let cancel = server.stopping.child_token();
+    server.active().insert(run_id.clone(), cancel.clone());
+    server.counts().running += 1;
+    let options = RunOptions {
+        run_id: run_id.clone(),
+        run_name,
+        run_dir: run_dir.clone(),
+        parameters,
+        artifacts: Default::default(),
+        step_slots: server.step_slots.clone(),
+        store: server.store.clone(),
+        record,
+        reuse_cache: server.options.reuse_cache,
+        retry,
+        gpus: server.options.gpus.clone(),
+    };
+    let server = server.clone();
+    server.runs.clone().spawn(async move {
+        let (events, mut receiver) = EventSink::channel();
+        let id = run_id.clone();
+        let warnings = tokio::spawn(async move {
+            while let Some(event) = receiver.recv().await {
+                if let RunEvent::Warning(text) = event {
+                    tracing::warn!("run {id}: {text}");
+                }
+            }
+        });
+        let summary = execute(Arc::new(pipeline), options, executor, events, cancel).await;
+        let _ = warnings.await;
+        if let Ok(text) = serde_json::to_string_pretty(&summary) {
+            if let Err(e) = std::fs::write(run_dir.join("summary.json"), text) {
+                tracing::warn!("run {run_id}: cannot write its summary: {e}");
+            }
+        }
+        server.active().remove(&run_id);
+        let mut counts = server.counts();
+        counts.running = counts.running.saturating_sub(1);
+        match summary.state {
+            kfbox_engine::model::RunState::Succeeded => counts.succeeded += 1,
+            kfbox_engine::model::RunState::Canceled => counts.canceled += 1,
+            _ => counts.failed += 1,
+        }
+    });
+}
+
+async fn create(
+    State(server): State<Arc<Server>>,
+    bytes: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let request: RunRequest = body(&bytes, "Run")?;
+    let run_id = start(&server, request, None).await?;
+    read(State(server), Path(run_id)).await
+}
+
+async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let row = server.store.api_run(&id)?;
+    let executions = server.store.run_executions(&row.run)?;
+    let spec = server.store.api_run_spec(&id)?;
+    let canceling = server.active().get(&id).is_some_and(|t| t.is_cancelled());
+    Ok(Json(model::run(
+        &row,
+        canceling,
+        spec.as_deref(),
+        Some(&executions),
+    )))
+}
+
+async fn list(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let params = list_params(query)?;
+    let mut query = params.query()?;
+    if let Some(experiment) = non_empty(&params.experiment_id) {
+        query.conditions.push(Condition {
+            field: "experiment_id".into(),
+            op: Op::Equals,
+            operand: Operand::Text(experiment.to_owned()),
+        });
+    }
+    let page = server.store.list_api_runs(&query)?;
+    let active = server.active().clone();
+    Ok(Json(json!({
+        "runs": page
+            .items
+            .iter()
+            .map(|row| {
+                let canceling = active.get(&row.run.run_id).is_some_and(|t| t.is_cancelled());
+                model::run(row, canceling, None, None)
+            })
+            .collect::<Vec<_>>(),
+        "total_size": page.total_size,
+        "next_page_token": page.next_page_token.unwrap_or_default(),
+    })))
+}
+
+async fn action(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (id, verb) = split_action(&id)?;
+    match verb {
+        "terminate" => terminate(&server, id)?,
+        "retry" => retry(&server, id).await?,
+        "archive" => server.store.set_run_storage(id, true)?,
+        "unarchive" => server.store.set_run_storage(id, false)?,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "runs have no method `{other}` (terminate, retry, archive, unarchive)"
+            )))
+        }
+    }
+    Ok(Json(json!({})))
+}
+
+fn terminate(server: &Server, id: &str) -> ApiResult<()> {
+    if let Some(token) = server.active().get(id) {
+        token.cancel();
+        return Ok(());
+    }
+    let row = server.store.api_run(id)?;
+    Err(ApiError::precondition(if row.run.state == "RUNNING" {
+        format!("run {id} is executed by another kfbox process (`kfbox run`); stop it there")
+    } else {
+        format!("run {id} already ended ({})", row.run.state)
+    }))
+}
+
+/// Run a failed or canceled run again under the same id: tasks that succeeded are reused,
+/// the others run.
+async fn retry(server: &Arc<Server>, id: &str) -> ApiResult<()> {
+    if server.active().contains_key(id) {
+        return Err(ApiError::precondition(format!("run {id} is still running")));
+    }
+    let row = server.store.api_run(id)?;
+    if !matches!(row.run.state.as_str(), "FAILED" | "CANCELED") {
+        return Err(ApiError::precondition(format!(
+            "only failed or canceled runs can be retried; run {id} is {}",
+            row.run.state
+        )));
+    }
+    let spec = server
+        .store
+        .api_run_spec(id)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::precondition(format!(
+                "run {id} was started by `kfbox run`, not through the API; run the pipeline again there"
+            ))
+        })?;
+    let (_, pipeline) = spec_json(&spec, &format!("run `{}`", row.run.display_name))?;
+    let runtime_config: Value =
+        serde_json::from_str(&row.fields.runtime_config).unwrap_or_default();
+    let parameters = parameters(&pipeline, &runtime_config)?;
+    let executor = server
+        .launcher
+        .executor(&pipeline)
+        .await
+        .map_err(ApiError::internal)?;
+    let record = server.store.reopen_run(id)?;
+    spawn_run(
+        server,
+        Planned {
+            pipeline,
+            record,
+            run_name: row.run.display_name.clone(),
+            run_dir: row.run.run_dir.clone().into(),
+            parameters,
+            executor,
+            retry: true,
+        },
+    );
+    Ok(())
+}
+
+async fn delete(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if server.active().contains_key(&id) {
+        return Err(ApiError::precondition(format!(
+            "run {id} is running; terminate it first"
+        )));
+    }
+    let row = server.store.api_run(&id)?;
+    server
+        .store
+        .discard_run(&row.run, &server.options.runs_dir)?;
+    Ok(Json(json!({})))
+}
