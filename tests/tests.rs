@@ -8,5 +8,6 @@ mod conformance;
 mod docker;
 mod gpu;
 mod semantics;
+mod server;
 mod store;
 mod wasi;

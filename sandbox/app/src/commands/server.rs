@@ -503,7 +503,8 @@ pub async fn down(
         info.pid
     ));
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    while kfbox_store::identity_alive(&info.identity) {
+    // The lock goes when the process ends, even before its parent reaps it.
+    while kfbox_store::identity_alive(&info.identity) && try_lock(settings)?.is_none() {
         if Instant::now() > deadline {
             printer.error(&anyhow::anyhow!(
                 "the server (pid {}) is still stopping after {} s; see {}",
