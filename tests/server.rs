@@ -263,8 +263,8 @@ fn fifty_concurrent_runs_all_complete_and_are_recorded() {
         .expect("the load test reports");
     let report: Value = serde_json::from_str(report).expect("JSON report");
     assert_eq!(report["runs"], 50);
-    // Reported, not asserted: timings belong to benchmarks.
-    eprintln!("load: {report}");
+    // Timings are reported by tests/bench/server.py, not asserted here.
+    assert!(report["list_runs_under_load_ms"]["samples"].as_u64() > Some(0), "{report}");
 }
 
 #[test]
@@ -342,7 +342,6 @@ fn detach_runs_in_the_background_until_down() {
     let home = new_home();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let started = Instant::now();
     let up = kfbox_in(
         home.path(),
         &["up", "--detach", "--no-lab", "--listen", &listen],
@@ -354,7 +353,6 @@ fn detach_runs_in_the_background_until_down() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
-    eprintln!("up --detach returned after {:?}", started.elapsed());
     let url = format!("http://{listen}");
     assert!(
         healthy(&url, None),

@@ -241,7 +241,7 @@ fn print_addresses(printer: &Printer, url: &str, token: Option<&str>, generated:
                 "  token (shown once; requests need `Authorization: Bearer TOKEN`): {token}"
             ));
         }
-        printer.data(&"  python: kfp.Client(host=..., existing_token=TOKEN)".to_string());
+        printer.data("  python: kfp.Client(host=..., existing_token=TOKEN)");
     }
 }
 
