@@ -264,7 +264,10 @@ fn fifty_concurrent_runs_all_complete_and_are_recorded() {
     let report: Value = serde_json::from_str(report).expect("JSON report");
     assert_eq!(report["runs"], 50);
     // Timings are reported by tests/bench/server.py, not asserted here.
-    assert!(report["list_runs_under_load_ms"]["samples"].as_u64() > Some(0), "{report}");
+    assert!(
+        report["list_runs_under_load_ms"]["samples"].as_u64() > Some(0),
+        "{report}"
+    );
 }
 
 #[test]
