@@ -101,6 +101,11 @@ def rows_pipeline(n: int = 3):
     count_rows(rows=made.outputs["rows"])
 
 
+def yaml_to_json(path):
+    import yaml
+    return yaml.safe_load(open(path))
+
+
 def task(run, name):
     for t in run.run_details.task_details:
         if t.display_name == name:
@@ -214,6 +219,29 @@ def test_runs():
     assert status == 400 and "no field `colour`" in body["message"], body
     status, body = http("POST", "/apis/v2beta1/experiments", ["not", "an", "object"])
     assert status == 400 and body["code"] == 3, body
+    status, body = http("DELETE", "/apis/v2beta1/experiments")
+    assert status == 405 and body["code"] == 12, (status, body)
+    status, body = http("GET", "/apis/v1alpha1/runs/x/nodes/y/log?follow=maybe")
+    assert status == 400 and body["code"] == 3 and "follow" in body["message"], (status, body)
+    request = urllib.request.Request(HOST + "/apis/v2beta1/pipelines/upload", data=b"plain", method="POST")
+    request.add_header("Content-Type", "text/plain")
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        raise AssertionError("a non-multipart upload was accepted")
+    except urllib.error.HTTPError as error:
+        body = json.loads(error.read())
+        assert error.code == 400 and body["code"] == 3, body
+    # The `pipeline_spec` + `platform_spec` wrapper, as the client sends a pipeline with
+    # Kubernetes settings.
+    spec = yaml_to_json(package)
+    status, body = http("POST", "/apis/v2beta1/runs", {
+        "display_name": "wrapped",
+        "pipeline_spec": {"pipeline_spec": spec, "platform_spec": {"platforms": {"kubernetes": {}}}},
+        "runtime_config": {"parameters": {"x": 1, "y": 1}}})
+    assert status == 200, body
+    wrapped = wait(c, body["run_id"])
+    assert wrapped.state == "SUCCEEDED", wrapped
+    assert wrapped.pipeline_spec["pipeline_spec"]["pipelineInfo"]["name"] == "api-adder"
     status, body = http("GET", "/apis/v2beta1/no/such/route")
     assert status == 404 and body["code"] == 5 and "no API route" in body["message"], body
 

@@ -194,6 +194,9 @@ impl Bound {
     }
 }
 
+/// The largest request body: an uploaded or inline pipeline.
+const MAX_BODY: usize = 64 << 20;
+
 fn router(server: Arc<Server>) -> Router {
     let api = Router::new()
         .route("/apis/v2beta1/healthz", get(healthz))
@@ -208,6 +211,9 @@ fn router(server: Arc<Server>) -> Router {
         server.clone(),
         require_token,
     ))
+    .layer(axum::middleware::from_fn(error::uniform_errors))
+    // Compiled pipelines with many components run to megabytes.
+    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
     .with_state(server)
 }
 
