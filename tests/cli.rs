@@ -130,12 +130,13 @@ fn parameters_are_checked_before_anything_runs() {
     let pipeline = compile("fan_in");
     let stderr = refused(&pipeline, &["items=not-json"]);
     assert!(
-        stderr.contains("--param items=not-json") && stderr.contains("LIST"),
+        stderr.contains("parameter `items` = not-json") && stderr.contains("LIST"),
         "{stderr}"
     );
     let stderr = refused(&pipeline, &["nope=1"]);
     assert!(
-        stderr.contains("no parameter `nope`") && stderr.contains("items"),
+        stderr.contains("parameter `nope`: the pipeline has no such parameter")
+            && stderr.contains("items"),
         "{stderr}"
     );
     let retries = compile("retries");
