@@ -278,12 +278,21 @@ async fn delete(
     Ok(Json(json!({})))
 }
 
-/// Start the runs that are due, every half second, until the server stops.
+/// Start the runs that are due, every half second, until the server stops; keep the store's
+/// planner statistics fresh.
 pub(crate) async fn schedule(server: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        // The planner's statistics follow the store's growth: at start, then hourly.
+        if ticks % 7200 == 0 {
+            if let Err(e) = server.store.optimize() {
+                tracing::warn!("cannot refresh the store's statistics: {e}");
+            }
+        }
+        ticks += 1;
         let due = match server.store.enabled_recurring_runs() {
             Ok(rows) => rows,
             Err(e) => {

@@ -2,18 +2,20 @@
 //! experiments, pipelines and their versions, recurring runs, and each API-created run's
 //! experiment, storage state and request.
 //!
-//! Runs started by `kfbox run` have no `kfbox_api_run` row; they list under the `Default`
-//! experiment and as AVAILABLE.
+//! Every run has a `kfbox_api_run` row from `begin_run` on; runs started by `kfbox run` keep
+//! its defaults: the `Default` experiment, AVAILABLE.
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::listing::{Field, Kind, ListQuery, Page, Table};
+use crate::listing::{Field, Join, ListQuery, Page, Table};
 use crate::query::RunRow;
 use crate::record::exec;
 use crate::{now_ms, Store, StoreError};
 
 /// The experiment runs go to when none is named.
 pub const DEFAULT_EXPERIMENT: &str = "Default";
+const DEFAULT_DESCRIPTION: &str =
+    "All runs created without specifying an experiment are grouped here.";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExperimentRow {
@@ -84,9 +86,6 @@ pub struct RecurringRunRow {
     pub body: String,
 }
 
-const DEFAULT_ID: &str =
-    "(SELECT experiment_id FROM kfbox_experiment WHERE display_name = 'Default')";
-
 static EXPERIMENTS: Table = Table {
     resource: "experiments",
     select: &[
@@ -98,48 +97,17 @@ static EXPERIMENTS: Table = Table {
         "last_run_created_at",
     ],
     from: "kfbox_experiment",
+    join: None,
     id: "experiment_id",
     fields: &[
-        Field {
-            api: "experiment_id",
-            sql: "experiment_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "id",
-            sql: "experiment_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "display_name",
-            sql: "display_name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "name",
-            sql: "display_name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "description",
-            sql: "description",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "created_at",
-            sql: "created_at",
-            kind: Kind::Time,
-        },
-        Field {
-            api: "storage_state",
-            sql: "storage_state",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "last_run_created_at",
-            sql: "last_run_created_at",
-            kind: Kind::Time,
-        },
+        Field::text("experiment_id", "experiment_id"),
+        Field::text("id", "experiment_id"),
+        Field::text("display_name", "display_name"),
+        Field::text("name", "display_name"),
+        Field::text("description", "description"),
+        Field::time("created_at", "created_at"),
+        Field::text("storage_state", "storage_state"),
+        Field::time("last_run_created_at", "last_run_created_at").nullable(),
     ],
 };
 
@@ -153,38 +121,15 @@ static PIPELINES: Table = Table {
         "created_at",
     ],
     from: "kfbox_pipeline",
+    join: None,
     id: "pipeline_id",
     fields: &[
-        Field {
-            api: "pipeline_id",
-            sql: "pipeline_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "id",
-            sql: "pipeline_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "name",
-            sql: "name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "display_name",
-            sql: "display_name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "description",
-            sql: "description",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "created_at",
-            sql: "created_at",
-            kind: Kind::Time,
-        },
+        Field::text("pipeline_id", "pipeline_id"),
+        Field::text("id", "pipeline_id"),
+        Field::text("name", "name"),
+        Field::text("display_name", "display_name"),
+        Field::text("description", "description"),
+        Field::time("created_at", "created_at"),
     ],
 };
 
@@ -200,43 +145,16 @@ static VERSIONS: Table = Table {
         "pipeline_spec",
     ],
     from: "kfbox_pipeline_version",
+    join: None,
     id: "pipeline_version_id",
     fields: &[
-        Field {
-            api: "pipeline_version_id",
-            sql: "pipeline_version_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "id",
-            sql: "pipeline_version_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "pipeline_id",
-            sql: "pipeline_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "name",
-            sql: "name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "display_name",
-            sql: "display_name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "description",
-            sql: "description",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "created_at",
-            sql: "created_at",
-            kind: Kind::Time,
-        },
+        Field::text("pipeline_version_id", "pipeline_version_id"),
+        Field::text("id", "pipeline_version_id"),
+        Field::text("pipeline_id", "pipeline_id"),
+        Field::text("name", "name"),
+        Field::text("display_name", "display_name"),
+        Field::text("description", "description"),
+        Field::time("created_at", "created_at"),
     ],
 };
 
@@ -252,38 +170,40 @@ static RUNS: Table = Table {
         "r.error",
         "r.run_dir",
         "r.context_id",
-        "COALESCE(a.experiment_id, (SELECT experiment_id FROM kfbox_experiment WHERE display_name = 'Default'))",
-        "COALESCE(a.storage_state, 'AVAILABLE')",
-        "COALESCE(a.description, '')",
+        "a.experiment_id",
+        "a.storage_state",
+        "a.description",
         "a.pipeline_id",
         "a.pipeline_version_id",
         "a.recurring_run_id",
-        "COALESCE(a.runtime_config, '{}')",
-        "COALESCE(a.service_account, '')",
+        "a.runtime_config",
+        "a.service_account",
     ],
-    from: "kfbox_run r LEFT JOIN kfbox_api_run a ON a.run_id = r.run_id",
+    from: "kfbox_run r",
+    join: Some(Join {
+        prefix: "a.",
+        clause: "JOIN kfbox_api_run a ON a.run_id = r.run_id",
+        alone: "kfbox_api_run a",
+        id: "a.run_id",
+    }),
     id: "r.run_id",
     fields: &[
-        Field { api: "run_id", sql: "r.run_id", kind: Kind::Text },
-        Field { api: "id", sql: "r.run_id", kind: Kind::Text },
-        Field { api: "display_name", sql: "r.display_name", kind: Kind::Text },
-        Field { api: "name", sql: "r.display_name", kind: Kind::Text },
-        Field { api: "pipeline_name", sql: "r.pipeline_name", kind: Kind::Text },
-        Field { api: "state", sql: "r.state", kind: Kind::Text },
-        Field { api: "status", sql: "r.state", kind: Kind::Text },
-        Field { api: "created_at", sql: "r.created_at", kind: Kind::Time },
-        Field { api: "scheduled_at", sql: "r.created_at", kind: Kind::Time },
-        Field { api: "finished_at", sql: "r.finished_at", kind: Kind::Time },
-        Field {
-            api: "experiment_id",
-            sql: "COALESCE(a.experiment_id, (SELECT experiment_id FROM kfbox_experiment WHERE display_name = 'Default'))",
-            kind: Kind::Text,
-        },
-        Field { api: "storage_state", sql: "COALESCE(a.storage_state, 'AVAILABLE')", kind: Kind::Text },
-        Field { api: "description", sql: "COALESCE(a.description, '')", kind: Kind::Text },
-        Field { api: "pipeline_id", sql: "a.pipeline_id", kind: Kind::Text },
-        Field { api: "pipeline_version_id", sql: "a.pipeline_version_id", kind: Kind::Text },
-        Field { api: "recurring_run_id", sql: "a.recurring_run_id", kind: Kind::Text },
+        Field::text("run_id", "r.run_id"),
+        Field::text("id", "r.run_id"),
+        Field::text("display_name", "r.display_name"),
+        Field::text("name", "r.display_name"),
+        Field::text("pipeline_name", "r.pipeline_name"),
+        Field::text("state", "r.state"),
+        Field::text("status", "r.state"),
+        Field::time("created_at", "a.created_at"),
+        Field::time("scheduled_at", "a.created_at"),
+        Field::time("finished_at", "r.finished_at").nullable(),
+        Field::text("experiment_id", "a.experiment_id").nullable(),
+        Field::text("storage_state", "a.storage_state"),
+        Field::text("description", "a.description"),
+        Field::text("pipeline_id", "a.pipeline_id").nullable(),
+        Field::text("pipeline_version_id", "a.pipeline_version_id").nullable(),
+        Field::text("recurring_run_id", "a.recurring_run_id").nullable(),
     ],
 };
 
@@ -300,48 +220,17 @@ static RECURRING: Table = Table {
         "body",
     ],
     from: "kfbox_recurring_run",
+    join: None,
     id: "recurring_run_id",
     fields: &[
-        Field {
-            api: "recurring_run_id",
-            sql: "recurring_run_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "id",
-            sql: "recurring_run_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "display_name",
-            sql: "display_name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "name",
-            sql: "display_name",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "experiment_id",
-            sql: "experiment_id",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "mode",
-            sql: "mode",
-            kind: Kind::Text,
-        },
-        Field {
-            api: "created_at",
-            sql: "created_at",
-            kind: Kind::Time,
-        },
-        Field {
-            api: "updated_at",
-            sql: "updated_at",
-            kind: Kind::Time,
-        },
+        Field::text("recurring_run_id", "recurring_run_id"),
+        Field::text("id", "recurring_run_id"),
+        Field::text("display_name", "display_name"),
+        Field::text("name", "display_name"),
+        Field::text("experiment_id", "experiment_id").nullable(),
+        Field::text("mode", "mode"),
+        Field::time("created_at", "created_at"),
+        Field::time("updated_at", "updated_at"),
     ],
 };
 
@@ -416,7 +305,7 @@ fn one<T>(
     let sql = format!(
         "SELECT {} FROM {} WHERE {} = ?1",
         table.select.join(", "),
-        table.from,
+        table.source(),
         table.id
     );
     store
@@ -488,25 +377,10 @@ impl Store {
         Ok(row)
     }
 
-    /// The `Default` experiment, created the first time it is asked for.
+    /// The `Default` experiment (created if it was deleted).
     pub fn default_experiment(&self) -> Result<ExperimentRow, StoreError> {
-        match self.create_experiment(
-            DEFAULT_EXPERIMENT,
-            "All runs created without specifying an experiment are grouped here.",
-        ) {
-            Err(StoreError::Exists { .. }) => {
-                let sql = format!(
-                    "SELECT {} FROM kfbox_experiment WHERE display_name = ?1",
-                    EXPERIMENTS.select.join(", ")
-                );
-                self.read_one(&sql, [DEFAULT_EXPERIMENT], experiment_row)?
-                    .ok_or_else(|| StoreError::NotFound {
-                        what: "experiments",
-                        id: DEFAULT_EXPERIMENT.into(),
-                    })
-            }
-            other => other,
-        }
+        let id = self.write(default_experiment_id)?;
+        self.experiment(&id)
     }
 
     pub fn experiment(&self, id: &str) -> Result<ExperimentRow, StoreError> {
@@ -714,8 +588,9 @@ impl Store {
         self.write(|tx| {
             apply(
                 tx,
-                "INSERT INTO kfbox_api_run (run_id, experiment_id, description, pipeline_id, pipeline_version_id, recurring_run_id, runtime_config, service_account, pipeline_spec)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "UPDATE kfbox_api_run SET experiment_id = COALESCE(?2, experiment_id), description = ?3, pipeline_id = ?4,
+                   pipeline_version_id = ?5, recurring_run_id = ?6, runtime_config = ?7, service_account = ?8, pipeline_spec = ?9
+                 WHERE run_id = ?1",
                 params![
                     run_id,
                     fields.experiment_id,
@@ -766,10 +641,7 @@ impl Store {
         self.write(|tx| {
             apply(
                 tx,
-                &format!(
-                    "INSERT INTO kfbox_api_run (run_id, experiment_id, storage_state, pipeline_spec) VALUES (?1, {DEFAULT_ID}, ?2, '')
-                     ON CONFLICT(run_id) DO UPDATE SET storage_state = ?2"
-                ),
+                "UPDATE kfbox_api_run SET storage_state = ?2 WHERE run_id = ?1",
                 params![run_id, state],
             )
         })
@@ -869,6 +741,24 @@ impl Store {
     }
 }
 
+/// The `Default` experiment's id, creating the experiment when it is missing.
+pub(crate) fn default_experiment_id(tx: &rusqlite::Transaction<'_>) -> Result<String, StoreError> {
+    let found: Option<String> = tx
+        .prepare_cached("SELECT experiment_id FROM kfbox_experiment WHERE display_name = ?1")?
+        .query_row([DEFAULT_EXPERIMENT], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let id = new_id();
+    apply(
+        tx,
+        "INSERT INTO kfbox_experiment (experiment_id, display_name, description, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![id, DEFAULT_EXPERIMENT, DEFAULT_DESCRIPTION, now_ms()],
+    )?;
+    Ok(id)
+}
+
 /// One statement through the statement cache, its row count unused.
 fn apply(
     tx: &rusqlite::Transaction<'_>,
@@ -941,14 +831,15 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(seen, ["e", "d", "c", "b", "a"]);
+        // `Default` exists from the start.
+        assert_eq!(seen, ["e", "d", "c", "b", "a", "Default"]);
         let first = store
             .list_experiments(&ListQuery {
                 page_size: 2,
                 ..ListQuery::default()
             })
             .unwrap();
-        assert_eq!(first.total_size, 5);
+        assert_eq!(first.total_size, 6);
         let other_sort = ListQuery {
             sort_by: Some("display_name".into()),
             page_size: 2,

@@ -74,6 +74,48 @@ pub(crate) struct Field {
     pub api: &'static str,
     pub sql: &'static str,
     pub kind: Kind,
+    /// NULL sorts as the lowest value; NOT NULL columns sort by themselves, so their index
+    /// serves the order.
+    pub nullable: bool,
+}
+
+impl Field {
+    pub const fn text(api: &'static str, sql: &'static str) -> Self {
+        Self {
+            api,
+            sql,
+            kind: Kind::Text,
+            nullable: false,
+        }
+    }
+
+    pub const fn time(api: &'static str, sql: &'static str) -> Self {
+        Self {
+            api,
+            sql,
+            kind: Kind::Time,
+            nullable: false,
+        }
+    }
+
+    pub const fn nullable(self) -> Self {
+        Self {
+            nullable: true,
+            ..self
+        }
+    }
+}
+
+pub(crate) struct Join {
+    /// The prefix of the joined table's columns (`a.`).
+    pub prefix: &'static str,
+    /// The JOIN clause.
+    pub clause: &'static str,
+    /// The joined table alone, aliased, for counts that need nothing else.
+    pub alone: &'static str,
+    /// The key in the joined table: the tie-breaker when sorting by one of its fields, so that
+    /// its indexes serve the order.
+    pub id: &'static str,
 }
 
 /// One listable resource: its name for messages, its FROM clause, key, and fields.
@@ -82,11 +124,21 @@ pub(crate) struct Table {
     /// The columns `map` reads, in order.
     pub select: &'static [&'static str],
     pub from: &'static str,
+    /// A table joined one to one: counting reads only the tables its conditions need.
+    pub join: Option<Join>,
     pub id: &'static str,
     pub fields: &'static [Field],
 }
 
 impl Table {
+    /// The FROM clause with the joined table.
+    pub fn source(&self) -> String {
+        match &self.join {
+            Some(join) => format!("{} {}", self.from, join.clause),
+            None => self.from.to_owned(),
+        }
+    }
+
     fn field(&self, name: &str) -> Result<&Field, StoreError> {
         self.fields
             .iter()
@@ -115,6 +167,9 @@ struct Token {
 }
 
 fn sort_key(field: &Field) -> String {
+    if !field.nullable {
+        return field.sql.to_owned();
+    }
     match field.kind {
         Kind::Text => format!("COALESCE({}, '')", field.sql),
         Kind::Time => format!("COALESCE({}, -1)", field.sql),
@@ -205,11 +260,33 @@ impl Store {
         let sort_name = query.sort_by.as_deref().unwrap_or("created_at");
         let sort = table.field(sort_name)?;
         let key = sort_key(sort);
+        let id = match &table.join {
+            Some(join) if sort.sql.starts_with(join.prefix) => join.id,
+            _ => table.id,
+        };
         let mut conditions = Vec::new();
         let mut args = Vec::new();
         for condition in &query.conditions {
             conditions.push(condition_sql(table, condition, &mut args)?);
         }
+        // What the count must read: the base table, the joined one, or both.
+        let counted = match &table.join {
+            None => table.from.to_owned(),
+            Some(join) => {
+                let joined = |c: &Condition| {
+                    table
+                        .field(&c.field)
+                        .is_ok_and(|f| f.sql.starts_with(join.prefix))
+                };
+                let on_join = query.conditions.iter().any(joined);
+                let on_base = query.conditions.iter().any(|c| !joined(c));
+                match (on_base, on_join) {
+                    (true, true) => table.source(),
+                    (false, true) => join.alone.to_owned(),
+                    _ => table.from.to_owned(),
+                }
+            }
+        };
         let filtered = if conditions.is_empty() {
             "1".to_owned()
         } else {
@@ -217,10 +294,7 @@ impl Store {
         };
         let conn = self.conn();
         let total_size: i64 = conn
-            .prepare_cached(&format!(
-                "SELECT COUNT(*) FROM {} WHERE {filtered}",
-                table.from
-            ))?
+            .prepare_cached(&format!("SELECT COUNT(*) FROM {counted} WHERE {filtered}"))?
             .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
         let mut page_args = args.clone();
         let mut after = String::new();
@@ -229,8 +303,7 @@ impl Store {
                 .filter(|t| t.s == sort_name && t.d == query.descending)
                 .ok_or_else(|| StoreError::BadPageToken(token.clone()))?;
             after = format!(
-                " AND ({key}, {}) {} (?, ?)",
-                table.id,
+                " AND ({key}, {id}) {} (?, ?)",
                 if query.descending { "<" } else { ">" }
             );
             page_args.push(match token.k {
@@ -243,11 +316,9 @@ impl Store {
         let direction = if query.descending { "DESC" } else { "ASC" };
         let limit = query.page_size.max(1);
         let sql = format!(
-            "SELECT {}, {key}, {} FROM {} WHERE {filtered}{after} ORDER BY {key} {direction}, {} {direction} LIMIT {}",
+            "SELECT {}, {key}, {id} FROM {} WHERE {filtered}{after} ORDER BY {key} {direction}, {id} {direction} LIMIT {}",
             table.select.join(", "),
-            table.id,
-            table.from,
-            table.id,
+            table.source(),
             limit + 1
         );
         let width = table.select.len();

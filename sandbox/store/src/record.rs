@@ -226,6 +226,12 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, 'RUNNING', ?6, ?7, ?8, ?9)",
                 params![run.run_id, context, root_id, run.display_name, run.pipeline_name, now, run.run_dir, pid, pid_started],
             )?;
+            let experiment = crate::catalog::default_experiment_id(tx)?;
+            exec(
+                tx,
+                "INSERT INTO kfbox_api_run (run_id, experiment_id, created_at) VALUES (?1, ?2, ?3)",
+                params![run.run_id, experiment, now],
+            )?;
             Ok(RunHandle {
                 root_execution_id: root_id,
                 ..handle

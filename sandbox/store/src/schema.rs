@@ -139,6 +139,8 @@ CREATE INDEX `kfbox_run_active` ON `kfbox_run`(`state`) WHERE `state` = 'RUNNING
 
 /// The API server's own records (experiments, pipelines and versions, recurring runs, the API
 /// fields of runs), kept beside MLMD as the backend keeps them in its own database.
+/// `kfbox_api_run.created_at` repeats the run's creation time so that one index serves a page
+/// of an experiment's runs, newest first, however large or small the experiment.
 const API_CATALOG: &str = r#"
 CREATE TABLE `kfbox_experiment` (
   `experiment_id` TEXT PRIMARY KEY NOT NULL,
@@ -175,9 +177,21 @@ CREATE TABLE `kfbox_api_run` (
   `recurring_run_id` TEXT,
   `runtime_config` TEXT NOT NULL DEFAULT '{}',
   `service_account` TEXT NOT NULL DEFAULT '',
-  `pipeline_spec` TEXT NOT NULL);
-CREATE INDEX `kfbox_api_run_experiment` ON `kfbox_api_run`(`experiment_id`);
+  `pipeline_spec` TEXT NOT NULL DEFAULT '',
+  `created_at` INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX `kfbox_api_run_created` ON `kfbox_api_run`(`created_at`, `run_id`);
+CREATE INDEX `kfbox_api_run_experiment` ON `kfbox_api_run`(`experiment_id`, `created_at`, `run_id`);
 CREATE INDEX `kfbox_api_run_recurring` ON `kfbox_api_run`(`recurring_run_id`);
+CREATE INDEX `kfbox_run_name` ON `kfbox_run`(`display_name`, `run_id`);
+INSERT INTO `kfbox_experiment` (`experiment_id`, `display_name`, `description`, `created_at`)
+  VALUES (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)
+            || '-a' || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))),
+          'Default', 'All runs created without specifying an experiment are grouped here.',
+          CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+INSERT INTO `kfbox_api_run` (`run_id`, `experiment_id`, `created_at`)
+  SELECT `run_id`, (SELECT `experiment_id` FROM `kfbox_experiment` WHERE `display_name` = 'Default'),
+         `created_at`
+  FROM `kfbox_run`;
 CREATE TABLE `kfbox_recurring_run` (
   `recurring_run_id` TEXT PRIMARY KEY NOT NULL,
   `display_name` TEXT NOT NULL,
@@ -233,5 +247,34 @@ fn check_mlmd_version(conn: &Connection) -> Result<(), StoreError> {
         found => Err(StoreError::MlmdSchema {
             found: found.unwrap_or(0),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    #[test]
+    fn runs_recorded_before_the_api_catalog_join_the_default_experiment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kfbox.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MLMD_TABLES_AND_RUN_INDEX).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO kfbox_run (run_id, context_id, display_name, pipeline_name, state, created_at, run_dir)
+             VALUES ('old', 1, 'old', 'p', 'SUCCEEDED', 1, '/tmp/old')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = crate::Store::open(&path).unwrap();
+        let default = store.default_experiment().unwrap();
+        assert_eq!(default.experiment_id.len(), 36, "{default:?}");
+        let run = store.api_run("old").unwrap();
+        assert_eq!(run.fields.experiment_id, Some(default.experiment_id));
+        assert_eq!(run.storage_state, "AVAILABLE");
     }
 }
