@@ -287,7 +287,7 @@ pub(crate) async fn schedule(server: Arc<Server>) {
     loop {
         tick.tick().await;
         // The planner's statistics follow the store's growth: at start, then hourly.
-        if ticks % 7200 == 0 {
+        if ticks.is_multiple_of(7200) {
             if let Err(e) = server.store.optimize() {
                 tracing::warn!("cannot refresh the store's statistics: {e}");
             }
