@@ -229,7 +229,7 @@ impl Store {
             let experiment = crate::catalog::default_experiment_id(tx)?;
             exec(
                 tx,
-                "INSERT INTO kfbox_api_run (run_id, experiment_id, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO kfbox_api_run (run_id, experiment_id, created_at, pipeline_spec) VALUES (?1, ?2, ?3, '')",
                 params![run.run_id, experiment, now],
             )?;
             Ok(RunHandle {

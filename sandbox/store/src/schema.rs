@@ -14,7 +14,7 @@ use crate::StoreError;
 pub const MLMD_SCHEMA_VERSION: i64 = 10;
 
 /// Migrations in order; the store's version (`PRAGMA user_version`) is how many have run.
-const MIGRATIONS: &[&str] = &[MLMD_TABLES_AND_RUN_INDEX, API_CATALOG];
+const MIGRATIONS: &[&str] = &[MLMD_TABLES_AND_RUN_INDEX, API_CATALOG, API_ROW_PER_RUN];
 
 /// The newest store version this build knows.
 fn latest_version() -> i64 {
@@ -177,21 +177,9 @@ CREATE TABLE `kfbox_api_run` (
   `recurring_run_id` TEXT,
   `runtime_config` TEXT NOT NULL DEFAULT '{}',
   `service_account` TEXT NOT NULL DEFAULT '',
-  `pipeline_spec` TEXT NOT NULL DEFAULT '',
-  `created_at` INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX `kfbox_api_run_created` ON `kfbox_api_run`(`created_at`, `run_id`);
-CREATE INDEX `kfbox_api_run_experiment` ON `kfbox_api_run`(`experiment_id`, `created_at`, `run_id`);
+  `pipeline_spec` TEXT NOT NULL);
+CREATE INDEX `kfbox_api_run_experiment` ON `kfbox_api_run`(`experiment_id`);
 CREATE INDEX `kfbox_api_run_recurring` ON `kfbox_api_run`(`recurring_run_id`);
-CREATE INDEX `kfbox_run_name` ON `kfbox_run`(`display_name`, `run_id`);
-INSERT INTO `kfbox_experiment` (`experiment_id`, `display_name`, `description`, `created_at`)
-  VALUES (lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)
-            || '-a' || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))),
-          'Default', 'All runs created without specifying an experiment are grouped here.',
-          CAST(strftime('%s', 'now') AS INTEGER) * 1000);
-INSERT INTO `kfbox_api_run` (`run_id`, `experiment_id`, `created_at`)
-  SELECT `run_id`, (SELECT `experiment_id` FROM `kfbox_experiment` WHERE `display_name` = 'Default'),
-         `created_at`
-  FROM `kfbox_run`;
 CREATE TABLE `kfbox_recurring_run` (
   `recurring_run_id` TEXT PRIMARY KEY NOT NULL,
   `display_name` TEXT NOT NULL,
@@ -201,6 +189,32 @@ CREATE TABLE `kfbox_recurring_run` (
   `updated_at` INTEGER NOT NULL,
   `last_fired_at` INTEGER,
   `body` TEXT NOT NULL);
+"#;
+
+/// Every run gets its API row (runs of `kfbox run` under the `Default` experiment, which
+/// exists from here on), with its creation time repeated so that
+/// `(experiment_id, created_at, run_id)` serves an experiment's newest-first pages however
+/// large or small the experiment; and the run list sorts by name through an index.
+const API_ROW_PER_RUN: &str = r#"
+ALTER TABLE `kfbox_api_run` ADD COLUMN `created_at` INTEGER NOT NULL DEFAULT 0;
+INSERT INTO `kfbox_experiment` (`experiment_id`, `display_name`, `description`, `created_at`)
+  SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)
+           || '-a' || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))),
+         'Default', 'All runs created without specifying an experiment are grouped here.',
+         CAST(strftime('%s', 'now') AS INTEGER) * 1000
+  WHERE NOT EXISTS (SELECT 1 FROM `kfbox_experiment` WHERE `display_name` = 'Default');
+INSERT INTO `kfbox_api_run` (`run_id`, `experiment_id`, `pipeline_spec`)
+  SELECT `run_id`, (SELECT `experiment_id` FROM `kfbox_experiment` WHERE `display_name` = 'Default'), ''
+  FROM `kfbox_run` WHERE `run_id` NOT IN (SELECT `run_id` FROM `kfbox_api_run`);
+UPDATE `kfbox_api_run` SET `created_at` =
+  (SELECT `created_at` FROM `kfbox_run` r WHERE r.`run_id` = `kfbox_api_run`.`run_id`);
+UPDATE `kfbox_api_run` SET `experiment_id` =
+  (SELECT `experiment_id` FROM `kfbox_experiment` WHERE `display_name` = 'Default')
+  WHERE `experiment_id` IS NULL;
+DROP INDEX `kfbox_api_run_experiment`;
+CREATE INDEX `kfbox_api_run_experiment` ON `kfbox_api_run`(`experiment_id`, `created_at`, `run_id`);
+CREATE INDEX `kfbox_api_run_created` ON `kfbox_api_run`(`created_at`, `run_id`);
+CREATE INDEX `kfbox_run_name` ON `kfbox_run`(`display_name`, `run_id`);
 "#;
 
 /// Bring the schema up to date, or refuse a store that a newer kfbox (or MLMD) wrote.
@@ -276,5 +290,48 @@ mod tests {
         let run = store.api_run("old").unwrap();
         assert_eq!(run.fields.experiment_id, Some(default.experiment_id));
         assert_eq!(run.storage_state, "AVAILABLE");
+    }
+
+    #[test]
+    fn a_store_with_the_first_catalog_gets_a_row_and_a_time_for_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kfbox.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MLMD_TABLES_AND_RUN_INDEX).unwrap();
+        conn.execute_batch(API_CATALOG).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO kfbox_run (run_id, context_id, display_name, pipeline_name, state, created_at, run_dir)
+               VALUES ('cli', 1, 'cli', 'p', 'SUCCEEDED', 1000, '/tmp/a'),
+                      ('api', 2, 'api', 'p', 'SUCCEEDED', 2000, '/tmp/b');
+             INSERT INTO kfbox_experiment (experiment_id, display_name, created_at) VALUES ('e1', 'mine', 1);
+             INSERT INTO kfbox_api_run (run_id, experiment_id, pipeline_spec) VALUES ('api', 'e1', '{}');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = crate::Store::open(&path).unwrap();
+        let default = store.default_experiment().unwrap().experiment_id;
+        assert_eq!(
+            store.api_run("cli").unwrap().fields.experiment_id,
+            Some(default)
+        );
+        assert_eq!(
+            store
+                .api_run("api")
+                .unwrap()
+                .fields
+                .experiment_id
+                .as_deref(),
+            Some("e1")
+        );
+        let newest = store
+            .list_api_runs(&crate::ListQuery {
+                descending: true,
+                page_size: 1,
+                ..crate::ListQuery::default()
+            })
+            .unwrap();
+        assert_eq!(newest.total_size, 2);
+        assert_eq!(newest.items[0].run.run_id, "api");
     }
 }
