@@ -404,3 +404,46 @@ fn bad_listen_addresses_and_taken_ports_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_killed_server_leaves_a_consistent_store_and_a_free_home() {
+    let mut served = Served::start("127.0.0.1", &[]);
+    let started = served.client_test("start_sleeper", None);
+    let started: Value = serde_json::from_str(
+        started
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .expect("the run id and step pid"),
+    )
+    .unwrap();
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
+    let pid = started["pid"].as_i64().unwrap() as i32;
+    let mut child = served.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let status = kfbox_in(served.home(), &["status"]).output().unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("not serving"));
+    // The next command that opens the store finds the run abandoned and stops its step.
+    let run = kfbox_in(served.home(), &["runs", "get", &run_id, "--json"])
+        .output()
+        .unwrap();
+    let run: Value = serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&run.stderr)));
+    assert_eq!(run["state"], "FAILED", "{run:#}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ended without finishing"),
+        "{run:#}"
+    );
+    wait_for("the orphaned step to stop", Duration::from_secs(10), || {
+        !alive(pid)
+    });
+    // The home is free for a new server.
+    let home = std::mem::replace(&mut served.home, tempfile::tempdir().unwrap());
+    let again = Served::start_in(home, "127.0.0.1", &[]);
+    assert!(healthy(&again.url, None));
+}

@@ -78,7 +78,9 @@ fn try_lock(settings: &GlobalSettings) -> anyhow::Result<Option<Flock<File>>> {
 fn running_server(settings: &GlobalSettings) -> Option<ServerInfo> {
     let text = std::fs::read_to_string(info_path(settings)).ok()?;
     let info: ServerInfo = serde_json::from_str(&text).ok()?;
-    kfbox_store::identity_alive(&info.identity).then_some(info)
+    // A server holds the lock while it lives; a killed one that nobody reaped yet does not.
+    let holds_lock = matches!(try_lock(settings), Ok(None));
+    (holds_lock && kfbox_store::identity_alive(&info.identity)).then_some(info)
 }
 
 fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
@@ -145,7 +147,16 @@ pub async fn up(
     if args.detach {
         return detach(settings, printer, &args, listen, token, generated).await;
     }
-    let Some(_lock) = try_lock(settings)? else {
+    // `kfbox status` takes the lock for an instant to see whether a server holds it.
+    let mut lock = try_lock(settings)?;
+    for _ in 0..20 {
+        if lock.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        lock = try_lock(settings)?;
+    }
+    let Some(_lock) = lock else {
         match running_server(settings) {
             Some(info) => return Ok(already_running(settings, printer, &info)),
             None => {
