@@ -160,6 +160,29 @@ impl Served {
         stdout
     }
 
+    /// Start a run whose step sleeps; its id and the step's pid once the step runs.
+    fn start_sleeper(&self) -> (String, i32) {
+        let out = self.client_test("start_sleeper", None);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .expect("the run id and step pid");
+        let started: Value = serde_json::from_str(line).unwrap();
+        (
+            started["run_id"].as_str().unwrap().to_owned(),
+            started["pid"].as_i64().unwrap() as i32,
+        )
+    }
+
+    /// A run as `kfbox runs get --json` reads it from this server's store.
+    fn recorded_run(&self, run_id: &str) -> Value {
+        let out = kfbox_in(self.home(), &["runs", "get", run_id, "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
     /// Stop with SIGTERM, as `kfbox down` does; the exit status.
     fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
@@ -291,14 +314,7 @@ fn beyond_loopback_a_token_is_generated_and_required() {
 #[test]
 fn a_second_up_refuses_and_down_cancels_running_steps() {
     let mut served = Served::start("127.0.0.1", &[]);
-    let started = served.client_test("start_sleeper", None);
-    let started = started
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .expect("the run id and step pid");
-    let started: Value = serde_json::from_str(started).unwrap();
-    let run_id = started["run_id"].as_str().unwrap().to_owned();
-    let pid = started["pid"].as_i64().unwrap() as i32;
+    let (run_id, pid) = served.start_sleeper();
 
     let second = kfbox_in(served.home(), &["up", "--listen", "127.0.0.1:0"])
         .output()
@@ -327,11 +343,7 @@ fn a_second_up_refuses_and_down_cancels_running_steps() {
     );
     let exit = served.stop();
     assert!(exit.success(), "kfbox up exited with {exit}");
-    let run = kfbox_in(served.home(), &["runs", "get", &run_id, "--json"])
-        .output()
-        .unwrap();
-    let run: Value = serde_json::from_slice(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&run.stderr)));
+    let run = served.recorded_run(&run_id);
     assert_eq!(run["state"], "CANCELED", "{run:#}");
     assert_eq!(run["tasks"][0]["state"], "CANCELED", "{run:#}");
     wait_for("the step to stop", Duration::from_secs(10), || !alive(pid));
@@ -408,16 +420,7 @@ fn bad_listen_addresses_and_taken_ports_are_refused() {
 #[test]
 fn a_killed_server_leaves_a_consistent_store_and_a_free_home() {
     let mut served = Served::start("127.0.0.1", &[]);
-    let started = served.client_test("start_sleeper", None);
-    let started: Value = serde_json::from_str(
-        started
-            .lines()
-            .find(|l| l.starts_with('{'))
-            .expect("the run id and step pid"),
-    )
-    .unwrap();
-    let run_id = started["run_id"].as_str().unwrap().to_owned();
-    let pid = started["pid"].as_i64().unwrap() as i32;
+    let (run_id, pid) = served.start_sleeper();
     let mut child = served.child.take().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -426,11 +429,7 @@ fn a_killed_server_leaves_a_consistent_store_and_a_free_home() {
     assert_eq!(status.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&status.stdout).contains("not serving"));
     // The next command that opens the store finds the run abandoned and stops its step.
-    let run = kfbox_in(served.home(), &["runs", "get", &run_id, "--json"])
-        .output()
-        .unwrap();
-    let run: Value = serde_json::from_slice(&run.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&run.stderr)));
+    let run = served.recorded_run(&run_id);
     assert_eq!(run["state"], "FAILED", "{run:#}");
     assert!(
         run["error"]

@@ -7,6 +7,7 @@ mod human;
 mod printer;
 mod reporter;
 mod settings;
+mod signals;
 
 use std::process::ExitCode;
 

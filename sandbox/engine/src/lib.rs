@@ -14,7 +14,7 @@ pub use executor::{Executor, ExecutorError, Mount, OncePerKey, Step, StepExit};
 pub use params::{
     parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue, ParamError,
 };
-pub use run::{execute, RunOptions};
+pub use run::{execute, resource_name, RunOptions};
 
 /// An error and its causes on one line, for task records and logs.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

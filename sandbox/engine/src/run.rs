@@ -107,6 +107,15 @@ struct Run {
 
 type BoxedOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
+/// A run's name as a cluster would give its workflow: the pipeline name and the run id's first
+/// eight characters (`{{$.pipeline_job_resource_name}}`, the run context's `resource_name`).
+pub fn resource_name(pipeline_name: &str, run_id: &str) -> String {
+    format!(
+        "{pipeline_name}-{}",
+        run_id.chars().take(8).collect::<String>()
+    )
+}
+
 /// Run a pipeline to its end. Never fails as a whole: every problem lands in a task record.
 pub async fn execute(
     pipeline: Arc<LoadedPipeline>,
@@ -121,11 +130,7 @@ pub async fn execute(
         events: events.clone(),
         cancel,
         create_time: started_at.clone(),
-        resource_name: format!(
-            "{}-{}",
-            pipeline.spec.pipeline_info.name,
-            options.run_id.chars().take(8).collect::<String>()
-        ),
+        resource_name: resource_name(&pipeline.spec.pipeline_info.name, &options.run_id),
         records: Mutex::new(Vec::new()),
         ledger: Ledger::new(
             options.store.clone(),

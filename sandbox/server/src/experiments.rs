@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::filter::ListParams;
+use crate::filter::{page_json, ListParams};
 use crate::{model, Server};
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
@@ -86,11 +86,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let query = list_params(query)?.query()?;
     let page = server.store.list_experiments(&query)?;
-    Ok(Json(json!({
-        "experiments": page.items.iter().map(model::experiment).collect::<Vec<_>>(),
-        "total_size": page.total_size,
-        "next_page_token": page.next_page_token.unwrap_or_default(),
-    })))
+    Ok(Json(page_json("experiments", page, model::experiment)))
 }
 
 async fn action(

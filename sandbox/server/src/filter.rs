@@ -2,7 +2,7 @@
 //! buffer), `sort_by` (`"field"` or `"field desc"`), `page_size`, `page_token`.
 
 use chrono::DateTime;
-use kfbox_store::{Condition, ListQuery, Op, Operand};
+use kfbox_store::{Condition, ListQuery, Op, Operand, Page};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,7 +23,32 @@ const MAX_PAGE_SIZE: i64 = 1000;
 /// The page size when none is asked for.
 const DEFAULT_PAGE_SIZE: i64 = 20;
 
+/// A list response: the items under `key`, `total_size` and `next_page_token`.
+pub fn page_json<T>(key: &str, page: Page<T>, render: impl Fn(&T) -> Value) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert(key.to_owned(), page.items.iter().map(render).collect());
+    out.insert("total_size".into(), page.total_size.into());
+    out.insert(
+        "next_page_token".into(),
+        page.next_page_token.unwrap_or_default().into(),
+    );
+    Value::Object(out)
+}
+
 impl ListParams {
+    /// The query, limited to `experiment_id` when one is given (runs, recurring runs).
+    pub fn query_in_experiment(&self) -> ApiResult<ListQuery> {
+        let mut query = self.query()?;
+        if let Some(experiment) = self.experiment_id.as_deref().filter(|e| !e.is_empty()) {
+            query.conditions.push(Condition {
+                field: "experiment_id".into(),
+                op: Op::Equals,
+                operand: Operand::Text(experiment.to_owned()),
+            });
+        }
+        Ok(query)
+    }
+
     pub fn query(&self) -> ApiResult<ListQuery> {
         let mut query = ListQuery {
             page_size: match self.page_size {

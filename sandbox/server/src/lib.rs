@@ -82,6 +82,14 @@ pub struct Counts {
     pub canceled: usize,
 }
 
+/// How the runs this server executed ended (those running are its `active` runs).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ended {
+    succeeded: usize,
+    failed: usize,
+    canceled: usize,
+}
+
 /// What the server shares between requests.
 pub(crate) struct Server {
     store: Arc<Store>,
@@ -92,15 +100,33 @@ pub(crate) struct Server {
     step_slots: Arc<Semaphore>,
     /// Runs executing in this process, by id; a terminate cancels the token.
     active: Mutex<HashMap<String, CancellationToken>>,
-    counts: Mutex<Counts>,
+    ended: Mutex<Ended>,
     runs: TaskTracker,
     /// Cancelled when the server shuts down: stops runs and the scheduler.
     stopping: CancellationToken,
 }
 
 impl Server {
-    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    fn ended(&self) -> std::sync::MutexGuard<'_, Ended> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn counts(&self) -> Counts {
+        let ended = *self.ended();
+        Counts {
+            running: self.active().len(),
+            succeeded: ended.succeeded,
+            failed: ended.failed,
+            canceled: ended.canceled,
+        }
+    }
+
+    /// The experiment a request names, or `Default` when it names none.
+    fn experiment_or_default(&self, id: Option<&str>) -> Result<String, ApiError> {
+        match id.filter(|id| !id.is_empty()) {
+            Some(id) => Ok(self.store.experiment(id)?.experiment_id),
+            None => Ok(self.default_experiment.clone()),
+        }
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
@@ -143,7 +169,7 @@ impl Bound {
             options,
             launcher,
             active: Mutex::new(HashMap::new()),
-            counts: Mutex::new(Counts::default()),
+            ended: Mutex::new(Ended::default()),
             runs: TaskTracker::new(),
             stopping: CancellationToken::new(),
         });
@@ -159,7 +185,7 @@ impl Bound {
     /// A way to read the run counts while serving (for a status line).
     pub fn counts(&self) -> impl Fn() -> Counts + Send + Sync + 'static {
         let server = self.server.clone();
-        move || *server.counts.lock().unwrap_or_else(|e| e.into_inner())
+        move || server.counts()
     }
 
     /// Serve until `shutdown` completes, then cancel the runs in progress and wait (up to

@@ -7,13 +7,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kfbox_spec::{parse_pipeline, LoadedPipeline};
+use kfbox_spec::{parse_documents, pipeline_from_documents, LoadedPipeline};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::{body, list_params};
-use crate::filter::ListParams;
+use crate::filter::{page_json, ListParams};
 use crate::{model, Server};
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
@@ -41,24 +41,28 @@ pub(crate) fn routes() -> Router<Arc<Server>> {
 /// return it as the JSON the API stores and returns: the PipelineSpec, or the
 /// `{"pipeline_spec", "platform_spec"}` wrapper when there are Kubernetes settings.
 pub(crate) fn spec_json(text: &str, label: &str) -> ApiResult<(String, LoadedPipeline)> {
-    let loaded = parse_pipeline(std::path::Path::new(label), text)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let documents: Vec<Value> = if text.trim_start().starts_with('{') {
-        vec![serde_json::from_str(text).map_err(|e| ApiError::invalid(e.to_string()))?]
-    } else {
-        serde_yaml::Deserializer::from_str(text)
-            .map(|d| Value::deserialize(d).map_err(|e| ApiError::invalid(e.to_string())))
-            .collect::<ApiResult<Vec<_>>>()?
-            .into_iter()
-            .filter(|v| !v.is_null())
-            .collect()
-    };
+    let documents = parse_documents(std::path::Path::new(label), text).map_err(invalid)?;
+    spec_from_documents(documents, label)
+}
+
+/// The same for a spec that came as JSON in a request.
+pub(crate) fn spec_value(value: Value, label: &str) -> ApiResult<(String, LoadedPipeline)> {
+    spec_from_documents(vec![value], label)
+}
+
+fn spec_from_documents(documents: Vec<Value>, label: &str) -> ApiResult<(String, LoadedPipeline)> {
     let value = match documents.as_slice() {
         [spec, platform] => json!({ "pipeline_spec": spec, "platform_spec": platform }),
         [one, ..] => one.clone(),
-        [] => return Err(ApiError::invalid(format!("{label}: the file is empty"))),
+        [] => Value::Null,
     };
+    let loaded =
+        pipeline_from_documents(std::path::Path::new(label), documents).map_err(invalid)?;
     Ok((value.to_string(), loaded))
+}
+
+fn invalid(error: kfbox_spec::LoadError) -> ApiError {
+    ApiError::invalid(error.to_string())
 }
 
 fn spec_from_value(value: &Value, label: &str) -> ApiResult<String> {
@@ -67,7 +71,7 @@ fn spec_from_value(value: &Value, label: &str) -> ApiResult<String> {
             "{label}: pipeline_spec is required (kfbox cannot fetch package_url)"
         )));
     }
-    spec_json(&value.to_string(), label).map(|(json, _)| json)
+    spec_value(value.clone(), label).map(|(json, _)| json)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,11 +262,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let query = list_params(query)?.query()?;
     let page = server.store.list_pipelines(&query)?;
-    Ok(Json(json!({
-        "pipelines": page.items.iter().map(model::pipeline).collect::<Vec<_>>(),
-        "total_size": page.total_size,
-        "next_page_token": page.next_page_token.unwrap_or_default(),
-    })))
+    Ok(Json(page_json("pipelines", page, model::pipeline)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,36 +306,41 @@ async fn list_versions(
 ) -> ApiResult<Json<Value>> {
     let query = list_params(query)?.query()?;
     let page = server.store.list_pipeline_versions(&id, &query)?;
-    Ok(Json(json!({
-        "pipeline_versions": page.items.iter().map(model::pipeline_version).collect::<Vec<_>>(),
-        "total_size": page.total_size,
-        "next_page_token": page.next_page_token.unwrap_or_default(),
-    })))
+    Ok(Json(page_json(
+        "pipeline_versions",
+        page,
+        model::pipeline_version,
+    )))
 }
 
 async fn read_version(
     State(server): State<Arc<Server>>,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let row = server.store.pipeline_version(&version)?;
+    let row = version_of(&server, &id, &version)?;
+    Ok(Json(model::pipeline_version(&row)))
+}
+
+/// A version, if it belongs to pipeline `id`.
+fn version_of(
+    server: &Server,
+    id: &str,
+    version: &str,
+) -> ApiResult<kfbox_store::PipelineVersionRow> {
+    let row = server.store.pipeline_version(version)?;
     if row.pipeline_id != id {
         return Err(ApiError::not_found(format!(
             "pipeline {id} has no version {version}"
         )));
     }
-    Ok(Json(model::pipeline_version(&row)))
+    Ok(row)
 }
 
 async fn delete_version(
     State(server): State<Arc<Server>>,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let row = server.store.pipeline_version(&version)?;
-    if row.pipeline_id != id {
-        return Err(ApiError::not_found(format!(
-            "pipeline {id} has no version {version}"
-        )));
-    }
+    version_of(&server, &id, &version)?;
     server.store.delete_pipeline_version(&version)?;
     Ok(Json(json!({})))
 }

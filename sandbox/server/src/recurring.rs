@@ -11,13 +11,13 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use kfbox_store::{Condition, Op, Operand, RecurringRunRow};
+use kfbox_store::RecurringRunRow;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::{body, list_params, split_action};
-use crate::filter::ListParams;
-use crate::pipelines::spec_json;
+use crate::filter::{page_json, ListParams};
+use crate::pipelines::spec_value;
 use crate::runs::{start, RunRequest};
 use crate::{model, Server};
 
@@ -169,8 +169,8 @@ async fn create(
         ApiError::invalid(format!("the request body is not a valid RecurringRun: {e}"))
     })?;
     if !run.pipeline_spec.is_null() {
-        let (spec, _) = spec_json(
-            &run.pipeline_spec.to_string(),
+        let (spec, _) = spec_value(
+            run.pipeline_spec.clone(),
             &format!("recurring run `{display_name}`"),
         )?;
         object.insert(
@@ -189,10 +189,7 @@ async fn create(
             "a recurring run needs `pipeline_spec` or `pipeline_version_reference.pipeline_version_id`",
         ));
     }
-    let experiment_id = match run.experiment_id.as_deref().filter(|e| !e.is_empty()) {
-        Some(id) => server.store.experiment(id)?.experiment_id,
-        None => server.default_experiment.clone(),
-    };
+    let experiment_id = server.experiment_or_default(run.experiment_id.as_deref())?;
     let mode = match object.get("mode").and_then(Value::as_str) {
         Some("DISABLE") => "DISABLE",
         _ => "ENABLE",
@@ -236,21 +233,10 @@ async fn list(
     State(server): State<Arc<Server>>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let params = list_params(query)?;
-    let mut query = params.query()?;
-    if let Some(experiment) = params.experiment_id.as_deref().filter(|e| !e.is_empty()) {
-        query.conditions.push(Condition {
-            field: "experiment_id".into(),
-            op: Op::Equals,
-            operand: Operand::Text(experiment.to_owned()),
-        });
-    }
+    let query = list_params(query)?.query_in_experiment()?;
     let page = server.store.list_recurring_runs(&query)?;
-    Ok(Json(json!({
-        "recurringRuns": page.items.iter().map(model::recurring_run).collect::<Vec<_>>(),
-        "total_size": page.total_size,
-        "next_page_token": page.next_page_token.unwrap_or_default(),
-    })))
+    // Upstream's JSON names this list in camelCase.
+    Ok(Json(page_json("recurringRuns", page, model::recurring_run)))
 }
 
 async fn action(

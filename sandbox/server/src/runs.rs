@@ -10,14 +10,14 @@ use axum::{Json, Router};
 use kfbox_engine::events::{EventSink, RunEvent};
 use kfbox_engine::{execute, resolve_root_parameters, GivenValue, RunOptions};
 use kfbox_spec::LoadedPipeline;
-use kfbox_store::{ApiRunFields, Condition, NewRun, Op, Operand, RunHandle};
+use kfbox_store::{ApiRunFields, NewRun, RunHandle};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::{body, list_params, split_action};
-use crate::filter::ListParams;
-use crate::pipelines::spec_json;
+use crate::filter::{page_json, ListParams};
+use crate::pipelines::{spec_json, spec_value};
 use crate::{model, Server};
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
@@ -61,10 +61,7 @@ pub(crate) async fn start(
     request: RunRequest,
     recurring_run_id: Option<String>,
 ) -> ApiResult<String> {
-    let experiment_id = match non_empty(&request.experiment_id) {
-        Some(id) => server.store.experiment(id)?.experiment_id,
-        None => server.default_experiment.clone(),
-    };
+    let experiment_id = server.experiment_or_default(request.experiment_id.as_deref())?;
     let reference = request
         .pipeline_version_reference
         .clone()
@@ -72,19 +69,27 @@ pub(crate) async fn start(
     let version_id = non_empty(&reference.pipeline_version_id)
         .or(non_empty(&request.pipeline_version_id))
         .map(str::to_owned);
-    let (spec_text, pipeline_id, version_id) = if !request.pipeline_spec.is_null() {
-        (request.pipeline_spec.to_string(), None, None)
+    let display_name = non_empty(&request.display_name)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::invalid("run.display_name is required"))?;
+    let label = format!("run `{display_name}`");
+    let ((spec_text, pipeline), pipeline_id, version_id) = if !request.pipeline_spec.is_null() {
+        (
+            spec_value(request.pipeline_spec.clone(), &label)?,
+            None,
+            None,
+        )
     } else if let Some(version_id) = version_id {
         let version = server.store.pipeline_version(&version_id)?;
         (
-            version.pipeline_spec,
+            spec_json(&version.pipeline_spec, &label)?,
             Some(version.pipeline_id),
             Some(version_id),
         )
     } else if let Some(pipeline_id) = non_empty(&reference.pipeline_id) {
         let version = server.store.latest_pipeline_version(pipeline_id)?;
         (
-            version.pipeline_spec,
+            spec_json(&version.pipeline_spec, &label)?,
             Some(version.pipeline_id),
             Some(version.pipeline_version_id),
         )
@@ -93,10 +98,6 @@ pub(crate) async fn start(
             "a run needs `pipeline_spec` or `pipeline_version_reference`",
         ));
     };
-    let display_name = non_empty(&request.display_name)
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::invalid("run.display_name is required"))?;
-    let (spec_text, pipeline) = spec_json(&spec_text, &format!("run `{display_name}`"))?;
     let parameters = parameters(&pipeline, &request.runtime_config)?;
     let executor = server
         .launcher
@@ -112,7 +113,7 @@ pub(crate) async fn start(
         run_id: run_id.clone(),
         display_name: display_name.clone(),
         pipeline_name: pipeline_name.clone(),
-        resource_name: format!("{pipeline_name}-{}", &run_id[..8]),
+        resource_name: kfbox_engine::resource_name(&pipeline_name, &run_id),
         run_dir: run_dir.display().to_string(),
         parameters: parameters.clone(),
     })?;
@@ -197,7 +198,6 @@ fn spawn_run(server: &Arc<Server>, planned: Planned) {
     let run_id = record.run_id.clone();
     let cancel = server.stopping.child_token();
     server.active().insert(run_id.clone(), cancel.clone());
-    server.counts().running += 1;
     let options = RunOptions {
         run_id: run_id.clone(),
         run_name,
@@ -230,8 +230,7 @@ fn spawn_run(server: &Arc<Server>, planned: Planned) {
             }
         }
         server.active().remove(&run_id);
-        let mut counts = server.counts();
-        counts.running = counts.running.saturating_sub(1);
+        let mut counts = server.ended();
         match summary.state {
             kfbox_engine::model::RunState::Succeeded => counts.succeeded += 1,
             kfbox_engine::model::RunState::Canceled => counts.canceled += 1,
@@ -266,28 +265,14 @@ async fn list(
     State(server): State<Arc<Server>>,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let params = list_params(query)?;
-    let mut query = params.query()?;
-    if let Some(experiment) = non_empty(&params.experiment_id) {
-        query.conditions.push(Condition {
-            field: "experiment_id".into(),
-            op: Op::Equals,
-            operand: Operand::Text(experiment.to_owned()),
-        });
-    }
+    let query = list_params(query)?.query_in_experiment()?;
     let page = server.store.list_api_runs(&query)?;
-    let active = server.active().clone();
-    Ok(Json(json!({
-        "runs": page
-            .items
-            .iter()
-            .map(|row| {
-                let canceling = active.get(&row.run.run_id).is_some_and(|t| t.is_cancelled());
-                model::run(row, canceling, None, None)
-            })
-            .collect::<Vec<_>>(),
-        "total_size": page.total_size,
-        "next_page_token": page.next_page_token.unwrap_or_default(),
+    let active = server.active();
+    Ok(Json(page_json("runs", page, |row| {
+        let canceling = active
+            .get(&row.run.run_id)
+            .is_some_and(|t| t.is_cancelled());
+        model::run(row, canceling, None, None)
     })))
 }
 

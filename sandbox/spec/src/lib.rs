@@ -10,5 +10,8 @@ pub mod resources;
 mod validate;
 pub mod value;
 
-pub use load::{load_pipeline, parse_pipeline, LoadError, LoadedPipeline};
+pub use load::{
+    load_pipeline, parse_documents, parse_pipeline, pipeline_from_documents, LoadError,
+    LoadedPipeline,
+};
 pub use validate::Problem;

@@ -54,7 +54,15 @@ pub fn load_pipeline(path: &Path) -> Result<LoadedPipeline, LoadError> {
 }
 
 pub fn parse_pipeline(path: &Path, text: &str) -> Result<LoadedPipeline, LoadError> {
-    let documents = parse_documents(path, text)?;
+    pipeline_from_documents(path, parse_documents(path, text)?)
+}
+
+/// A pipeline from the documents of a file (see [`parse_documents`]): the spec, bare or in the
+/// `{"pipeline_spec", "platform_spec"}` wrapper, then the platform spec as a second document.
+pub fn pipeline_from_documents(
+    path: &Path,
+    documents: Vec<Value>,
+) -> Result<LoadedPipeline, LoadError> {
     let mut documents = documents.into_iter();
     let first = documents.next().ok_or_else(|| LoadError::NotAPipeline {
         path: path.to_owned(),
@@ -112,7 +120,8 @@ pub fn parse_pipeline(path: &Path, text: &str) -> Result<LoadedPipeline, LoadErr
     })
 }
 
-fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, LoadError> {
+/// The documents of a pipeline file: one JSON value, or the non-empty YAML documents.
+pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, LoadError> {
     if text.trim_start().starts_with('{') {
         return serde_json::from_str(text)
             .map(|v| vec![v])

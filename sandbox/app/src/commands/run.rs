@@ -110,7 +110,7 @@ pub async fn run(
             run_id: run_id.clone(),
             display_name: run_name.clone(),
             pipeline_name: pipeline_name.clone(),
-            resource_name: format!("{pipeline_name}-{}", &run_id[..8]),
+            resource_name: kfbox_engine::resource_name(&pipeline_name, &run_id),
             run_dir: run_dir.display().to_string(),
             parameters: parameters.clone(),
         })
@@ -208,23 +208,7 @@ fn record_root_artifacts(
 /// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel the run: steps live in process
 /// groups of their own, so no terminal signal reaches them unless kfbox passes it on.
 async fn cancel_on_signal(cancel: CancellationToken, printer: Printer) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let received = |kind: SignalKind| {
-        let mut stream = signal(kind).ok();
-        async move {
-            match stream.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = received(SignalKind::terminate()) => {}
-        _ = received(SignalKind::hangup()) => {}
-    }
+    crate::signals::stop_requested(true).await;
     printer.note("canceling the run: stopping running steps...");
     cancel.cancel();
 }

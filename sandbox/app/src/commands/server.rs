@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::Utc;
+use clap::ValueEnum;
 use kfbox_cli::{DownArgs, ExecutorKind, StatusArgs, UpArgs};
 use kfbox_engine::Executor;
 use kfbox_process::ProcessExecutor;
@@ -214,7 +215,10 @@ pub async fn up(
     let status_line =
         (settings.interactive && !args.background).then(|| tokio::spawn(show_status(counts)));
     let stopped = bound
-        .serve(stop_signal(args.background), SHUTDOWN_GRACE)
+        .serve(
+            crate::signals::stop_requested(!args.background),
+            SHUTDOWN_GRACE,
+        )
         .await;
     if let Some(line) = status_line {
         line.abort();
@@ -273,24 +277,6 @@ fn write_info(path: &Path, info: &ServerInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C and SIGTERM stop the server; SIGHUP too, unless it runs in the background.
-async fn stop_signal(background: bool) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).ok();
-    let mut hangup = signal(SignalKind::hangup()).ok();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => return,
-            _ = async { match hangup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-                if !background {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// A live line on the terminal: how many runs are running and how the others ended.
 async fn show_status(counts: impl Fn() -> kfbox_server::Counts) {
     let bar = indicatif::ProgressBar::new_spinner();
@@ -343,12 +329,8 @@ async fn detach(
     if let Some(n) = args.parallelism {
         command.arg("--parallelism").arg(n.to_string());
     }
-    if let Some(kind) = args.executor {
-        command.arg("--executor").arg(match kind {
-            ExecutorKind::Auto => "auto",
-            ExecutorKind::Process => "process",
-            ExecutorKind::Docker => "docker",
-        });
+    if let Some(value) = args.executor.and_then(|kind| kind.to_possible_value()) {
+        command.arg("--executor").arg(value.get_name());
     }
     // The token travels in the environment, not on a command line others can list.
     match &token {

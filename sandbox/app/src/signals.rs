@@ -1,0 +1,32 @@
+//! The signals that ask kfbox to stop what it is doing.
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// Resolves at Ctrl-C, SIGTERM, or SIGHUP (the terminal closed). With `hangup_stops` false
+/// (a server in the background has no terminal), SIGHUP is received and ignored rather than
+/// left to its default action, which would kill the process.
+pub async fn stop_requested(hangup_stops: bool) {
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = received(&mut terminate) => return,
+            _ = received(&mut hangup) => {
+                if hangup_stops {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The next delivery of a signal; never, when it could not be watched.
+async fn received(stream: &mut Option<Signal>) {
+    match stream.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
