@@ -23,10 +23,16 @@ pub(crate) fn this_process() -> (i64, i64) {
 }
 
 fn start_time(pid: i64) -> Option<i64> {
+    proc_stat(pid).map(|(_, started)| started)
+}
+
+/// State letter and start time of a process, from `/proc/<pid>/stat`.
+fn proc_stat(pid: i64) -> Option<(String, i64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses; fields are counted after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.to_owned();
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
 /// Write `<pid> <start time>` of a step's process group leader to `file`.
@@ -69,7 +75,9 @@ pub fn identity_alive(identity: &str) -> bool {
 
 fn is_alive(pid: i64, started: i64) -> bool {
     if std::path::Path::new("/proc/self/stat").exists() {
-        return start_time(pid).is_some_and(|t| started == 0 || t == started);
+        // A zombie has ended; only its parent's reaping is missing.
+        return proc_stat(pid)
+            .is_some_and(|(state, t)| state != "Z" && (started == 0 || t == started));
     }
     let Ok(pid) = i32::try_from(pid) else {
         return false;
@@ -205,6 +213,32 @@ mod tests {
     use serde_json::Map;
 
     use crate::{NewRun, RunFilter, RunOutcome, Store};
+
+    #[test]
+    fn a_process_that_ended_is_not_alive_even_before_it_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let identity = format!(
+            "{} {}",
+            child.id(),
+            super::start_time(child.id().into()).unwrap()
+        );
+        assert!(super::identity_alive(&identity));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while super::identity_alive(&identity) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still alive after it ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Not reaped until now: it was a zombie while the loop above saw it as ended.
+        assert!(std::fs::metadata(format!("/proc/{}", child.id())).is_ok());
+        child.wait().unwrap();
+        assert!(!super::identity_alive(&format!("{} 0", child.id())));
+    }
 
     #[test]
     fn the_run_index_is_rebuilt_from_mlmd_records_alone() {

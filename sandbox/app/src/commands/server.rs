@@ -496,8 +496,9 @@ pub async fn down(
         info.pid
     ));
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    // The lock goes when the process ends, even before its parent reaps it.
-    while kfbox_store::identity_alive(&info.identity) && try_lock(settings)?.is_none() {
+    // The kernel drops the lock while the process is still exiting: stopped means the
+    // process itself has ended (a zombie counts, its reaping is its parent's business).
+    while kfbox_store::identity_alive(&info.identity) {
         if Instant::now() > deadline {
             printer.error(&anyhow::anyhow!(
                 "the server (pid {}) is still stopping after {} s; see {}",
