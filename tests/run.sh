@@ -26,6 +26,15 @@ export KFBOX_TEST_PYTHON="$target/test-python/bin/python"
 if ! "$KFBOX_TEST_PYTHON" -c 'import ziglang' 2>/dev/null; then
   "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'ziglang==0.17.1'
 fi
+# Playwright drives Debian's chromium in the UI tests (tests/ui); it needs no browser download.
+if ! "$KFBOX_TEST_PYTHON" -c 'import playwright' 2>/dev/null; then
+  "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'playwright==1.65.2'
+fi
+export KFBOX_TEST_CHROMIUM="${KFBOX_TEST_CHROMIUM:-$(command -v chromium || true)}"
+if [ -z "$KFBOX_TEST_CHROMIUM" ]; then
+  echo "error: the UI tests need Chromium (Debian: sudo apt-get install -y chromium)" >&2
+  exit 2
+fi
 # ML Metadata pins protobuf<5 and kfp>=6: it reads kfbox's store from a venv of its own.
 venv_with "$target/mlmd-python" ml_metadata 'ml-metadata==1.17.1'
 export KFBOX_TEST_MLMD_PYTHON="$target/mlmd-python/bin/python"
@@ -41,6 +50,15 @@ fi
 if ! docker image inspect kfbox/base:bookworm >/dev/null 2>&1; then
   echo "building kfbox/base:bookworm with debootstrap (once)" >&2
   if [ "$(id -u)" = 0 ]; then images/base/build.sh; else sudo images/base/build.sh; fi
+fi
+
+# The UI compiled into kfbox must be what its sources build: rebuild it from the lockfile and
+# fail if the committed copy differs.
+(cd embedded/ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+if ! git diff --quiet -- embedded/ui/dist; then
+  echo "error: embedded/ui/dist is stale: commit what \`npm run build\` in embedded/ui wrote:" >&2
+  git diff --stat -- embedded/ui/dist >&2
+  exit 1
 fi
 
 cargo fmt --all -- --check

@@ -10,4 +10,5 @@ mod gpu;
 mod semantics;
 mod server;
 mod store;
+mod ui;
 mod wasi;

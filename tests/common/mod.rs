@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+pub mod served;
+
 pub fn kfbox_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kfbox"))
 }

@@ -73,7 +73,7 @@ fn find_node(server: &Server, run_id: &str, node_id: &str) -> ApiResult<Executio
 }
 
 /// A path the store gave, if it lies inside the run directories.
-fn inside_runs(server: &Server, path: &str) -> ApiResult<PathBuf> {
+pub(crate) fn inside_runs(server: &Server, path: &str) -> ApiResult<PathBuf> {
     let outside = || {
         ApiError::invalid(format!(
             "`{path}` lies outside kfbox's run directories; kfbox serves only files it wrote"

@@ -9,11 +9,14 @@ mod error;
 mod experiments;
 mod files;
 mod filter;
+mod graph;
 mod model;
 pub mod openapi;
 mod pipelines;
 mod recurring;
 mod runs;
+mod ui;
+mod views;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -232,15 +235,18 @@ fn router(server: Arc<Server>) -> Router {
         .merge(runs::routes())
         .merge(recurring::routes())
         .merge(files::routes())
-        .fallback(unknown_route);
-    api.layer(axum::middleware::from_fn_with_state(
-        server.clone(),
-        require_token,
-    ))
-    .layer(axum::middleware::from_fn(error::uniform_errors))
-    // Compiled pipelines with many components run to megabytes.
-    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-    .with_state(server)
+        .merge(views::routes())
+        .fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            require_token,
+        ));
+    ui::routes()
+        .merge(api)
+        .layer(axum::middleware::from_fn(error::uniform_errors))
+        // Compiled pipelines with many components run to megabytes.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(server)
 }
 
 async fn healthz() -> Response {

@@ -69,6 +69,8 @@ pub fn run(
         "experiment_id": row.fields.experiment_id.clone().unwrap_or_default(),
         "run_id": run.run_id,
         "display_name": run.display_name,
+        // Not in the upstream resource (its UI reads the spec); kfbox's lists show it.
+        "pipeline_name": run.pipeline_name,
         "storage_state": row.storage_state,
         "description": row.fields.description,
         "runtime_config": serde_json::from_str::<Value>(&row.fields.runtime_config)

@@ -230,6 +230,37 @@ pub const ROUTES: &[Route] = &[
         &["follow"]
     ),
     route!(
+        "get",
+        "/apis/v1alpha1/runs/{run_id}/graph",
+        "get_run_graph",
+        "kfbox: the run's tasks as nested nodes with states, and the edges between them"
+    ),
+    route!(
+        "get",
+        "/apis/v1alpha1/pipelines/{pipeline_id}/versions/{version_id}/graph",
+        "get_pipeline_version_graph",
+        "kfbox: a pipeline version's graph before it runs"
+    ),
+    route!(
+        "get",
+        "/apis/v1alpha1/runs/{run_id}/artifacts",
+        "list_run_artifacts",
+        "kfbox: every output artifact of the run's tasks"
+    ),
+    route!(
+        "get",
+        "/apis/v1alpha1/artifacts/{artifact_id}",
+        "get_artifact",
+        "kfbox: an artifact with its lineage (producers, their inputs, consumers)"
+    ),
+    route!(
+        "get",
+        "/apis/v1alpha1/artifacts/{artifact_id}/content",
+        "read_artifact_content",
+        "kfbox: an artifact's bytes (a directory as tar); `limit` bytes at most, `download=true` as a file",
+        &["download", "limit"]
+    ),
+    route!(
         "post",
         "/apis/v2beta1/recurringruns",
         "recurring_run_service_create_recurring_run",

@@ -51,14 +51,9 @@ pub(crate) fn spec_value(value: Value, label: &str) -> ApiResult<(String, Loaded
 }
 
 fn spec_from_documents(documents: Vec<Value>, label: &str) -> ApiResult<(String, LoadedPipeline)> {
-    let value = match documents.as_slice() {
-        [spec, platform] => json!({ "pipeline_spec": spec, "platform_spec": platform }),
-        [one, ..] => one.clone(),
-        [] => Value::Null,
-    };
     let loaded =
         pipeline_from_documents(std::path::Path::new(label), documents).map_err(invalid)?;
-    Ok((value.to_string(), loaded))
+    Ok((loaded.source.to_string(), loaded))
 }
 
 fn invalid(error: kfbox_spec::LoadError) -> ApiError {

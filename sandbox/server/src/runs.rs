@@ -116,6 +116,7 @@ pub(crate) async fn start(
         resource_name: kfbox_engine::resource_name(&pipeline_name, &run_id),
         run_dir: run_dir.display().to_string(),
         parameters: parameters.clone(),
+        pipeline_spec: spec_text,
     })?;
     let runtime_config = if request.runtime_config.is_object() {
         request.runtime_config.clone()
@@ -133,7 +134,6 @@ pub(crate) async fn start(
             runtime_config: runtime_config.to_string(),
             service_account: request.service_account.clone().unwrap_or_default(),
         },
-        &spec_text,
     )?;
     spawn_run(
         server,

@@ -43,6 +43,9 @@ pub struct LoadedPipeline {
     pub path: PathBuf,
     pub spec: PipelineSpec,
     pub platform: PlatformSpec,
+    /// The spec as JSON, in the `{"pipeline_spec", "platform_spec"}` wrapper when it has
+    /// platform settings: what the API stores and answers with.
+    pub source: Value,
 }
 
 pub fn load_pipeline(path: &Path) -> Result<LoadedPipeline, LoadError> {
@@ -97,14 +100,13 @@ pub fn pipeline_from_documents(
         path: path.to_owned(),
         message: format!("unexpected PipelineSpec shape: {e}"),
     })?;
-    let platform = match platform_value {
-        Some(v) if !v.is_null() => {
-            PlatformSpec::deserialize(&v).map_err(|e| LoadError::NotAPipeline {
-                path: path.to_owned(),
-                message: format!("unexpected platform_spec shape: {e}"),
-            })?
-        }
-        _ => PlatformSpec::default(),
+    let platform_value = platform_value.filter(|v| !v.is_null());
+    let platform = match &platform_value {
+        Some(v) => PlatformSpec::deserialize(v).map_err(|e| LoadError::NotAPipeline {
+            path: path.to_owned(),
+            message: format!("unexpected platform_spec shape: {e}"),
+        })?,
+        None => PlatformSpec::default(),
     };
     let problems = validate(&spec);
     if !problems.is_empty() {
@@ -113,10 +115,17 @@ pub fn pipeline_from_documents(
             problems,
         });
     }
+    let source = match platform_value {
+        Some(platform) => {
+            serde_json::json!({ "pipeline_spec": spec_value, "platform_spec": platform })
+        }
+        None => spec_value,
+    };
     Ok(LoadedPipeline {
         path: path.to_owned(),
         spec,
         platform,
+        source,
     })
 }
 

@@ -40,6 +40,7 @@ fn new_run(store: &Store, i: usize) -> kfbox_store::RunHandle {
             resource_name: format!("bench-{i}"),
             run_dir: format!("/tmp/bench/{i}"),
             parameters: Map::from_iter([("n".to_owned(), json!(i))]),
+            pipeline_spec: String::new(),
         })
         .expect("begin run")
 }

@@ -578,18 +578,13 @@ impl Store {
 
     // Runs.
 
-    /// Record what the API knows about a run that `begin_run` started, and its spec.
-    pub fn record_api_run(
-        &self,
-        run_id: &str,
-        fields: &ApiRunFields,
-        pipeline_spec: &str,
-    ) -> Result<(), StoreError> {
+    /// Record what the API knows about a run that `begin_run` started.
+    pub fn record_api_run(&self, run_id: &str, fields: &ApiRunFields) -> Result<(), StoreError> {
         self.write(|tx| {
             apply(
                 tx,
                 "UPDATE kfbox_api_run SET experiment_id = COALESCE(?2, experiment_id), description = ?3, pipeline_id = ?4,
-                   pipeline_version_id = ?5, recurring_run_id = ?6, runtime_config = ?7, service_account = ?8, pipeline_spec = ?9
+                   pipeline_version_id = ?5, recurring_run_id = ?6, runtime_config = ?7, service_account = ?8
                  WHERE run_id = ?1",
                 params![
                     run_id,
@@ -600,7 +595,6 @@ impl Store {
                     fields.recurring_run_id,
                     fields.runtime_config,
                     fields.service_account,
-                    pipeline_spec
                 ],
             )?;
             if let Some(experiment) = &fields.experiment_id {
@@ -928,6 +922,7 @@ mod tests {
                 resource_name: "p-r1".into(),
                 run_dir: run_dir.display().to_string(),
                 parameters: Map::new(),
+                pipeline_spec: String::new(),
             })
             .unwrap();
         let run = store.api_run("r1").unwrap();

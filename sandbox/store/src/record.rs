@@ -65,6 +65,9 @@ pub struct NewRun {
     pub resource_name: String,
     pub run_dir: String,
     pub parameters: Map<String, Value>,
+    /// The spec as the API stores it (see `LoadedPipeline::source`), so that every run's
+    /// graph can be drawn.
+    pub pipeline_spec: String,
 }
 
 /// What the engine needs to add records to a started run.
@@ -229,8 +232,8 @@ impl Store {
             let experiment = crate::catalog::default_experiment_id(tx)?;
             exec(
                 tx,
-                "INSERT INTO kfbox_api_run (run_id, experiment_id, created_at, pipeline_spec) VALUES (?1, ?2, ?3, '')",
-                params![run.run_id, experiment, now],
+                "INSERT INTO kfbox_api_run (run_id, experiment_id, created_at, pipeline_spec) VALUES (?1, ?2, ?3, ?4)",
+                params![run.run_id, experiment, now, run.pipeline_spec],
             )?;
             Ok(RunHandle {
                 root_execution_id: root_id,

@@ -253,6 +253,7 @@ mod tests {
                     resource_name: format!("p-{i}"),
                     run_dir: format!("/runs/{i}"),
                     parameters: Map::new(),
+                    pipeline_spec: String::new(),
                 })
                 .unwrap();
             if i < 2 {

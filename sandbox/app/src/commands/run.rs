@@ -113,6 +113,7 @@ pub async fn run(
             resource_name: kfbox_engine::resource_name(&pipeline_name, &run_id),
             run_dir: run_dir.display().to_string(),
             parameters: parameters.clone(),
+            pipeline_spec: pipeline.source.to_string(),
         })
         .context("cannot record the run in the store")?;
     let artifacts = record_root_artifacts(&store, &record, artifacts)?;

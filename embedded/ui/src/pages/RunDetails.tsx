@@ -1,0 +1,341 @@
+// One run: its graph coloured by task state and redrawn live, the selected task's details,
+// logs and artifacts, and the run's artifacts and parameters.
+import { useMemo, useState } from "preact/hooks";
+import { get, post, routes, type Artifact, type Experiment, type Graph, type GraphNode, type Run } from "../api";
+import { ArtifactView } from "../components/Artifact";
+import { Dag, type DagItem } from "../components/Dag";
+import { Logs } from "../components/Logs";
+import { StateBadge, isActive, stateLabel } from "../components/State";
+import { ErrorBox, Fields, Loading, Tabs } from "../components/common";
+import { duration, isSet, value, when } from "../format";
+import { useLoad, useNow } from "../hooks";
+import { href, replaceQuery } from "../router";
+
+type RunTab = "graph" | "artifacts" | "details";
+
+export function RunDetails(props: { runId: string; task?: string; tab?: string }) {
+  const { runId } = props;
+  const run = useLoad(() => get<Run>(routes.run(runId)), [runId], {
+    everyMs: 1000,
+    live: (r) => isActive(r.state),
+  });
+  const active = run.data ? isActive(run.data.state) : true;
+  const graph = useLoad(() => get<Graph>(routes.runGraph(runId)), [runId], {
+    everyMs: 1000,
+    live: () => active,
+  });
+  const artifacts = useLoad(() => get<{ artifacts: Artifact[] }>(routes.runArtifacts(runId)), [runId], {
+    everyMs: 2000,
+    live: () => active,
+  });
+  const experiment = useLoad(
+    async () => (run.data?.experiment_id ? get<Experiment>(routes.experiment(run.data.experiment_id)) : undefined),
+    [run.data?.experiment_id],
+  );
+  const now = useNow(active);
+  const [actionError, setActionError] = useState<string>();
+  const tab = (props.tab as RunTab) || "graph";
+
+  if (run.error && !run.data) return <ErrorBox error={run.error} title={`Cannot show run ${runId}`} />;
+  if (!run.data) return <Loading what="the run" />;
+  const r = run.data;
+  const act = async (verb: string) => {
+    setActionError(undefined);
+    try {
+      await post(`${routes.run(runId)}:${verb}`);
+      run.reload();
+      graph.reload();
+    } catch (e) {
+      setActionError((e as Error).message);
+    }
+  };
+  const select = (task?: string) => replaceQuery({ task, tab: props.tab });
+
+  return (
+    <div class="run-details">
+      <div class="page-header">
+        <div>
+          <p class="crumbs">
+            <a href={href("/runs")}>Runs</a>
+            {experiment.data ? (
+              <>
+                {" / "}
+                <a href={href(`/experiments/details/${experiment.data.experiment_id}`)}>{experiment.data.display_name}</a>
+              </>
+            ) : null}
+          </p>
+          <h1>
+            {r.display_name} <StateBadge state={r.state} />
+          </h1>
+          <p class="muted">
+            {r.pipeline_name ? <>Pipeline {r.pipeline_name} · </> : null}
+            started {when(r.created_at)} · {isSet(r.finished_at) ? "took" : "running for"} {duration(r.created_at, r.finished_at, now)}
+          </p>
+        </div>
+        <div class="actions">
+          {active ? (
+            <button type="button" class="danger" onClick={() => act("terminate")} disabled={r.state === "CANCELING"}>
+              Terminate
+            </button>
+          ) : null}
+          {r.state === "FAILED" || r.state === "CANCELED" ? (
+            <button type="button" onClick={() => act("retry")}>
+              Retry
+            </button>
+          ) : null}
+          <button type="button" onClick={() => act(r.storage_state === "ARCHIVED" ? "unarchive" : "archive")}>
+            {r.storage_state === "ARCHIVED" ? "Restore" : "Archive"}
+          </button>
+        </div>
+      </div>
+      <ErrorBox error={actionError} title="The server refused" />
+      {r.error ? <ErrorBox error={r.error.message} title="The run failed" /> : null}
+      <Tabs<RunTab>
+        label="Run views"
+        current={tab}
+        onChange={(t) => replaceQuery({ task: props.task, tab: t === "graph" ? undefined : t })}
+        tabs={[
+          { id: "graph", label: "Graph" },
+          { id: "artifacts", label: `Artifacts${artifacts.data ? ` (${artifacts.data.artifacts.length})` : ""}` },
+          { id: "details", label: "Parameters & details" },
+        ]}
+      />
+      {tab === "graph" ? (
+        <GraphView runId={runId} graph={graph} artifacts={artifacts.data?.artifacts} selected={props.task} onSelect={select} now={now} />
+      ) : tab === "artifacts" ? (
+        <RunArtifacts artifacts={artifacts.data?.artifacts} error={artifacts.error} />
+      ) : (
+        <RunFields run={r} />
+      )}
+    </div>
+  );
+}
+
+function itemOf(node: GraphNode): DagItem {
+  const details: string[] = [];
+  if (node.kind === "loop") details.push(node.iteration_count != null ? `${node.iteration_count} iterations` : "loop");
+  if (node.kind === "condition") details.push("condition");
+  if (node.kind === "dag") details.push("pipeline");
+  if (node.kind === "importer") details.push("importer");
+  if ((node.attempts ?? 0) > 1) details.push(`retried, ${node.attempts} attempts`);
+  const label = node.kind === "iteration" ? node.name.replace("iteration-", "iteration ") : node.name;
+  return {
+    id: node.id,
+    parent: node.parent,
+    label,
+    detail: details.join(" · ") || undefined,
+    kind: node.kind + ((node.attempts ?? 0) > 1 ? " retried" : ""),
+    state: node.state,
+    group: ["dag", "condition", "loop", "iteration"].includes(node.kind),
+    grid: node.kind === "iteration",
+    title: `${node.id} (${node.component})${node.condition ? `\nif ${node.condition}` : ""}`,
+  };
+}
+
+function GraphView(props: {
+  runId: string;
+  graph: ReturnType<typeof useLoad<Graph>>;
+  artifacts?: Artifact[];
+  selected?: string;
+  onSelect: (id?: string) => void;
+  now: number;
+}) {
+  const g = props.graph.data;
+  const items = useMemo(() => (g ? g.nodes.map(itemOf) : []), [g]);
+  const iterationsOf = useMemo(() => {
+    const count = new Map<string, number>();
+    for (const n of g?.nodes ?? []) if (n.kind === "iteration" && n.parent) count.set(n.parent, (count.get(n.parent) ?? 0) + 1);
+    return count;
+  }, [g]);
+  if (props.graph.error && !g) return <ErrorBox error={props.graph.error} title="Cannot draw the graph" />;
+  if (!g) return <Loading what="the graph" />;
+  const node = g.nodes.find((n) => n.id === props.selected);
+  const tasks = g.nodes.filter((n) => n.kind === "container" || n.kind === "importer");
+  const counts = new Map<string, number>();
+  for (const t of tasks) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
+  return (
+    <div class={`graph-layout${node ? " with-panel" : ""}`}>
+      <div class="graph-main">
+        <p class="muted summary" aria-live="polite">
+          {tasks.length} steps:{" "}
+          {[...counts.entries()].map(([s, n]) => `${n} ${stateLabel(s).toLowerCase()}`).join(", ")}
+        </p>
+        <Dag
+          label="Pipeline graph"
+          items={items}
+          edges={g.edges}
+          selected={props.selected}
+          onSelect={(id) => props.onSelect(id === props.selected ? undefined : id)}
+          initiallyCollapsed={(item) =>
+            (item.kind === "iteration" && (iterationsOf.get(item.parent ?? "") ?? 0) > 3) ||
+            (item.kind === "loop" && (iterationsOf.get(item.id) ?? 0) > 40)
+          }
+        />
+      </div>
+      {node ? (
+        <TaskPanel
+          key={node.id}
+          runId={props.runId}
+          node={node}
+          artifacts={props.artifacts?.filter((a) => a.task === node.id) ?? []}
+          onClose={() => props.onSelect(undefined)}
+          now={props.now}
+        />
+      ) : null}
+    </div>
+  );
+}
+
+type TaskTab = "overview" | "logs" | "artifacts";
+
+function TaskPanel(props: { runId: string; node: GraphNode; artifacts: Artifact[]; onClose: () => void; now: number }) {
+  const n = props.node;
+  const hasLog = (n.kind === "container" || n.kind === "importer") && n.execution_id != null && n.state !== "SKIPPED";
+  const [tab, setTab] = useState<TaskTab>(hasLog && n.state !== "SUCCEEDED" && n.state !== "CACHED" ? "logs" : "overview");
+  const tabs: { id: TaskTab; label: string }[] = [{ id: "overview", label: "Overview" }];
+  if (hasLog) tabs.push({ id: "logs", label: "Logs" });
+  if (props.artifacts.length) tabs.push({ id: "artifacts", label: `Artifacts (${props.artifacts.length})` });
+  const current = tabs.some((t) => t.id === tab) ? tab : "overview";
+  return (
+    <aside class="task-panel" aria-label={`Task ${n.id}`}>
+      <header>
+        <h2>
+          {n.name} <StateBadge state={n.state} />
+        </h2>
+        <button type="button" class="close" onClick={props.onClose} aria-label="Close the task panel">
+          ✕
+        </button>
+      </header>
+      <Tabs<TaskTab> label="Task views" tabs={tabs} current={current} onChange={setTab} />
+      {current === "overview" ? (
+        <TaskOverview node={n} now={props.now} />
+      ) : current === "logs" ? (
+        <Logs runId={props.runId} node={n.id} running={n.state === "RUNNING"} />
+      ) : (
+        props.artifacts.map((a) => <ArtifactView key={a.artifact_id} artifact={a} />)
+      )}
+    </aside>
+  );
+}
+
+function Params(props: { title: string; values?: Record<string, unknown> }) {
+  const entries = Object.entries(props.values ?? {});
+  if (!entries.length) return null;
+  return (
+    <>
+      <h3>{props.title}</h3>
+      <table class="params">
+        <tbody>
+          {entries.map(([k, v]) => (
+            <tr key={k}>
+              <th scope="row">{k}</th>
+              <td>
+                <code>{value(v)}</code>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function ArtifactLinks(props: { title: string; list?: [string, number][] }) {
+  if (!props.list?.length) return null;
+  return (
+    <>
+      <h3>{props.title}</h3>
+      <ul class="artifact-links">
+        {props.list.map(([name, id]) => (
+          <li key={`${name}-${id}`}>
+            <a href={href(`/artifacts/${id}`)}>{name}</a> <span class="muted">#{id}</span>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+function TaskOverview(props: { node: GraphNode; now: number }) {
+  const n = props.node;
+  const rows: [string, preact.ComponentChildren][] = [
+    ["Task", <code>{n.id}</code>],
+    ["Component", n.component],
+    ["State", stateLabel(n.state)],
+  ];
+  if (n.condition) rows.push(["Runs if", <code>{n.condition}</code>]);
+  if (n.iteration_count != null) rows.push(["Iterations", String(n.iteration_count)]);
+  if (isSet(n.started_at)) rows.push(["Started", when(n.started_at)]);
+  if (isSet(n.finished_at)) rows.push(["Finished", when(n.finished_at)]);
+  if (isSet(n.started_at)) rows.push(["Duration", duration(n.started_at, n.finished_at, props.now)]);
+  if (n.attempts != null) rows.push(["Attempts", n.attempts > 1 ? `${n.attempts} (retried)` : String(n.attempts)]);
+  if (n.cached_from) rows.push(["Reused", `the outputs of execution ${n.cached_from} (cache hit: nothing ran)`]);
+  if (n.reason) rows.push(["Reason", n.reason]);
+  if (n.execution_id != null) rows.push(["Execution", `#${n.execution_id}`]);
+  return (
+    <div class="task-overview">
+      {n.error ? <ErrorBox error={n.error} title="Error" /> : null}
+      <Fields rows={rows} />
+      <Params title="Inputs" values={n.inputs} />
+      <ArtifactLinks title="Input artifacts" list={n.input_artifacts} />
+      <Params title="Outputs" values={n.outputs} />
+      <ArtifactLinks title="Output artifacts" list={n.output_artifacts} />
+    </div>
+  );
+}
+
+function RunArtifacts(props: { artifacts?: Artifact[]; error?: string }) {
+  const [shown, setShown] = useState(20);
+  if (props.error && !props.artifacts) return <ErrorBox error={props.error} title="Cannot list artifacts" />;
+  if (!props.artifacts) return <Loading what="artifacts" />;
+  if (!props.artifacts.length) return <p class="muted">This run has produced no artifacts yet.</p>;
+  return (
+    <div class="artifact-list">
+      {props.artifacts.slice(0, shown).map((a) => (
+        <div key={`${a.task}-${a.name}-${a.artifact_id}`}>
+          <p class="muted">
+            from <code>{a.task}</code>
+          </p>
+          <ArtifactView artifact={a} />
+        </div>
+      ))}
+      {props.artifacts.length > shown ? (
+        <button type="button" onClick={() => setShown((s) => s + 20)}>
+          Show more ({props.artifacts.length - shown} left)
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+function RunFields(props: { run: Run }) {
+  const r = props.run;
+  const params = Object.entries(r.runtime_config?.parameters ?? {});
+  return (
+    <div class="run-fields">
+      <Fields
+        rows={[
+          ["Run id", <code>{r.run_id}</code>],
+          ["Pipeline", r.pipeline_name ?? "—"],
+          [
+            "Pipeline version",
+            r.pipeline_version_reference ? (
+              <a href={href(`/pipelines/details/${r.pipeline_version_reference.pipeline_id}/version/${r.pipeline_version_reference.pipeline_version_id}`)}>
+                {r.pipeline_version_reference.pipeline_version_id}
+              </a>
+            ) : (
+              "inline spec"
+            ),
+          ],
+          ["Created", when(r.created_at)],
+          ["Finished", when(r.finished_at)],
+          ["Storage", r.storage_state],
+          ["Description", r.description || "—"],
+          ...(r.recurring_run_id ? [["Recurring run", r.recurring_run_id] as [string, string]] : []),
+        ]}
+      />
+      <Params title="Parameters" values={r.runtime_config?.parameters} />
+      {params.length ? null : <p class="muted">The run was given no parameters (defaults applied).</p>}
+    </div>
+  );
+}

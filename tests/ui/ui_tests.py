@@ -1,0 +1,308 @@
+"""The web UI in real headless Chromium (Debian's `chromium`, driven by Playwright), against a
+`kfbox up` with real runs started through the real `kfp` client.
+
+Run by tests/ui.rs: `python ui_tests.py TEST`, with KFP_HOST (the server's URL), CHROMIUM (the
+browser) and KFBOX_UI_SCREENSHOTS (where screenshots go) in the environment. Every page a test
+opens must log no console error and throw nothing; each test asserts, and any exception fails
+it.
+"""
+import os
+import re
+import sys
+import tempfile
+import time
+
+import kfp
+from kfp import compiler, dsl
+from playwright.sync_api import expect, sync_playwright
+
+HOST = os.environ["KFP_HOST"]
+SHOTS = os.environ["KFBOX_UI_SCREENSHOTS"]
+WORK = tempfile.mkdtemp(prefix="kfbox-ui-")
+os.makedirs(SHOTS, exist_ok=True)
+
+
+@dsl.component
+def make_data(rows: int, data: dsl.Output[dsl.Dataset]):
+    with open(data.path, "w") as f:
+        f.write("x,square,label\n")
+        for i in range(rows):
+            f.write(f"{i},{i * i},{i % 2}\n")
+    print(f"wrote {rows} rows")
+
+
+@dsl.component
+def evaluate(
+    data: dsl.Input[dsl.Dataset],
+    threshold: float,
+    metrics: dsl.Output[dsl.Metrics],
+    classification: dsl.Output[dsl.ClassificationMetrics],
+    report: dsl.Output[dsl.Markdown],
+):
+    with open(data.path) as f:
+        rows = len(f.readlines()) - 1
+    metrics.log_metric("accuracy", round(0.5 + threshold / 4, 3))
+    metrics.log_metric("rows", rows)
+    classification.log_confusion_matrix(["cat", "dog"], [[7, 2], [1, 9]])
+    classification.log_roc_curve(fpr=[0.0, 0.1, 0.4, 1.0], tpr=[0.0, 0.6, 0.9, 1.0], threshold=[1.0, 0.7, 0.4, 0.0])
+    with open(report.path, "w") as f:
+        f.write("# Evaluation\n\nAccuracy is **good**.\n\n<script>window.pwned = 1</script>\n")
+    print("evaluated: UI-LOG-MARKER")
+
+
+@dsl.pipeline(name="ui-demo")
+def ui_demo(rows: int = 10, threshold: float = 0.5):
+    data = make_data(rows=rows)
+    evaluate(data=data.outputs["data"], threshold=threshold)
+
+
+@dsl.component
+def wait_then_say(seconds: float, word: str) -> str:
+    import time
+
+    time.sleep(seconds)
+    print("saying", word)
+    return word
+
+
+@dsl.pipeline(name="ui-form")
+def ui_form(word: str, seconds: float = 2.0):
+    first = wait_then_say(seconds=seconds, word=word)
+    wait_then_say(seconds=0.1, word=first.output)
+
+
+def client():
+    return kfp.Client(host=HOST)
+
+
+def compile_to(pipeline, name):
+    path = os.path.join(WORK, name)
+    compiler.Compiler().compile(pipeline, path)
+    return path
+
+
+def run_demo(c, name, threshold):
+    run = c.create_run_from_pipeline_func(ui_demo, arguments={"threshold": threshold}, run_name=name)
+    done = c.wait_for_run_completion(run.run_id, timeout=300, sleep_duration=0.2)
+    assert done.state == "SUCCEEDED", done
+    return run.run_id
+
+
+class Browser:
+    """Headless Chromium with one page; console errors and page errors are collected and
+    checked when the test ends."""
+
+    def __init__(self, playwright, width=1280, height=800):
+        self.browser = playwright.chromium.launch(
+            executable_path=os.environ["CHROMIUM"], headless=True, args=["--no-sandbox"]
+        )
+        self.context = self.browser.new_context(viewport={"width": width, "height": height})
+        self.page = self.context.new_page()
+        self.problems = []
+        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.set_default_timeout(20_000)
+
+    def open(self, fragment):
+        self.page.goto(f"{HOST}/{fragment}")
+
+    def shot(self, name):
+        self.page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+
+    def close(self):
+        self.browser.close()
+        assert not self.problems, "\n".join(self.problems)
+
+
+def with_browser(test, **size):
+    with sync_playwright() as p:
+        browser = Browser(p, **size)
+        try:
+            test(browser)
+        except Exception:
+            browser.shot(f"failed-{sys.argv[1]}")
+            raise
+        browser.close()
+
+
+def test_runs_and_details():
+    """The runs list shows a finished run; its page (opened by the SDK's link) draws the graph
+    with the right nodes and states; a task shows its log; the metrics render."""
+    c = client()
+    run_id = run_demo(c, "ui-first-run", 0.5)
+
+    def check(b):
+        page = b.page
+        b.open("#/runs")
+        row = page.locator(f'tr[data-run-id="{run_id}"]')
+        expect(row).to_contain_text("ui-first-run")
+        expect(row).to_contain_text("Succeeded")
+        expect(row).to_contain_text("ui-demo")
+        expect(row).to_contain_text("Default")
+        b.shot("runs-list")
+
+        # The link kfp.Client prints.
+        b.open(f"#/runs/details/{run_id}")
+        nodes = page.locator(".dag [data-node-id]")
+        expect(nodes).to_have_count(2)
+        expect(page.locator('.dag [data-node-id][data-state="SUCCEEDED"]')).to_have_count(2)
+        expect(page.locator('[data-node-id="make-data"]')).to_contain_text("Succeeded")
+        expect(page.locator(".dag-edge")).to_have_count(1)
+        b.shot("run-details-graph")
+
+        # A task: overview, then its log (searchable).
+        page.locator('[data-node-id="evaluate"]').click()
+        panel = page.locator(".task-panel")
+        expect(panel).to_contain_text("threshold")
+        panel.get_by_role("tab", name="Logs").click()
+        expect(panel.locator(".log-text")).to_contain_text("UI-LOG-MARKER")
+        panel.get_by_label("Search the log").fill("marker")
+        expect(panel).to_contain_text("1 matching line")
+        expect(panel.locator(".log-text mark")).to_have_count(1)
+        b.shot("task-logs")
+
+        # Its artifacts: confusion matrix, ROC curve, metrics table, safe Markdown.
+        panel.get_by_role("tab", name=re.compile("Artifacts")).click()
+        matrix = panel.locator(".confusion-matrix")
+        expect(matrix).to_be_visible()
+        cells = matrix.locator("td")
+        expect(cells).to_have_text(["7", "2", "1", "9"])
+        expect(matrix.locator("thead th")).to_have_text(["true \\ predicted", "cat", "dog"])
+        expect(panel.locator(".roc canvas").first).to_be_visible()
+        metrics = panel.locator("table.metrics")
+        expect(metrics).to_contain_text("accuracy")
+        expect(metrics).to_contain_text("0.625")
+        markdown = panel.locator(".markdown")
+        expect(markdown.locator("h1")).to_have_text("Evaluation")
+        expect(markdown.locator("strong")).to_have_text("good")
+        assert markdown.locator("script").count() == 0
+        assert page.evaluate("window.pwned === undefined")
+        panel.scroll_into_view_if_needed()
+        b.shot("task-artifacts")
+
+        # The dataset: preview, then its lineage (make-data produced it, evaluate used it).
+        page.get_by_role("tab", name=re.compile("^Artifacts")).first.click()
+        dataset = page.locator('[data-artifact-type="Dataset"]')
+        expect(dataset.locator("table.data thead th")).to_have_text(["x", "square", "label"])
+        expect(dataset.locator("table.data tbody tr")).to_have_count(10)
+        dataset.get_by_role("link", name="Lineage").click()
+        expect(page.locator(".lineage [data-node-id]")).to_have_count(3)
+        expect(page.locator(".lineage")).to_contain_text("make-data")
+        expect(page.locator(".lineage")).to_contain_text("consumed as data")
+        b.shot("artifact-lineage")
+
+    with_browser(check)
+
+
+def test_compare():
+    """Two runs with different thresholds side by side: the differing metric is marked, and
+    charts are drawn."""
+    c = client()
+    low = run_demo(c, "ui-low", 0.2)
+    high = run_demo(c, "ui-high", 0.8)
+
+    def check(b):
+        page = b.page
+        b.open("#/runs")
+        page.get_by_label("Select ui-low").check()
+        page.get_by_label("Select ui-high").check()
+        page.get_by_role("button", name=re.compile("Compare 2 runs")).click()
+        expect(page).to_have_url(re.compile(r"#/compare\?runlist="))
+        table = page.locator('table[aria-label="Metrics"]')
+        accuracy = table.locator("tr", has_text="accuracy")
+        expect(accuracy).to_have_attribute("data-differs", "true")
+        cells = accuracy.locator("td")
+        expect(cells).to_have_count(2)
+        values = sorted(cells.all_inner_texts())
+        assert values == ["0.55", "0.7"], values
+        rows = table.locator("tr", has_text="rows")
+        expect(rows).to_have_attribute("data-differs", "false")
+        params = page.locator('table[aria-label="Parameters"]')
+        expect(params.locator("tr", has_text="threshold")).to_have_attribute("data-differs", "true")
+        expect(page.locator(".compare .chart canvas").first).to_be_visible()
+        expect(page.locator(".roc[data-roc-series='2']")).to_be_visible()
+        b.shot("compare")
+
+    with_browser(check)
+    assert low != high
+
+
+def test_run_form():
+    """A pipeline uploaded with the client: its preview graph, the run form's validation, and a
+    run started from the form turning green live."""
+    c = client()
+    pipeline = c.upload_pipeline(compile_to(ui_form, "form.yaml"), pipeline_name="ui-form")
+
+    def check(b):
+        page = b.page
+        b.open(f"#/pipelines/details/{pipeline.pipeline_id}")
+        expect(page.locator(".preview-graph [data-node-id]")).to_have_count(2)
+        form = page.get_by_role("form", name="Start a run")
+        expect(form.get_by_label(re.compile("^seconds"))).to_have_value("2")
+        form.get_by_role("button", name="Start").click()
+        expect(form.locator(".problem")).to_have_text("Expected required.")
+        form.get_by_label(re.compile("^word")).fill("hello-from-the-form")
+        b.shot("run-form")
+        form.get_by_role("button", name="Start").click()
+        expect(page).to_have_url(re.compile(r"#/runs/details/"))
+        nodes = page.locator(".dag [data-node-id]")
+        expect(nodes).to_have_count(2)
+        # Seen running, then green, without reloading the page.
+        expect(page.locator('.dag [data-state="RUNNING"]').first).to_be_visible(timeout=60_000)
+        b.shot("run-live")
+        expect(page.locator('.dag [data-node-id][data-state="SUCCEEDED"]')).to_have_count(2, timeout=120_000)
+        expect(page.locator("h1 .state-badge")).to_have_text(re.compile("Succeeded"))
+        b.shot("run-green")
+        run_id = page.url.split("#/runs/details/")[1].split("?")[0]
+        run = c.get_run(run_id)
+        assert run.state == "SUCCEEDED", run.state
+        assert run.runtime_config.parameters == {"word": "hello-from-the-form", "seconds": 2}, run.runtime_config
+
+    with_browser(check)
+
+
+def test_empty_and_keyboard():
+    """A server with no runs says how to start one; the UI works from the keyboard, on a narrow
+    window, and for unknown pages and ids."""
+
+    def check(b):
+        page = b.page
+        b.open("")
+        expect(page.get_by_role("heading", name="No runs yet")).to_be_visible()
+        expect(page.locator(".empty")).to_contain_text("kfbox run pipeline.yaml")
+        expect(page.locator(".endpoint")).to_contain_text(f"export KF_PIPELINES_ENDPOINT={HOST}")
+        b.shot("empty-runs")
+        # Keyboard: the skip link first, then the sections.
+        page.keyboard.press("Tab")
+        expect(page.locator(".skip")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Runs", exact=True)).to_be_focused()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(re.compile("#/experiments$"))
+        expect(page.locator("table.list")).to_contain_text("Default")
+        b.open("#/nowhere")
+        expect(page.get_by_role("heading", name="No such page")).to_be_visible()
+        page.set_viewport_size({"width": 420, "height": 800})
+        b.open("#/pipelines")
+        expect(page.get_by_role("heading", name="No pipelines yet")).to_be_visible()
+        expect(page.get_by_role("link", name="Runs", exact=True)).to_be_hidden()
+        page.get_by_role("button", name="Menu").click()
+        expect(page.get_by_role("link", name="Runs", exact=True)).to_be_visible()
+        b.shot("narrow")
+
+    with_browser(check)
+
+    def missing(b):
+        # An unknown run: the error in words (the API's 404 is the one console error allowed).
+        b.open("#/runs/details/no-such-run")
+        expect(b.page.get_by_role("alert")).to_contain_text("no-such-run")
+        b.shot("unknown-run")
+        b.problems = [p for p in b.problems if "404" not in p]
+
+    with_browser(missing)
+
+
+if __name__ == "__main__":
+    globals()["test_" + sys.argv[1]]()
+    print("ok", sys.argv[1])
