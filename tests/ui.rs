@@ -48,6 +48,11 @@ fn a_run_started_from_the_form_turns_green_live() {
 }
 
 #[test]
+fn loops_conditions_and_nested_pipelines_are_collapsible_groups() {
+    ui_test("control_flow");
+}
+
+#[test]
 fn empty_states_keyboard_narrow_windows_and_unknown_pages() {
     ui_test("empty_and_keyboard");
 }

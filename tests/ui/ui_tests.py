@@ -71,6 +71,38 @@ def ui_form(word: str, seconds: float = 2.0):
     wait_then_say(seconds=0.1, word=first.output)
 
 
+@dsl.component
+def square(x: int) -> int:
+    return x * x
+
+
+@dsl.component
+def total(values: list) -> int:
+    return sum(values)
+
+
+@dsl.component
+def announce(message: str):
+    print(message)
+
+
+@dsl.pipeline(name="ui-inner")
+def inner(x: int) -> int:
+    return square(x=x).output
+
+
+@dsl.pipeline(name="ui-control-flow")
+def control_flow(items: list = [1, 2, 3, 4, 5]):
+    with dsl.ParallelFor(items) as item:
+        squared = square(x=item)
+    summed = total(values=dsl.Collected(squared.output))
+    with dsl.If(summed.output > 10, name="big"):
+        announce(message="big total")
+    with dsl.If(summed.output <= 10, name="small"):
+        announce(message="small total")
+    inner(x=3)
+
+
 def client():
     return kfp.Client(host=HOST)
 
@@ -257,6 +289,44 @@ def test_run_form():
         run = c.get_run(run_id)
         assert run.state == "SUCCEEDED", run.state
         assert run.runtime_config.parameters == {"word": "hello-from-the-form", "seconds": 2}, run.runtime_config
+
+    with_browser(check)
+
+
+def test_control_flow():
+    """Loops, conditions and nested pipelines are groups: iterations counted and collapsed,
+    expandable from the keyboard; the branch not taken is marked as such."""
+    c = client()
+    run = c.create_run_from_pipeline_func(control_flow, arguments={}, run_name="ui-control-flow")
+    done = c.wait_for_run_completion(run.run_id, timeout=300, sleep_duration=0.2)
+    assert done.state == "SUCCEEDED", done
+
+    def check(b):
+        page = b.page
+        b.open(f"#/runs/details/{run.run_id}")
+        loop = page.locator(".dag-group.kind-loop")
+        expect(loop).to_have_count(1)
+        expect(loop.locator(".dag-group-header")).to_contain_text("5 iterations")
+        iterations = loop.locator('[data-node-id*="iteration-"]')
+        expect(iterations).to_have_count(5)
+        expect(loop.locator('[data-node-id$="/square"]')).to_have_count(0)
+        b.shot("control-flow")
+        # Expand one iteration from the keyboard: its step appears.
+        first = loop.get_by_role("button", name=re.compile("Expand iteration 0"))
+        first.focus()
+        page.keyboard.press("Enter")
+        expect(loop.locator('[data-node-id$="iteration-0/square"]')).to_have_attribute("data-state", "SUCCEEDED")
+        # The branch taken ran; the other did not.
+        expect(page.locator('.dag-group.kind-condition[data-group-id="condition-2"] [data-node-id$="announce"]')).to_have_attribute("data-state", "SUCCEEDED")
+        skipped = page.locator('.dag [data-node-id="condition-3"], .dag-group[data-group-id="condition-3"]')
+        expect(skipped.first).to_have_attribute("class", re.compile("state-(SKIPPED|NOT_RUN)"))
+        # The nested pipeline is a group holding its own step.
+        expect(page.locator('.dag-group.kind-dag [data-node-id$="/square"]')).to_have_count(1)
+        # Collapse the loop: one node with its count.
+        loop.get_by_role("button", name=re.compile("Collapse for-loop")).click()
+        expect(page.locator(".dag-group.kind-loop")).to_have_count(0)
+        expect(page.locator('[data-node-id^="for-loop"]').first).to_contain_text("5 iterations")
+        b.shot("control-flow-collapsed")
 
     with_browser(check)
 

@@ -2,7 +2,7 @@
 // expanded group is laid out inside, then placed in its parent as one box. Edges in the
 // pipeline only join siblings, so every level is an ordinary DAG.
 import dagre from "@dagrejs/dagre";
-import { useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { StateIcon, stateLabel } from "./State";
 
 export type DagItem = {
@@ -27,9 +27,12 @@ const NODE_W = 188;
 const NODE_H = 46;
 const PAD = 14;
 const HEADER = 28;
+/** Nodes plus edges in one level above which the layout trades polish for speed. */
+const LARGE = 120;
 
+/** Where a node goes; states are not part of it, so a run's updates reuse the layout. */
 type Placed = {
-  item: DagItem;
+  id: string;
   x: number;
   y: number;
   w: number;
@@ -38,20 +41,25 @@ type Placed = {
 };
 type Level = { w: number; h: number; boxes: Placed[]; edges: { points: { x: number; y: number }[] }[] };
 
-function layout(
-  items: DagItem[],
-  edges: DagEdge[],
-  collapsed: Set<string>,
-  parent: string | null,
-  byParent: Map<string | null, DagItem[]>,
-): Level {
+type Shape = {
+  edges: DagEdge[];
+  collapsed: Set<string>;
+  byParent: Map<string | null, DagItem[]>;
+  /** Lay out large levels as well as small ones (slower); otherwise quickly. */
+  polish: boolean;
+  /** Set when some level was laid out quickly. */
+  quick: boolean;
+};
+
+function layout(shape: Shape, parent: string | null): Level {
+  const { edges, collapsed, byParent } = shape;
   const children = byParent.get(parent) ?? [];
   const sized = children.map((item) => {
     if (item.group && !collapsed.has(item.id) && (byParent.get(item.id)?.length ?? 0) > 0) {
-      const inner = layout(items, edges, collapsed, item.id, byParent);
-      return { item, w: Math.max(inner.w + 2 * PAD, NODE_W + 2 * PAD), h: inner.h + HEADER + PAD, inner };
+      const inner = layout(shape, item.id);
+      return { id: item.id, w: Math.max(inner.w + 2 * PAD, NODE_W + 2 * PAD), h: inner.h + HEADER + PAD, inner };
     }
-    return { item, w: NODE_W, h: NODE_H, inner: undefined };
+    return { id: item.id, w: NODE_W, h: NODE_H, inner: undefined };
   });
   const ids = new Set(children.map((c) => c.id));
   const mine = edges.filter((e) => ids.has(e.from) && ids.has(e.to) && e.from !== e.to);
@@ -76,14 +84,26 @@ function layout(
       edges: [],
     };
   }
+  // dagre's best ranking and crossing reduction take about a second at 200 nodes: large
+  // levels are first laid out with the quick ranker and one ordering pass, so the page
+  // paints at once, and polished afterwards.
+  const large = !shape.polish && sized.length + mine.length > LARGE;
+  if (large) shape.quick = true;
   const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: "TB", nodesep: 22, ranksep: 42, marginx: 0, marginy: 0 });
+  g.setGraph({
+    rankdir: "TB",
+    nodesep: 22,
+    ranksep: 42,
+    marginx: 0,
+    marginy: 0,
+    ranker: large ? "tight-tree" : "network-simplex",
+  });
   g.setDefaultEdgeLabel(() => ({}));
-  for (const s of sized) g.setNode(s.item.id, { width: s.w, height: s.h });
+  for (const s of sized) g.setNode(s.id, { width: s.w, height: s.h });
   for (const e of mine) g.setEdge(e.from, e.to);
-  dagre.layout(g);
+  dagre.layout(g, { disableOptimalOrderHeuristic: large });
   const boxes = sized.map((s) => {
-    const n = g.node(s.item.id);
+    const n = g.node(s.id);
     return { ...s, x: n.x - s.w / 2, y: n.y - s.h / 2 };
   });
   const graph = g.graph();
@@ -120,15 +140,39 @@ export function Dag(props: {
     }
     return set;
   }, [items, toggled]);
-  const level = useMemo(() => {
+  // The layout depends on ids, nesting, edges and what is collapsed, not on states: a run's
+  // page refreshing every second lays the graph out once.
+  const structure = useMemo(
+    () =>
+      [
+        items.map((i) => `${i.id}|${i.parent ?? ""}|${i.group ? 1 : 0}|${i.grid ? 1 : 0}`).join("\n"),
+        edges.map((e) => `${e.from}>${e.to}`).join("\n"),
+        [...collapsed].join("\n"),
+      ].join("#"),
+    [items, edges, collapsed],
+  );
+  const shape = (polish: boolean): Shape => {
     const byParent = new Map<string | null, DagItem[]>();
     for (const item of items) {
       const key = item.parent ?? null;
       if (!byParent.has(key)) byParent.set(key, []);
       byParent.get(key)!.push(item);
     }
-    return layout(items, edges, collapsed, null, byParent);
-  }, [items, edges, collapsed]);
+    return { edges, collapsed, byParent, polish, quick: false };
+  };
+  const quick = useMemo(() => {
+    const s = shape(false);
+    return { level: layout(s, null), needsPolish: s.quick };
+  }, [structure]);
+  const [polished, setPolished] = useState<{ structure: string; level: Level }>();
+  useEffect(() => {
+    if (!quick.needsPolish) return;
+    // After the quick layout has painted.
+    const timer = setTimeout(() => setPolished({ structure, level: layout(shape(true), null) }), 30);
+    return () => clearTimeout(timer);
+  }, [structure]);
+  const level = polished?.structure === structure ? polished.level : quick.level;
+  const byId = useMemo(() => new Map(items.map((i) => [i.id, i])), [items]);
   const toggle = (id: string) =>
     setToggled((t) => new Map(t).set(id, !collapsed.has(id)));
   const width = level.w + 2 * PAD;
@@ -141,7 +185,7 @@ export function Dag(props: {
         <path key={i} class="dag-edge" d={path(e.points)} marker-end="url(#dag-arrow)" />
       ))}
       {lvl.boxes.map((b) => {
-        const item = b.item;
+        const item = byId.get(b.id)!;
         const isSelected = selected === item.id;
         if (b.inner) {
           return (
@@ -175,6 +219,8 @@ export function Dag(props: {
                 title={item.title ?? item.label}
                 onClick={() => onSelect?.(item.id)}
                 onKeyDown={(ev) => {
+                  // Keys on the expand button inside are the button's.
+                  if (ev.target !== ev.currentTarget) return;
                   if (ev.key === "Enter" || ev.key === " ") {
                     ev.preventDefault();
                     onSelect?.(item.id);

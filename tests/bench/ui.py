@@ -1,0 +1,146 @@
+"""The web UI: first paint of a run's page with a 200-step graph.
+
+Usage: python tests/bench/ui.py --kfbox target/release/kfbox [--chromium /usr/bin/chromium]
+       [--repeat 9] [--screenshots DIR]
+
+A `kfbox up` on a fresh home runs two pipelines to the end: `wide`, 200 container steps in 20
+layers of 10 (each step waits for two of the layer before it), and `pair`, 2 steps (the
+baseline). Then, for each, `--repeat` times, a fresh headless Chromium context (nothing
+cached) opens `#/runs/details/{id}` and the time is taken from navigation start to the frame
+after every step node of the graph is in the page (`performance.now()` after two animation
+frames). Medians, with min and max.
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import kfp
+from kfp import compiler, dsl
+from playwright.sync_api import sync_playwright
+
+LAYERS, WIDTH = 20, 10
+
+
+@dsl.container_component
+def echo(message: str):
+    return dsl.ContainerSpec(image="alpine:3", command=["echo"], args=[message])
+
+
+@dsl.pipeline(name="bench-wide")
+def wide():
+    layer = [echo(message=f"0-{i}") for i in range(WIDTH)]
+    for depth in range(1, LAYERS):
+        layer = [
+            echo(message=f"{depth}-{i}").after(layer[i], layer[(i + 1) % WIDTH])
+            for i in range(WIDTH)
+        ]
+
+
+@dsl.pipeline(name="bench-pair")
+def pair():
+    echo(message="b").after(echo(message="a"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(url):
+    try:
+        with urllib.request.urlopen(url + "/apis/v2beta1/healthz", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def run_to_end(client, pipeline, work):
+    package = os.path.join(work, f"{pipeline.name}.yaml")
+    compiler.Compiler().compile(pipeline, package)
+    run = client.create_run_from_pipeline_package(package, enable_caching=False)
+    done = client.wait_for_run_completion(run.run_id, timeout=900, sleep_duration=0.5)
+    assert done.state == "SUCCEEDED", done.state
+    return run.run_id
+
+
+PAINTED = """async (count) => {
+  while (document.querySelectorAll('.dag [data-node-id]').length < count)
+    await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return performance.now();
+}"""
+
+
+def first_paint(browser, url, run_id, steps, screenshot=None):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(f"{url}/#/runs/details/{run_id}")
+    took = page.evaluate(PAINTED, steps)
+    if screenshot:
+        # After the polished layout replaced the quick one.
+        page.wait_for_timeout(3000)
+        page.screenshot(path=screenshot)
+    context.close()
+    assert not errors, errors
+    return took
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kfbox", required=True)
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--screenshots", default=tempfile.mkdtemp(prefix="kfbox-bench-ui-"))
+    args = parser.parse_args()
+    home = tempfile.mkdtemp(prefix="kfbox-bench-ui-home-")
+    work = tempfile.mkdtemp(prefix="kfbox-bench-ui-work-")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [os.path.abspath(args.kfbox), "up", "--listen", f"127.0.0.1:{port}", "--executor", "process"],
+        env={**os.environ, "KFBOX_HOME": home, "NO_COLOR": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not healthy(url):
+            if server.poll() is not None:
+                raise SystemExit(f"kfbox up exited with {server.returncode}")
+            time.sleep(0.01)
+        client = kfp.Client(host=url)
+        runs = {"pair": (run_to_end(client, pair, work), 2),
+                "wide": (run_to_end(client, wide, work), LAYERS * WIDTH)}
+        report = {}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=["--no-sandbox"])
+            for name, (run_id, steps) in runs.items():
+                first_paint(browser, url, run_id, steps)  # warm the server's caches, not the browser's
+                times = [first_paint(browser, url, run_id, steps) for _ in range(args.repeat)]
+                first_paint(browser, url, run_id, steps, os.path.join(args.screenshots, f"{name}.png"))
+                report[f"run_details_first_paint_ms_{steps}_steps"] = {
+                    "median": round(statistics.median(times), 1),
+                    "min": round(min(times), 1),
+                    "max": round(max(times), 1),
+                    "samples": len(times),
+                }
+            browser.close()
+        wide_ms = report[f"run_details_first_paint_ms_{LAYERS * WIDTH}_steps"]["median"]
+        pair_ms = report["run_details_first_paint_ms_2_steps"]["median"]
+        report["ratio_200_to_2_steps"] = round(wide_ms / pair_ms, 2)
+        report["screenshots"] = args.screenshots
+        print(json.dumps(report, indent=2))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
