@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::served::{free_port, get, healthy, kfbox_in, new_home, Served};
+use crate::common::served::{free_port, get, healthy, kfbox_in, new_home, token_in, Served};
 use crate::common::wait_for;
 
 /// Whether a process runs (a zombie waiting for its parent does not).
@@ -16,14 +16,6 @@ fn alive(pid: i32) -> bool {
             .and_then(|r| r.split_whitespace().next())
             != Some("Z")
     })
-}
-
-fn token_in(stdout: &str) -> Option<String> {
-    stdout
-        .lines()
-        .find(|l| l.contains("token (shown once"))
-        .and_then(|l| l.rsplit(' ').next())
-        .map(str::to_owned)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::served::{get, Served};
+use crate::common::served::{get, token_in, Served};
 
 fn chromium() -> String {
     std::env::var("KFBOX_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
@@ -18,18 +18,17 @@ fn screenshots(test: &str) -> PathBuf {
 }
 
 fn ui_test(name: &str) {
-    let served = Served::start("127.0.0.1", &[]);
-    served.python_test(
-        "tests/ui/ui_tests.py",
-        name,
-        &[
-            ("CHROMIUM", chromium()),
-            (
-                "KFBOX_UI_SCREENSHOTS",
-                screenshots(name).display().to_string(),
-            ),
-        ],
-    );
+    ui_test_on(&Served::start("127.0.0.1", &[]), name, &[]);
+}
+
+fn ui_test_on(served: &Served, name: &str, env: &[(&str, String)]) {
+    let mut env = env.to_vec();
+    env.push(("CHROMIUM", chromium()));
+    env.push((
+        "KFBOX_UI_SCREENSHOTS",
+        screenshots(name).display().to_string(),
+    ));
+    served.python_test("tests/ui/ui_tests.py", name, &env);
 }
 
 #[test]
@@ -55,6 +54,13 @@ fn loops_conditions_and_nested_pipelines_are_collapsible_groups() {
 #[test]
 fn empty_states_keyboard_narrow_windows_and_unknown_pages() {
     ui_test("empty_and_keyboard");
+}
+
+#[test]
+fn beyond_loopback_the_page_asks_for_the_token_once() {
+    let served = Served::start("0.0.0.0", &[]);
+    let token = token_in(&served.stdout).expect("a generated token");
+    ui_test_on(&served, "token", &[("KFP_TOKEN", token)]);
 }
 
 #[test]

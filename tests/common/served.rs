@@ -20,6 +20,15 @@ pub struct Served {
     pub stdout: String,
 }
 
+/// The token `kfbox up` generated and printed, if it did.
+pub fn token_in(stdout: &str) -> Option<String> {
+    stdout
+        .lines()
+        .find(|l| l.contains("token (shown once"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(str::to_owned)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

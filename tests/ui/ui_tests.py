@@ -38,6 +38,7 @@ def evaluate(
     metrics: dsl.Output[dsl.Metrics],
     classification: dsl.Output[dsl.ClassificationMetrics],
     report: dsl.Output[dsl.Markdown],
+    sliced: dsl.Output[dsl.SlicedClassificationMetrics],
 ):
     with open(data.path) as f:
         rows = len(f.readlines()) - 1
@@ -45,6 +46,17 @@ def evaluate(
     metrics.log_metric("rows", rows)
     classification.log_confusion_matrix(["cat", "dog"], [[7, 2], [1, 9]])
     classification.log_roc_curve(fpr=[0.0, 0.1, 0.4, 1.0], tpr=[0.0, 0.6, 0.9, 1.0], threshold=[1.0, 0.7, 0.4, 0.0])
+    # kfp 2.17's SlicedClassificationMetrics logging methods fail (they call methods that
+    # ClassificationMetrics no longer has), so the metadata is written in the shape its
+    # `_update_metadata` defines.
+    def slice_of(name, points):
+        readings = [{"confidenceThreshold": t, "recall": tpr, "falsePositiveRate": fpr} for t, tpr, fpr in points]
+        return {"slice": name, "sliceClassificationMetrics": {"confidenceMetrics": readings}}
+
+    sliced.metadata["evaluationSlices"] = [
+        slice_of("indoor", [(1.0, 0.0, 0.0), (0.5, 0.7, 0.2), (0.0, 1.0, 1.0)]),
+        slice_of("outdoor", [(1.0, 0.0, 0.0), (0.5, 0.5, 0.3), (0.0, 1.0, 1.0)]),
+    ]
     with open(report.path, "w") as f:
         f.write("# Evaluation\n\nAccuracy is **good**.\n\n<script>window.pwned = 1</script>\n")
     print("evaluated: UI-LOG-MARKER")
@@ -195,12 +207,16 @@ def test_runs_and_details():
 
         # Its artifacts: confusion matrix, ROC curve, metrics table, safe Markdown.
         panel.get_by_role("tab", name=re.compile("Artifacts")).click()
+        expect(panel.locator(".artifact")).to_have_count(4)
         matrix = panel.locator(".confusion-matrix")
         expect(matrix).to_be_visible()
         cells = matrix.locator("td")
         expect(cells).to_have_text(["7", "2", "1", "9"])
         expect(matrix.locator("thead th")).to_have_text(["true \\ predicted", "cat", "dog"])
         expect(panel.locator(".roc canvas").first).to_be_visible()
+        sliced = panel.locator('[data-artifact-type="SlicedClassificationMetrics"]')
+        expect(sliced.locator(".roc[data-roc-series='2']")).to_be_visible()
+        expect(sliced).to_contain_text("indoor")
         metrics = panel.locator("table.metrics")
         expect(metrics).to_contain_text("accuracy")
         expect(metrics).to_contain_text("0.625")
@@ -290,6 +306,22 @@ def test_run_form():
         assert run.state == "SUCCEEDED", run.state
         assert run.runtime_config.parameters == {"word": "hello-from-the-form", "seconds": 2}, run.runtime_config
 
+        # A recurring run of the same pipeline: created from the form, listed, disabled.
+        b.open("#/recurringruns")
+        page.get_by_label("Pipeline (its newest version)").select_option(label="ui-form")
+        form = page.get_by_role("form", name="New recurring run")
+        form.get_by_label("Name").fill("ui-hourly")
+        form.get_by_label(re.compile("^word")).fill("tick")
+        form.get_by_role("button", name="Create").click()
+        row = page.locator("tr", has_text="ui-hourly")
+        expect(row).to_contain_text("Enabled")
+        expect(row).to_contain_text("every 3600 s")
+        row.get_by_role("button", name="Disable").click()
+        expect(row).to_contain_text("Disabled")
+        listed = [r for r in c.list_recurring_runs().recurring_runs if r.display_name == "ui-hourly"]
+        assert len(listed) == 1 and listed[0].status == "DISABLED", listed
+        b.shot("recurring")
+
     with_browser(check)
 
 
@@ -327,6 +359,34 @@ def test_control_flow():
         expect(page.locator(".dag-group.kind-loop")).to_have_count(0)
         expect(page.locator('[data-node-id^="for-loop"]').first).to_contain_text("5 iterations")
         b.shot("control-flow-collapsed")
+
+    with_browser(check)
+
+
+def test_token():
+    """On a server that needs a token, the page asks for it once, then works; a wrong one is
+    asked for again."""
+    token = os.environ["KFP_TOKEN"]
+
+    def check(b):
+        page = b.page
+        b.open("#/runs")
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text("needs its token")
+        dialog.get_by_label("Token").fill("not-the-token")
+        dialog.get_by_role("button", name="Use it").click()
+        expect(page.get_by_role("dialog")).to_be_visible()
+        b.shot("token-asked")
+        page.get_by_role("dialog").get_by_label("Token").fill(token)
+        page.get_by_role("dialog").get_by_role("button", name="Use it").click()
+        expect(page.get_by_role("heading", name="No runs yet")).to_be_visible()
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        # Kept for the next visit.
+        b.open("#/experiments")
+        expect(page.locator("table.list")).to_contain_text("Default")
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        # The refusals before the token was given are the console errors expected here.
+        b.problems = [p for p in b.problems if "401" not in p]
 
     with_browser(check)
 

@@ -21,6 +21,9 @@ export function useLoad<T>(
   });
   const generation = useRef(0);
   const latest = useRef<T | undefined>(undefined);
+  // The newest `live`, so the timer never asks a stale closure.
+  const live = useRef(options.live);
+  live.current = options.live;
   const load = useCallback(async () => {
     const mine = ++generation.current;
     try {
@@ -44,7 +47,7 @@ export function useLoad<T>(
     const timer = setInterval(() => {
       if (document.hidden) return;
       const data = latest.current;
-      if (data !== undefined && options.live && !options.live(data)) return;
+      if (data !== undefined && live.current && !live.current(data)) return;
       load();
     }, options.everyMs);
     return () => clearInterval(timer);

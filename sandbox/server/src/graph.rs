@@ -171,27 +171,43 @@ impl<'a> Builder<'a> {
         task: &TaskSpec,
     ) {
         let execution = self.by_path.get(path).copied();
+        let mut node = Node::new(path, name, kind, parent, execution, self.ended);
+        node.component = task.component_ref.name.clone();
+        if kind == "condition" {
+            node.condition = task.trigger_policy.condition.clone();
+        }
+        self.graph.nodes.push(node);
+    }
+}
+
+impl Node {
+    fn new(
+        path: &str,
+        name: &str,
+        kind: &'static str,
+        parent: Option<&str>,
+        execution: Option<&ExecutionRow>,
+        ended: bool,
+    ) -> Self {
         let state = match execution {
             Some(e) => e.text(props::STATE).unwrap_or(e.state).to_owned(),
-            None if self.ended => "NOT_RUN".to_owned(),
+            None if ended => "NOT_RUN".to_owned(),
             None => "PENDING".to_owned(),
         };
         let text = |name: &str| execution.and_then(|e| e.text(name)).map(str::to_owned);
-        self.graph.nodes.push(Node {
+        Node {
             id: path.to_owned(),
             name: name.to_owned(),
             kind,
             parent: parent.map(str::to_owned),
-            component: task.component_ref.name.clone(),
+            component: String::new(),
             state,
             execution_id: execution.map(|e| e.id),
             attempts: execution.and_then(|e| e.int(props::ATTEMPTS)),
             iteration_count: (kind == "loop")
                 .then(|| execution.and_then(|e| e.int(props::ITERATION_COUNT)))
                 .flatten(),
-            condition: (kind == "condition")
-                .then(|| task.trigger_policy.condition.clone())
-                .flatten(),
+            condition: None,
             started_at: text(props::STARTED_AT),
             finished_at: text(props::FINISHED_AT),
             error: text(props::ERROR),
@@ -201,7 +217,34 @@ impl<'a> Builder<'a> {
             outputs: parameters(execution, props::OUTPUTS),
             input_artifacts: execution.map(|e| e.inputs.clone()).unwrap_or_default(),
             output_artifacts: execution.map(|e| e.outputs.clone()).unwrap_or_default(),
-        });
+        }
+    }
+}
+
+/// The graph of a run recorded without its spec (by a kfbox before specs were kept): its
+/// tasks nested by path, with no edges.
+pub fn from_executions(executions: &[&ExecutionRow], ended: bool) -> Graph {
+    let nodes = executions
+        .iter()
+        .filter_map(|e| {
+            let path = e.text(props::PATH).filter(|p| !p.is_empty())?;
+            let (parent, name) = match path.rsplit_once('/') {
+                Some((parent, name)) => (Some(parent), name),
+                None => (None, path),
+            };
+            let kind = match e.text(props::KIND).unwrap_or_default() {
+                "importer" => "importer",
+                "dag" => "dag",
+                "loop" => "loop",
+                "iteration" => "iteration",
+                _ => "container",
+            };
+            Some(Node::new(path, name, kind, parent, Some(e), ended))
+        })
+        .collect();
+    Graph {
+        nodes,
+        edges: Vec::new(),
     }
 }
 
@@ -344,6 +387,43 @@ deploymentSpec:
                 ("make", "each"),
                 ("each/train", "each/score"),
                 ("make", "last")
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_spec_the_tasks_nest_by_path() {
+        let rows = [
+            execution(1, "", "RUNNING"),
+            execution(2, "each", "SUCCEEDED"),
+            execution(3, "each/iteration-0", "SUCCEEDED"),
+            execution(4, "each/iteration-0/train", "CACHED"),
+        ];
+        let refs: Vec<&ExecutionRow> = rows.iter().collect();
+        let graph = super::from_executions(&refs, true);
+        let nodes: Vec<(&str, &str, Option<&str>, &str)> = graph
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.id.as_str(),
+                    n.name.as_str(),
+                    n.parent.as_deref(),
+                    n.state.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                ("each", "each", None, "SUCCEEDED"),
+                ("each/iteration-0", "iteration-0", Some("each"), "SUCCEEDED"),
+                (
+                    "each/iteration-0/train",
+                    "train",
+                    Some("each/iteration-0"),
+                    "CACHED"
+                ),
             ]
         );
     }

@@ -31,7 +31,7 @@ const STYLE: Asset = Asset {
 
 /// What the page may do: load only its own script and styles, talk only to this server, show
 /// artifact HTML only in frames without scripts (the frames say so too).
-const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data: blob:; connect-src 'self'; frame-src 'self' blob:; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 

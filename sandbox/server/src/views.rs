@@ -42,19 +42,14 @@ async fn run_graph(
 ) -> ApiResult<Json<graph::Graph>> {
     let row = server.store.api_run(&run_id)?;
     let spec = server.store.api_run_spec(&run_id)?.unwrap_or_default();
-    if spec.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "run {run_id} was recorded by an older kfbox without its pipeline spec; its tasks are in run_details"
-        )));
-    }
-    let (_, pipeline) = spec_json(&spec, &format!("run `{}`", row.run.display_name))?;
     let executions = server.store.run_executions(&row.run)?;
     let latest = latest_per_task(&executions);
-    Ok(Json(graph::build(
-        &pipeline.spec,
-        &latest,
-        row.run.finished_at.is_some(),
-    )))
+    let ended = row.run.finished_at.is_some();
+    if spec.is_empty() {
+        return Ok(Json(graph::from_executions(&latest, ended)));
+    }
+    let (_, pipeline) = spec_json(&spec, &format!("run `{}`", row.run.display_name))?;
+    Ok(Json(graph::build(&pipeline.spec, &latest, ended)))
 }
 
 async fn version_graph(

@@ -116,27 +116,31 @@ function Classification(props: { metadata: Record<string, unknown> }) {
   );
 }
 
-type Slice = { slice?: string; sliceValue?: unknown; confidenceMetrics?: Confidence[]; confusionMatrix?: ConfusionMatrix };
+/** One slice as the SDK's SlicedClassificationMetrics writes it. */
+type Slice = {
+  slice?: string;
+  sliceClassificationMetrics?: { confidenceMetrics?: Confidence[]; confusionMatrix?: ConfusionMatrix };
+};
 
 function Sliced(props: { metadata: Record<string, unknown> }) {
   const slices = (props.metadata.evaluationSlices as Slice[] | undefined) ?? [];
   if (!slices.length) return <p class="muted">No slices were logged.</p>;
-  const label = (s: Slice, i: number) => s.slice ?? (s.sliceValue !== undefined ? value(s.sliceValue) : `slice ${i + 1}`);
+  const label = (s: Slice, i: number) => s.slice ?? `slice ${i + 1}`;
+  const curves = slices
+    .map((s, i) => ({ label: label(s, i), readings: s.sliceClassificationMetrics?.confidenceMetrics ?? [] }))
+    .filter((s) => s.readings.length);
   return (
     <div class="charts">
-      <Roc
-        series={slices
-          .map((s, i) => ({ label: label(s, i), readings: s.confidenceMetrics ?? [] }))
-          .filter((s) => s.readings.length)}
-      />
-      {slices.map((s, i) =>
-        s.confusionMatrix ? (
+      {curves.length ? <Roc series={curves} title="ROC curve per slice" /> : null}
+      {slices.map((s, i) => {
+        const matrix = s.sliceClassificationMetrics?.confusionMatrix;
+        return matrix ? (
           <div key={i}>
             <h4>{label(s, i)}</h4>
-            <Confusion matrix={s.confusionMatrix} />
+            <Confusion matrix={matrix} />
           </div>
-        ) : null,
-      )}
+        ) : null;
+      })}
     </div>
   );
 }

@@ -1,6 +1,6 @@
 // One run: its graph coloured by task state and redrawn live, the selected task's details,
 // logs and artifacts, and the run's artifacts and parameters.
-import { useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { get, post, routes, type Artifact, type Experiment, type Graph, type GraphNode, type Run } from "../api";
 import { ArtifactView } from "../components/Artifact";
 import { Dag, type DagItem } from "../components/Dag";
@@ -33,6 +33,13 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
     [run.data?.experiment_id],
   );
   const now = useNow(active);
+  // Once the run ends, read the graph and artifacts one last time for their final states.
+  useEffect(() => {
+    if (!active) {
+      graph.reload();
+      artifacts.reload();
+    }
+  }, [active]);
   const [actionError, setActionError] = useState<string>();
   const tab = (props.tab as RunTab) || "graph";
 
