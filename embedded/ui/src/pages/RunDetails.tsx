@@ -1,6 +1,6 @@
 // One run: its graph coloured by task state and redrawn live, the selected task's details,
 // logs and artifacts, and the run's artifacts and parameters.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { get, post, routes, type Artifact, type Experiment, type Graph, type GraphNode, type Run } from "../api";
 import { ArtifactView } from "../components/Artifact";
 import { Dag, type DagItem } from "../components/Dag";
@@ -33,13 +33,18 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
     [run.data?.experiment_id],
   );
   const now = useNow(active);
-  // Once the run ends, read the graph and artifacts one last time for their final states.
+  // When a run seen running ends, read the graph and artifacts once more for their final
+  // states (their polling stops with the run).
+  const seenActive = useRef(false);
   useEffect(() => {
-    if (!active) {
+    if (!run.data) return;
+    if (isActive(run.data.state)) seenActive.current = true;
+    else if (seenActive.current) {
+      seenActive.current = false;
       graph.reload();
       artifacts.reload();
     }
-  }, [active]);
+  }, [run.data?.state]);
   const [actionError, setActionError] = useState<string>();
   const tab = (props.tab as RunTab) || "graph";
 
