@@ -47,6 +47,11 @@ fn a_run_started_from_the_form_turns_green_live() {
 }
 
 #[test]
+fn an_uploaded_pipeline_runs_from_the_form_and_terminates_from_its_page() {
+    ui_test("upload_and_terminate");
+}
+
+#[test]
 fn loops_conditions_and_nested_pipelines_are_collapsible_groups() {
     ui_test("control_flow");
 }

@@ -233,6 +233,12 @@ def test_runs_and_details():
         dataset = page.locator('[data-artifact-type="Dataset"]')
         expect(dataset.locator("table.data thead th")).to_have_text(["x", "square", "label"])
         expect(dataset.locator("table.data tbody tr")).to_have_count(10)
+        with page.expect_download() as download:
+            dataset.get_by_role("button", name="Download").click()
+        with open(download.value.path()) as f:
+            saved = f.read()
+        assert saved.startswith("x,square,label\n0,0,0\n") and saved.count("\n") == 11, saved
+        assert download.value.suggested_filename == "data", download.value.suggested_filename
         dataset.get_by_role("link", name="Lineage").click()
         expect(page.locator(".lineage [data-node-id]")).to_have_count(3)
         expect(page.locator(".lineage")).to_contain_text("make-data")
@@ -325,6 +331,39 @@ def test_run_form():
     with_browser(check)
 
 
+def test_upload_and_terminate():
+    """A pipeline uploaded through the page, a long run started from it, and terminated from
+    its page."""
+    c = client()
+    package = compile_to(ui_form, "upload.yaml")
+
+    def check(b):
+        page = b.page
+        b.open("#/pipelines")
+        upload = page.get_by_role("form", name="Upload a pipeline")
+        upload.locator('input[type="file"]').set_input_files(package)
+        upload.get_by_label("Name").fill("ui-uploaded")
+        upload.get_by_role("button", name="Upload").click()
+        expect(page).to_have_url(re.compile(r"#/pipelines/details/"))
+        expect(page.get_by_role("heading", name="ui-uploaded")).to_be_visible()
+        expect(page.locator(".preview-graph [data-node-id]")).to_have_count(2)
+        form = page.get_by_role("form", name="Start a run")
+        form.get_by_label(re.compile("^seconds")).fill("300")
+        form.get_by_label(re.compile("^word")).fill("never-said")
+        form.get_by_role("button", name="Start").click()
+        expect(page.locator('.dag [data-state="RUNNING"]').first).to_be_visible(timeout=60_000)
+        page.get_by_role("button", name="Terminate").click()
+        expect(page.locator("h1 .state-badge")).to_have_text(re.compile("Canceled"), timeout=60_000)
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        expect(page.locator('.dag [data-node-id="wait-then-say"]')).to_have_attribute("data-state", "CANCELED")
+        b.shot("terminated")
+        run_id = page.url.split("#/runs/details/")[1].split("?")[0]
+        assert c.get_run(run_id).state == "CANCELED"
+        assert [p.display_name for p in c.list_pipelines().pipelines] == ["ui-uploaded"]
+
+    with_browser(check)
+
+
 def test_control_flow():
     """Loops, conditions and nested pipelines are groups: iterations counted and collapsed,
     expandable from the keyboard; the branch not taken is marked as such."""
@@ -411,6 +450,15 @@ def test_empty_and_keyboard():
         page.keyboard.press("Enter")
         expect(page).to_have_url(re.compile("#/experiments$"))
         expect(page.locator("table.list")).to_contain_text("Default")
+        # A new experiment, then archived from its page.
+        new = page.get_by_role("form", name="New experiment")
+        new.get_by_label("Name").fill("ui-experiment")
+        new.get_by_role("button", name="Create").click()
+        expect(page.get_by_role("heading", name="ui-experiment")).to_be_visible()
+        expect(page.get_by_role("heading", name="No runs yet")).to_be_visible()
+        page.get_by_role("button", name="Archive").click()
+        expect(page.locator("h1 .type-tag")).to_have_text("archived")
+        assert client().get_experiment(experiment_name="ui-experiment").storage_state == "ARCHIVED"
         b.open("#/nowhere")
         expect(page.get_by_role("heading", name="No such page")).to_be_visible()
         page.set_viewport_size({"width": 420, "height": 800})

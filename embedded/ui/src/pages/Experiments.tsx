@@ -94,7 +94,7 @@ function CreateExperiment() {
     }
   };
   return (
-    <form class="card" onSubmit={submit}>
+    <form class="card" onSubmit={submit} aria-label="New experiment">
       <h2>New experiment</h2>
       <div class="row">
         <label>

@@ -104,7 +104,7 @@ function Upload(props: { onDone: (p: Pipeline) => void }) {
     }
   };
   return (
-    <form class="upload card" onSubmit={submit}>
+    <form class="upload card" onSubmit={submit} aria-label="Upload a pipeline">
       <h2>Upload a pipeline</h2>
       <div class="row">
         <label>

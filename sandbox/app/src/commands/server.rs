@@ -249,6 +249,7 @@ fn print_addresses(printer: &Printer, url: &str, token: Option<&str>, generated:
     printer.data(&format!(
         "kfbox is serving the Kubeflow Pipelines API at {url}"
     ));
+    printer.data(&format!("  web UI: {url}/"));
     printer.data(&format!("  export KF_PIPELINES_ENDPOINT={url}"));
     if let Some(token) = token {
         if generated {
