@@ -122,22 +122,37 @@ async fn read_artifact(
             ))
         })?;
     let artifact = server.store.artifact(artifact_id)?;
-    let path = inside_runs(&server, &artifact.uri)?;
-    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-        if path.is_dir() {
-            let mut archive = tar::Builder::new(Vec::new());
-            archive.append_dir_all(".", &path)?;
-            archive.into_inner()
-        } else {
-            std::fs::read(&path)
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", artifact.uri)))?;
+    let (bytes, _) = artifact_bytes(&server, &artifact.uri, None).await?;
     Ok(Json(json!({
         "data": base64::engine::general_purpose::STANDARD.encode(bytes)
     })))
+}
+
+/// The bytes of the file an artifact URI names (at most `limit`), or a tar archive of the
+/// directory it names; and whether it was a directory.
+pub(crate) async fn artifact_bytes(
+    server: &Server,
+    uri: &str,
+    limit: Option<u64>,
+) -> ApiResult<(Vec<u8>, bool)> {
+    let path = inside_runs(server, uri)?;
+    let is_dir = path.is_dir();
+    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        if is_dir {
+            let mut archive = tar::Builder::new(Vec::new());
+            archive.append_dir_all(".", &path)?;
+            return archive.into_inner();
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)?
+            .take(limit.unwrap_or(u64::MAX))
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("cannot read {uri}: {e}")))?;
+    Ok((bytes, is_dir))
 }
 
 #[derive(Debug, Default, Deserialize)]

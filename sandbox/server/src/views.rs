@@ -2,7 +2,6 @@
 //! run's graph, a pipeline version's preview graph, a run's artifacts, one artifact with its
 //! lineage, and an artifact's bytes.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::files::inside_runs;
+use crate::files::artifact_bytes;
 use crate::model::{latest_per_task, time};
 use crate::pipelines::spec_json;
 use crate::{graph, Server};
@@ -159,24 +158,7 @@ async fn artifact_content(
     Query(params): Query<ContentParams>,
 ) -> ApiResult<Response> {
     let artifact = server.store.artifact(artifact_id(&id)?)?;
-    let path = inside_runs(&server, &artifact.uri)?;
-    let is_dir = path.is_dir();
-    let limit = params.limit;
-    let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-        if is_dir {
-            let mut archive = tar::Builder::new(Vec::new());
-            archive.append_dir_all(".", &path)?;
-            return archive.into_inner();
-        }
-        let file = std::fs::File::open(&path)?;
-        let mut bytes = Vec::new();
-        file.take(limit.unwrap_or(u64::MAX))
-            .read_to_end(&mut bytes)?;
-        Ok(bytes)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", artifact.uri)))?;
+    let (bytes, is_dir) = artifact_bytes(&server, &artifact.uri, params.limit).await?;
     let mut file_name = artifact
         .uri
         .rsplit('/')
