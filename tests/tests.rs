@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod docker;
 mod gpu;
+mod lab;
 mod semantics;
 mod server;
 mod store;

@@ -70,6 +70,11 @@ pub fn get(url: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, 
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
+    Ok(status_and_body(&response))
+}
+
+/// The status code and body of a raw HTTP response.
+pub fn status_and_body(response: &str) -> (u16, String) {
     let code = response
         .split_whitespace()
         .nth(1)
@@ -78,7 +83,7 @@ pub fn get(url: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, 
     let body = response
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, b)| b.to_owned());
-    Ok((code, body))
+    (code, body)
 }
 
 pub fn healthy(url: &str, token: Option<&str>) -> bool {
@@ -93,7 +98,7 @@ impl Served {
     pub fn start_in(home: tempfile::TempDir, listen_ip: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let listen = format!("{listen_ip}:{port}");
-        let mut args = vec!["up", "--listen", &listen];
+        let mut args = vec!["up", "--no-lab", "--listen", &listen];
         args.extend_from_slice(extra);
         let mut child = kfbox_in(home.path(), &args)
             .stdout(Stdio::piped())

@@ -63,6 +63,7 @@ pub fn main() -> ExitCode {
             Command::Images(args) => commands::images(&settings, &printer, args).await,
             Command::Doctor(args) => commands::doctor(&settings, &printer, args).await,
             Command::Up(args) => commands::up(&settings, &printer, args).await,
+            Command::Lab(args) => commands::lab(&settings, &printer, args).await,
             Command::Status(args) => commands::status(&settings, &printer, args).await,
             Command::Down(args) => commands::down(&settings, &printer, args).await,
         }

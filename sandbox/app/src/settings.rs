@@ -18,6 +18,8 @@ pub struct GlobalSettings {
     pub interactive: bool,
     /// `kfbox.toml`, and whether it was named (`--config`), so that its absence is an error.
     pub config: (PathBuf, bool),
+    /// `Some` offline: Python packages come only from the wheel cache and these wheelhouses.
+    pub offline: Option<Vec<PathBuf>>,
 }
 
 impl GlobalSettings {
@@ -48,6 +50,7 @@ impl GlobalSettings {
         };
         Self {
             config,
+            offline: args.offline.then(|| args.wheels.iter().cloned().collect()),
             home,
             python: args.python.clone(),
             quiet: args.quiet,
@@ -63,6 +66,15 @@ impl GlobalSettings {
 
     pub fn python_dir(&self) -> PathBuf {
         self.home.join("python")
+    }
+
+    /// The managed Python environments, offline when asked.
+    pub fn python_envs(&self) -> kfbox_python::PythonEnvs {
+        let envs = kfbox_python::PythonEnvs::new(self.python_dir(), self.python.clone());
+        match &self.offline {
+            Some(wheelhouses) => envs.offline(wheelhouses.clone()),
+            None => envs,
+        }
     }
 
     pub fn load_config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {

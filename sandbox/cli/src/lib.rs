@@ -22,6 +22,10 @@ pub mod env_vars {
     pub const KFBOX_EXECUTOR: &str = "KFBOX_EXECUTOR";
     /// The bearer token `kfbox up` requires (as `--token`); kept out of process listings.
     pub const KFBOX_TOKEN: &str = "KFBOX_TOKEN";
+    /// Set (to anything but `0`/`false`/`no`/`off`): install Python packages without a network.
+    pub const KFBOX_OFFLINE: &str = "KFBOX_OFFLINE";
+    /// A wheelhouse to install from offline (as `--wheels`).
+    pub const KFBOX_WHEELS: &str = "KFBOX_WHEELS";
 }
 
 #[derive(Debug, Parser)]
@@ -55,6 +59,12 @@ pub struct GlobalArgs {
     /// The configuration file [default: kfbox.toml in KFBOX_HOME].
     #[arg(long, global = true, env = env_vars::KFBOX_CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Never ask a package index: Python packages come from kfbox's wheel cache and --wheels.
+    #[arg(long, global = true, env = env_vars::KFBOX_OFFLINE, value_parser = clap::builder::FalseyValueParser::new())]
+    pub offline: bool,
+    /// A wheelhouse written by `kfbox env bundle`, to install from offline.
+    #[arg(long, global = true, env = env_vars::KFBOX_WHEELS, value_name = "DIR", requires = "offline")]
+    pub wheels: Option<PathBuf>,
 }
 
 /// Where container steps run.
@@ -107,8 +117,11 @@ pub enum Command {
     Images(ImagesArgs),
     /// Check what this machine offers kfbox: GPUs, Docker, Python, disk, ports.
     Doctor(DoctorArgs),
-    /// Start the local Kubeflow Pipelines backend (REST API for `kfp.Client`) and the UI.
+    /// Start the local Kubeflow Pipelines backend (REST API for `kfp.Client`), the UI and
+    /// JupyterLab.
     Up(UpArgs),
+    /// Start only JupyterLab, its kernels pointed at the server `kfbox up` runs for this home.
+    Lab(LabArgs),
     /// Whether `kfbox up` is serving this home, where, and whether it is healthy.
     Status(StatusArgs),
     /// Stop the server `kfbox up` started: running steps are canceled and recorded so.
@@ -131,6 +144,9 @@ pub struct UpArgs {
     /// Do not start JupyterLab.
     #[arg(long)]
     pub no_lab: bool,
+    /// JupyterLab's port on 127.0.0.1 [default: 8889, or a free port when taken].
+    #[arg(long, value_name = "PORT", conflicts_with = "no_lab")]
+    pub lab_port: Option<u16>,
     /// How many steps of all runs may run at once [default: 4 per core, at least 8].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallelism: Option<u32>,
@@ -140,6 +156,13 @@ pub struct UpArgs {
     /// Set by `--detach` on the server it starts: it has no terminal to hang up on.
     #[arg(long, hide = true)]
     pub background: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// The port on 127.0.0.1 [default: 8889, or a free port when taken].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -369,10 +392,16 @@ pub struct RunArgs {
     /// kfbox.toml, else prefer].
     #[arg(long, value_enum, value_name = "POLICY")]
     pub gpu: Option<GpuChoice>,
+    /// After the run, watch the pipeline file and run it again whenever it changes (caching
+    /// reuses the steps that did not change); Ctrl-C stops.
+    #[arg(long, short)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct EnvArgs {
+    #[command(subcommand)]
+    pub command: Option<EnvCommand>,
     /// Remove environments that are incomplete or broken; they are rebuilt on next use.
     #[arg(long)]
     pub repair: bool,
@@ -382,6 +411,17 @@ pub struct EnvArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Write a wheelhouse of everything kfbox installs (the kfp SDK, JupyterLab, the codelabs'
+    /// libraries), for `kfbox up --offline --wheels DIR` on a machine with the same Python and
+    /// no network.
+    Bundle {
+        /// The directory to write the wheels into (created when missing).
+        dir: PathBuf,
+    },
 }
 
 #[cfg(test)]

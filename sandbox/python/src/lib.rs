@@ -5,6 +5,12 @@
 //! file, so it never reinstalls the SDK and a task whose requirements are met never runs pip.
 //! Environments are built under a file lock and marked ready last, so concurrent kfbox processes
 //! share one build and an interrupted build (kill -9) is detected and redone.
+//!
+//! Every package is installed from kfbox's own wheel cache (`<root>/wheels`): online, pip first
+//! fills the cache (`pip wheel`, which also builds sdists once), then installs with no index; in
+//! offline mode it installs from the cache and any wheelhouses given, never asking an index. So a
+//! machine that has built an environment once can rebuild it without a network, and a
+//! wheelhouse from `kfbox env bundle` sets up one that never had one.
 
 mod lightweight;
 
@@ -31,6 +37,12 @@ pub enum PythonError {
     BadInterpreter { interpreter: String, reason: String },
     #[error("creating the Python environment {dir} failed: {reason}")]
     Create { dir: PathBuf, reason: String },
+    #[error("pip could not collect wheels for {packages}: {reason}{}", if *offline { "\nhint: offline, packages come only from kfbox's wheel cache and --wheels DIR; make a wheelhouse with `kfbox env bundle DIR` on a machine with a network" } else { "" })]
+    Wheels {
+        packages: String,
+        reason: String,
+        offline: bool,
+    },
     #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
@@ -75,6 +87,8 @@ struct Marker {
 pub struct PythonEnvs {
     root: PathBuf,
     interpreter: String,
+    /// `Some` in offline mode: the wheelhouses to install from besides the cache.
+    offline: Option<Vec<PathBuf>>,
 }
 
 /// Progress messages for slow work (pip output lines).
@@ -86,7 +100,63 @@ impl PythonEnvs {
         Self {
             root,
             interpreter: interpreter.unwrap_or_else(|| "python3".into()),
+            offline: None,
         }
+    }
+
+    /// Never ask a package index: install from the wheel cache and these wheelhouses only.
+    pub fn offline(mut self, wheelhouses: Vec<PathBuf>) -> Self {
+        self.offline = Some(wheelhouses);
+        self
+    }
+
+    /// kfbox's wheel cache.
+    pub fn wheel_cache(&self) -> PathBuf {
+        self.root.join("wheels")
+    }
+
+    /// Where pip may find wheels without an index.
+    fn find_links(&self) -> Vec<String> {
+        std::iter::once(self.wheel_cache())
+            .chain(self.offline.iter().flatten().cloned())
+            .flat_map(|dir| ["--find-links".to_owned(), dir.display().to_string()])
+            .collect()
+    }
+
+    /// Put wheels for `packages` and everything they need into `dir`: built from sdists where a
+    /// package has no wheel, from the index unless offline.
+    pub fn collect_wheels(
+        &self,
+        python: &Path,
+        dir: &Path,
+        packages: &[String],
+        pip_options: &[String],
+        progress: Progress,
+    ) -> Result<(), PythonError> {
+        fs_err::create_dir_all(dir).map_err(io(dir))?;
+        progress(&format!("collecting wheels for {}", packages.join(" ")));
+        let mut command = Command::new(python);
+        command
+            .args([
+                "-m",
+                "pip",
+                "wheel",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
+            .args(["--progress-bar", "off", "--wheel-dir"])
+            .arg(dir)
+            .args(self.find_links());
+        if self.offline.is_some() {
+            command.arg("--no-index");
+        } else {
+            command.args(pip_options);
+        }
+        run_logged(command.args(packages), progress).map_err(|reason| PythonError::Wheels {
+            packages: packages.join(" "),
+            reason,
+            offline: self.offline.is_some(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -177,7 +247,12 @@ impl PythonEnvs {
         if requirements.packages.is_empty() {
             return Ok(base);
         }
-        let base_dir = base.dir.display().to_string();
+        // The real path: homes that share one environments directory through a link share
+        // these environments too.
+        let base_dir = fs_err::canonicalize(&base.dir)
+            .unwrap_or_else(|_| base.dir.clone())
+            .display()
+            .to_string();
         let parts = std::iter::once(base_dir.as_str()).chain(
             requirements
                 .packages
@@ -240,6 +315,15 @@ impl PythonEnvs {
             let pth = site.join("kfbox-base.pth");
             fs_err::write(&pth, format!("{}\n", base_site.display())).map_err(io(&pth))?;
         }
+        if self.offline.is_none() {
+            self.collect_wheels(
+                &staged.python,
+                &self.wheel_cache(),
+                packages,
+                pip_options,
+                progress,
+            )?;
+        }
         progress(&format!("installing {}", packages.join(" ")));
         run_logged(
             Command::new(&staged.python)
@@ -251,12 +335,20 @@ impl PythonEnvs {
                     "--no-input",
                     "--progress-bar",
                     "off",
+                    "--no-index",
                 ])
-                .args(pip_options)
+                .args(self.find_links())
                 .args(packages),
             progress,
         )
-        .map_err(failed)?;
+        .map_err(|reason| match self.offline {
+            Some(_) => PythonError::Wheels {
+                packages: packages.join(" "),
+                reason,
+                offline: true,
+            },
+            None => failed(reason),
+        })?;
         let marker = Marker {
             requirements: packages.to_vec(),
             python_version,

@@ -1,7 +1,8 @@
 //! `kfbox env`: the managed Python environments.
 
-use kfbox_cli::EnvArgs;
-use kfbox_python::PythonEnvs;
+use kfbox_cli::{EnvArgs, EnvCommand};
+use kfbox_lab::{CODELAB_REQUIREMENTS, LAB_REQUIREMENTS};
+use kfbox_python::SDK_REQUIREMENT;
 
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
@@ -12,7 +13,10 @@ pub async fn env(
     printer: &Printer,
     args: EnvArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
+    let envs = settings.python_envs();
+    if let Some(EnvCommand::Bundle { dir }) = args.command {
+        return bundle(settings, printer, dir).await;
+    }
     if args.repair {
         let removed = {
             let envs = envs.clone();
@@ -62,4 +66,51 @@ pub async fn env(
         }
     }
     Ok(ExitStatus::Success)
+}
+
+/// `kfbox env bundle DIR`: wheels for everything kfbox installs, for a machine without a network.
+async fn bundle(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    dir: std::path::PathBuf,
+) -> anyhow::Result<ExitStatus> {
+    let envs = settings.python_envs();
+    let quiet = settings.quiet;
+    let made = {
+        let printer = printer.clone();
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            let progress = |line: &str| {
+                if !quiet {
+                    printer.note(line);
+                }
+            };
+            let base = envs.base(&progress)?;
+            let packages: Vec<String> = std::iter::once(SDK_REQUIREMENT)
+                .chain(LAB_REQUIREMENTS.iter().copied())
+                .chain(CODELAB_REQUIREMENTS.iter().copied())
+                .map(str::to_owned)
+                .collect();
+            envs.collect_wheels(&base.python, &dir, &packages, &[], &progress)?;
+            Ok(fs_err::read_dir(&dir)?
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".whl"))
+                .count())
+        })
+        .await?
+    };
+    match made {
+        Ok(count) => {
+            printer.data(&format!(
+                "{count} wheels in {}; on a machine with the same Python and no network: kfbox up --offline --wheels {}",
+                dir.display(),
+                dir.display()
+            ));
+            Ok(ExitStatus::Success)
+        }
+        Err(e) => {
+            printer.error(&e.context(format!("cannot write the wheelhouse {}", dir.display())));
+            Ok(ExitStatus::Error)
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use kfbox_cli::{ImagesArgs, ImagesBuildArgs, ImagesCommand};
 use kfbox_docker::BuildContext;
-use kfbox_python::{PythonEnvs, SDK_REQUIREMENT};
+use kfbox_python::SDK_REQUIREMENT;
 
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
@@ -63,7 +63,7 @@ async fn build_runtime(
     // The SDK's wheels are made on the host, from PyPI or pip's cache, with the managed
     // environment's pip: the build itself needs no network.
     let wheels = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
+    let envs = settings.python_envs();
     let quiet = settings.quiet;
     let made = {
         let printer = printer.clone();
@@ -75,25 +75,13 @@ async fn build_runtime(
                 }
             };
             let env = envs.base(&progress)?;
-            printer.note(&format!("collecting wheels for {SDK_REQUIREMENT}"));
-            let output = std::process::Command::new(&env.python)
-                .args([
-                    "-m",
-                    "pip",
-                    "wheel",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-w",
-                ])
-                .arg(&dir)
-                .arg(SDK_REQUIREMENT)
-                .output()
-                .context("cannot run pip")?;
-            anyhow::ensure!(
-                output.status.success(),
-                "pip could not collect the wheels of {SDK_REQUIREMENT}:\n{}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+            envs.collect_wheels(
+                &env.python,
+                &dir,
+                &[SDK_REQUIREMENT.to_owned()],
+                &[],
+                &progress,
+            )?;
             Ok(())
         })
         .await?

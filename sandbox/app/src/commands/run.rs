@@ -16,7 +16,6 @@ use kfbox_engine::{
 };
 use kfbox_gpu::{GpuPlan, GpuPolicy};
 use kfbox_process::ProcessExecutor;
-use kfbox_python::PythonEnvs;
 use kfbox_spec::load_pipeline;
 use kfbox_spec::value::value_to_text;
 use kfbox_store::{NewArtifact, NewRun, RunHandle, Store};
@@ -33,6 +32,57 @@ pub async fn run(
     settings: &GlobalSettings,
     printer: &Printer,
     args: RunArgs,
+) -> anyhow::Result<ExitStatus> {
+    let cancel = CancellationToken::new();
+    let interrupts = tokio::spawn(cancel_on_signal(
+        cancel.clone(),
+        printer.clone(),
+        args.watch,
+    ));
+    let mut status = run_once(settings, printer, &args, cancel.child_token()).await;
+    while args.watch && !cancel.is_cancelled() {
+        printer.note(&format!(
+            "watching {} for changes (Ctrl-C stops)",
+            args.pipeline.display()
+        ));
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            changed = changed(&args.pipeline) => changed?,
+        }
+        printer.note(&format!(
+            "{} changed: running it again",
+            args.pipeline.display()
+        ));
+        status = run_once(settings, printer, &args, cancel.child_token()).await;
+    }
+    interrupts.abort();
+    status
+}
+
+/// Returns once the file's contents differ from what they were when called, and have stayed
+/// the same for a moment (a compiler may write it in pieces).
+async fn changed(path: &std::path::Path) -> anyhow::Result<()> {
+    const POLL: Duration = Duration::from_millis(200);
+    let read = || std::fs::read(path).ok();
+    let before = read();
+    loop {
+        tokio::time::sleep(POLL).await;
+        let now = read();
+        if now != before {
+            tokio::time::sleep(POLL).await;
+            if read() == now && now.is_some() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One run of the pipeline file as it is now.
+async fn run_once(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: &RunArgs,
+    cancel: CancellationToken,
 ) -> anyhow::Result<ExitStatus> {
     let pipeline = match load_pipeline(&args.pipeline) {
         Ok(pipeline) => pipeline,
@@ -81,7 +131,7 @@ pub async fn run(
         }
     };
     let gpus = plan_gpus(&config, args.gpu, printer).await;
-    let envs = PythonEnvs::new(settings.python_dir(), settings.python.clone());
+    let envs = settings.python_envs();
     let pipeline_dir = std::path::absolute(&args.pipeline)
         .ok()
         .and_then(|p| p.parent().map(ToOwned::to_owned))
@@ -138,10 +188,7 @@ pub async fn run(
     let (events, receiver) = EventSink::channel();
     let reporter = Reporter::new(settings, printer.clone(), &pipeline_name);
     let reporting = tokio::spawn(reporter.consume(receiver));
-    let cancel = CancellationToken::new();
-    let interrupts = tokio::spawn(cancel_on_signal(cancel.clone(), printer.clone()));
     let summary = execute(Arc::new(pipeline), options, executor, events, cancel).await;
-    interrupts.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), reporting).await;
     let summary_path = run_dir.join("summary.json");
     fs_err::write(&summary_path, serde_json::to_string_pretty(&summary)?)
@@ -208,9 +255,13 @@ fn record_root_artifacts(
 
 /// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel the run: steps live in process
 /// groups of their own, so no terminal signal reaches them unless kfbox passes it on.
-async fn cancel_on_signal(cancel: CancellationToken, printer: Printer) {
+async fn cancel_on_signal(cancel: CancellationToken, printer: Printer, watching: bool) {
     crate::signals::stop_requested(true).await;
-    printer.note("canceling the run: stopping running steps...");
+    printer.note(if watching {
+        "stopping: running steps (if any) are canceled..."
+    } else {
+        "canceling the run: stopping running steps..."
+    });
     cancel.cancel();
 }
 

@@ -44,6 +44,9 @@ struct ServerInfo {
     started_at: String,
     log: Option<PathBuf>,
     token: Option<String>,
+    /// JupyterLab's address with its token, once the lab answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lab_url: Option<String>,
 }
 
 fn lock_path(settings: &GlobalSettings) -> PathBuf {
@@ -84,6 +87,11 @@ fn running_server(settings: &GlobalSettings) -> Option<ServerInfo> {
     (holds_lock && kfbox_store::identity_alive(&info.identity)).then_some(info)
 }
 
+/// The URL of the server running for this home, if one is.
+pub(crate) fn running_url(settings: &GlobalSettings) -> Option<String> {
+    running_server(settings).map(|info| info.url)
+}
+
 fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
     text.parse().map_err(|_| {
         anyhow::anyhow!(
@@ -101,7 +109,7 @@ fn client_url(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -174,7 +182,7 @@ pub async fn up(
     let launcher = Arc::new(RouterLauncher {
         chosen: args.executor,
         config,
-        envs: PythonEnvs::new(settings.python_dir(), settings.python.clone()),
+        envs: settings.python_envs(),
         home: settings.home.clone(),
         pipeline_dir: std::env::current_dir().unwrap_or_default(),
         printer: printer.clone(),
@@ -205,12 +213,35 @@ pub async fn up(
         started_at: Utc::now().to_rfc3339(),
         log: args.background.then(|| log_path(settings)),
         token: token.clone(),
+        lab_url: None,
     };
     write_info(&info_path(settings), &info)?;
     if !args.background {
         print_addresses(printer, &url, token.as_deref(), generated);
         printer.note("Press Ctrl-C to stop (running steps are canceled and recorded).");
     }
+    let lab = (!args.no_lab).then(|| {
+        let path = info_path(settings);
+        let info = info.clone();
+        let warn = printer.clone();
+        super::lab::BackgroundLab::start(
+            settings,
+            printer,
+            url.clone(),
+            args.lab_port,
+            move |lab_url| {
+                let info = ServerInfo {
+                    lab_url: Some(lab_url.to_owned()),
+                    ..info
+                };
+                if let Err(e) = write_info(&path, &info) {
+                    warn.warning(&format!(
+                        "cannot note the lab's address in server.json: {e:#}"
+                    ));
+                }
+            },
+        )
+    });
     let counts = bound.counts();
     let status_line =
         (settings.interactive && !args.background).then(|| tokio::spawn(show_status(counts)));
@@ -222,6 +253,9 @@ pub async fn up(
         .await;
     if let Some(line) = status_line {
         line.abort();
+    }
+    if let Some(lab) = lab {
+        lab.stop();
     }
     let _ = std::fs::remove_file(info_path(settings));
     let stopped = stopped?;
@@ -327,6 +361,18 @@ async fn detach(
     if args.no_lab {
         command.arg("--no-lab");
     }
+    if let Some(port) = args.lab_port {
+        command.arg("--lab-port").arg(port.to_string());
+    }
+    if let Some(wheelhouses) = &settings.offline {
+        command.arg("--offline");
+        for dir in wheelhouses {
+            command.arg("--wheels").arg(dir);
+        }
+    }
+    if let Some(python) = &settings.python {
+        command.arg("--python").arg(python);
+    }
     if let Some(n) = args.parallelism {
         command.arg("--parallelism").arg(n.to_string());
     }
@@ -351,6 +397,11 @@ async fn detach(
         if let Some(info) = running_server(settings) {
             if health(&info).await.is_ok() {
                 print_addresses(printer, &info.url, token.as_deref(), generated);
+                if !args.no_lab {
+                    printer.data(
+                        "  JupyterLab: starting (the first start installs it); `kfbox status` shows its address",
+                    );
+                }
                 printer.note(&format!(
                     "Running in the background (pid {}, log {}); `kfbox down` stops it.",
                     info.pid,
@@ -447,6 +498,7 @@ pub async fn status(
             "pid": info.pid,
             "started_at": info.started_at,
             "log": info.log,
+            "lab_url": info.lab_url,
             "runs_running": running_runs,
             "home": settings.home,
         }))?);
@@ -466,6 +518,9 @@ pub async fn status(
                 Err(e) => format!("not answering ({e})"),
             }
         ));
+        if let Some(lab_url) = &info.lab_url {
+            printer.data(&format!("  JupyterLab: {lab_url}"));
+        }
         if let Some(log) = &info.log {
             printer.data(&format!("  log: {}", log.display()));
         }

@@ -1,0 +1,172 @@
+//! JupyterLab: `kfbox lab` alone, and the lab `kfbox up` starts beside its server.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use kfbox_cli::LabArgs;
+use kfbox_lab::{workspace, Lab, LabOptions, LAB_REQUIREMENTS};
+use kfbox_python::Requirements;
+
+use crate::printer::Printer;
+use crate::settings::GlobalSettings;
+use crate::ExitStatus;
+
+const DEFAULT_PORT: u16 = 8889;
+/// Generous: the first start on a slow disk compiles JupyterLab's Python files.
+const READY_LIMIT: Duration = Duration::from_secs(120);
+
+/// Install the lab's environment (first use only), bring the workspace up to date, start the
+/// lab and wait until it answers. Blocking: pip may run for minutes.
+fn start(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    api_url: &str,
+    port: Option<u16>,
+) -> anyhow::Result<Lab> {
+    let progress = |line: &str| {
+        if !settings.quiet {
+            printer.note(&format!("lab: {line}"));
+        }
+    };
+    let requirements = Requirements {
+        packages: LAB_REQUIREMENTS.iter().map(|r| (*r).to_owned()).collect(),
+        pip_options: Vec::new(),
+    };
+    let env = settings
+        .python_envs()
+        .for_requirements(&requirements, &progress)
+        .context("cannot prepare JupyterLab's Python environment")?;
+    let dir = kfbox_lab::workspace_dir(&settings.home);
+    let report = workspace::sync(&dir, &workspace::shipped())?;
+    if !report.kept.is_empty() {
+        printer.note(&format!(
+            "lab: kept your edits of {} (kfbox ships a newer copy; delete yours to get it)",
+            report.kept.join(", ")
+        ));
+    }
+    let listen = choose_port(port)?;
+    let mut lab = Lab::start(LabOptions {
+        python: env.python,
+        workspace: dir,
+        listen,
+        token: super::server::new_token(),
+        api_url: api_url.to_owned(),
+        home: settings.home.clone(),
+        kfbox_dir: std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(ToOwned::to_owned))
+            .unwrap_or_default(),
+        log: settings.home.join("lab.log"),
+    })?;
+    lab.wait_ready(READY_LIMIT)?;
+    Ok(lab)
+}
+
+/// The port asked for (which must be free), else 8889, else any free one.
+fn choose_port(asked: Option<u16>) -> anyhow::Result<SocketAddr> {
+    let at = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    if let Some(port) = asked {
+        TcpListener::bind(at(port))
+            .with_context(|| format!("--port {port}: cannot listen on 127.0.0.1:{port}"))?;
+        return Ok(at(port));
+    }
+    if TcpListener::bind(at(DEFAULT_PORT)).is_ok() {
+        return Ok(at(DEFAULT_PORT));
+    }
+    let any = TcpListener::bind(at(0)).context("cannot find a free port for JupyterLab")?;
+    Ok(at(any.local_addr()?.port()))
+}
+
+fn announce(printer: &Printer, lab: &Lab) {
+    printer.data(&format!("  JupyterLab: {}", lab.url()));
+}
+
+/// `kfbox lab`: the lab alone, against the server running for this home.
+pub async fn lab(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: LabArgs,
+) -> anyhow::Result<ExitStatus> {
+    let Some(server) = super::server::running_url(settings) else {
+        printer.error(&anyhow::anyhow!(
+            "no kfbox server is running for {}; start one with `kfbox up --no-lab` (or plain `kfbox up`, which starts the lab too)",
+            settings.home.display()
+        ));
+        return Ok(ExitStatus::Error);
+    };
+    let lab = {
+        let settings = settings.clone();
+        let printer = printer.clone();
+        tokio::task::spawn_blocking(move || start(&settings, &printer, &server, args.port)).await?
+    };
+    let lab = match lab {
+        Ok(lab) => lab,
+        Err(e) => {
+            printer.error(&e);
+            return Ok(ExitStatus::Error);
+        }
+    };
+    announce(printer, &lab);
+    printer.note("Press Ctrl-C to stop the lab (and its kernels).");
+    crate::signals::stop_requested(true).await;
+    drop(lab);
+    printer.note("JupyterLab stopped");
+    Ok(ExitStatus::Success)
+}
+
+/// The lab `kfbox up` runs beside its server, started on a thread of its own so that the API
+/// answers while pip works, and stopped with the server.
+#[derive(Clone, Default)]
+pub struct BackgroundLab {
+    slot: Arc<Mutex<LabSlot>>,
+}
+
+#[derive(Default)]
+struct LabSlot {
+    /// Held so that dropping it stops the lab.
+    lab: Option<Lab>,
+    stopped: bool,
+}
+
+impl BackgroundLab {
+    /// Start the lab; its address is printed, and `on_ready` told, once it answers.
+    pub fn start(
+        settings: &GlobalSettings,
+        printer: &Printer,
+        api_url: String,
+        port: Option<u16>,
+        on_ready: impl FnOnce(&str) + Send + 'static,
+    ) -> Self {
+        let this = Self::default();
+        let slot = this.slot.clone();
+        let (settings, printer) = (settings.clone(), printer.clone());
+        // A plain thread: the runtime would wait for a blocking task (pip) before it could exit.
+        std::thread::spawn(move || match start(&settings, &printer, &api_url, port) {
+            Ok(lab) => {
+                let mut slot = slot.lock().expect("lab slot lock");
+                if slot.stopped {
+                    return;
+                }
+                announce(&printer, &lab);
+                on_ready(&lab.url());
+                slot.lab = Some(lab);
+            }
+            Err(e) => printer.error(&e.context(
+                "JupyterLab did not start (the API and UI run on; `kfbox lab` tries again)",
+            )),
+        });
+        this
+    }
+
+    /// Stop the lab, or keep it from starting.
+    pub fn stop(&self) {
+        let lab = {
+            let mut slot = self.slot.lock().expect("lab slot lock");
+            slot.stopped = true;
+            slot.lab.take()
+        };
+        drop(lab);
+    }
+}
