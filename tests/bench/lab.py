@@ -13,18 +13,13 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 import urllib.request
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from served import free_port, healthy
 
 
 def status(url, token=None):
@@ -48,7 +43,7 @@ def start(kfbox, home, lab):
     began = time.perf_counter()
     child = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     api = f"http://127.0.0.1:{port}"
-    while status(api + "/apis/v2beta1/healthz") != 200:
+    while not healthy(api):
         time.sleep(0.001)
     times = {"api": time.perf_counter() - began}
     if lab:

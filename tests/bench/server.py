@@ -16,29 +16,15 @@ import concurrent.futures
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 import kfp
 from kfp import compiler, dsl
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url):
-    try:
-        with urllib.request.urlopen(url + "/apis/v2beta1/healthz", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
+from served import free_port, healthy
 
 
 def start(kfbox, home):

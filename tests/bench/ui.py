@@ -21,17 +21,17 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 import kfp
 from kfp import compiler, dsl
 from playwright.sync_api import sync_playwright
+
+from served import free_port, healthy
 
 LAYERS, WIDTH = 20, 10
 
@@ -54,20 +54,6 @@ def wide():
 @dsl.pipeline(name="bench-pair")
 def pair():
     echo(message="b").after(echo(message="a"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url):
-    try:
-        with urllib.request.urlopen(url + "/apis/v2beta1/healthz", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 def run_to_end(client, pipeline, work):

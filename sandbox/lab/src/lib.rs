@@ -163,10 +163,6 @@ impl Lab {
         let _ = killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
     }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for Lab {

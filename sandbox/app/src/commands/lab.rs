@@ -118,7 +118,7 @@ pub async fn lab(
 
 /// The lab `kfbox up` runs beside its server, started on a thread of its own so that the API
 /// answers while pip works, and stopped with the server.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct BackgroundLab {
     slot: Arc<Mutex<LabSlot>>,
 }

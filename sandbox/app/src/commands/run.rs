@@ -47,7 +47,7 @@ pub async fn run(
         ));
         tokio::select! {
             () = cancel.cancelled() => break,
-            changed = changed(&args.pipeline) => changed?,
+            () = changed(&args.pipeline) => {}
         }
         printer.note(&format!(
             "{} changed: running it again",
@@ -61,7 +61,7 @@ pub async fn run(
 
 /// Returns once the file's contents differ from what they were when called, and have stayed
 /// the same for a moment (a compiler may write it in pieces).
-async fn changed(path: &std::path::Path) -> anyhow::Result<()> {
+async fn changed(path: &std::path::Path) {
     const POLL: Duration = Duration::from_millis(200);
     let read = || std::fs::read(path).ok();
     let before = read();
@@ -71,7 +71,7 @@ async fn changed(path: &std::path::Path) -> anyhow::Result<()> {
         if now != before {
             tokio::time::sleep(POLL).await;
             if read() == now && now.is_some() {
-                return Ok(());
+                return;
             }
         }
     }
