@@ -45,18 +45,22 @@ fn start_with_lab(home: tempfile::TempDir, extra: &[&str], env: &[(&str, String)
     let mut child = kfbox_in(home.path(), &args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("kfbox up starts");
+    // Both streams, so that a lab that failed to start fails the test at once.
     let (lines, received) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
+    let stderr = child.stderr.take().expect("stderr");
+    for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            // Drained to the end, so kfbox never writes into a closed pipe.
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
             }
-        }
-    });
+        });
+    }
     let mut printed = String::new();
     let lab_url = loop {
         let left = LAB_START_LIMIT.saturating_sub(started.elapsed());
@@ -66,6 +70,12 @@ fn start_with_lab(home: tempfile::TempDir, extra: &[&str], env: &[(&str, String)
                 printed.push('\n');
                 if let Some(url) = line.trim().strip_prefix("JupyterLab: ") {
                     break url.to_owned();
+                }
+                if line.contains("JupyterLab did not start") {
+                    let _ = child.kill();
+                    let log =
+                        std::fs::read_to_string(home.path().join("lab.log")).unwrap_or_default();
+                    panic!("{printed}\nlab.log:\n{log}");
                 }
             }
             Err(e) => {

@@ -4,17 +4,21 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Resolves at Ctrl-C, SIGTERM, or SIGHUP (the terminal closed). With `hangup_stops` false
 /// (a server in the background has no terminal), SIGHUP is received and ignored rather than
-/// left to its default action, which would kill the process.
-pub async fn stop_requested(hangup_stops: bool) {
+/// left to its default action, which would kill the process. The signals are watched from this
+/// call on, not from the first poll: one that arrives before the caller awaits still counts.
+pub fn stop_requested(hangup_stops: bool) -> impl std::future::Future<Output = ()> {
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
     let mut terminate = signal(SignalKind::terminate()).ok();
     let mut hangup = signal(SignalKind::hangup()).ok();
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = received(&mut terminate) => return,
-            _ = received(&mut hangup) => {
-                if hangup_stops {
-                    return;
+    async move {
+        loop {
+            tokio::select! {
+                _ = received(&mut interrupt) => return,
+                _ = received(&mut terminate) => return,
+                _ = received(&mut hangup) => {
+                    if hangup_stops {
+                        return;
+                    }
                 }
             }
         }

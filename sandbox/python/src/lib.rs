@@ -28,6 +28,8 @@ pub use lightweight::{LightweightStep, Requirements};
 pub const SDK_REQUIREMENT: &str = "kfp==2.17.0";
 
 const READY_MARKER: &str = "kfbox-env.json";
+/// The `.pth` file through which a layered environment sees its base environment's packages.
+const BASE_LINK: &str = "kfbox-base.pth";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
@@ -280,7 +282,7 @@ impl PythonEnvs {
     ) -> Result<Env, PythonError> {
         let envs = self.root.join("envs");
         let dir = envs.join(name);
-        if dir.join(READY_MARKER).exists() {
+        if is_ready(&dir) {
             return Ok(Self::env_paths(&dir));
         }
         fs_err::create_dir_all(&envs).map_err(io(&envs))?;
@@ -288,10 +290,11 @@ impl PythonEnvs {
         let lock = fs_err::File::create(&lock_path).map_err(io(&lock_path))?;
         lock.file().lock().map_err(io(&lock_path))?;
         // Another process may have finished it while we waited for the lock.
-        if dir.join(READY_MARKER).exists() {
+        if is_ready(&dir) {
             return Ok(Self::env_paths(&dir));
         }
-        // No marker means a build was interrupted: start over.
+        // No marker means a build was interrupted, a dangling base link that its base is gone:
+        // start over.
         if dir.exists() {
             fs_err::remove_dir_all(&dir).map_err(io(&dir))?;
         }
@@ -311,8 +314,11 @@ impl PythonEnvs {
         let staged = Self::env_paths(&dir);
         if let Some(base) = layered_on {
             let site = site_packages(&staged.python).map_err(failed)?;
+            // The real path: the base may have been reached through a link that goes away (a
+            // home whose environments directory is linked from elsewhere).
             let base_site = site_packages(&base.python).map_err(failed)?;
-            let pth = site.join("kfbox-base.pth");
+            let base_site = fs_err::canonicalize(&base_site).unwrap_or(base_site);
+            let pth = site.join(BASE_LINK);
             fs_err::write(&pth, format!("{}\n", base_site.display())).map_err(io(&pth))?;
         }
         if self.offline.is_none() {
@@ -381,7 +387,9 @@ impl PythonEnvs {
                 .and_then(|t| serde_json::from_str(&t).ok());
             out.push(EnvInfo {
                 name,
-                ready: marker.is_some() && path.join("bin").join("python").exists(),
+                ready: marker.is_some()
+                    && path.join("bin").join("python").exists()
+                    && base_link_intact(&path),
                 requirements: marker
                     .as_ref()
                     .map(|m| m.requirements.clone())
@@ -413,6 +421,25 @@ impl PythonEnvs {
         }
         Ok(removed)
     }
+}
+
+/// Whether an environment was completed and, when layered, still reaches its base.
+fn is_ready(dir: &Path) -> bool {
+    dir.join(READY_MARKER).exists() && base_link_intact(dir)
+}
+
+/// A layered environment's link names a directory that exists (true for an unlayered one).
+/// Found without starting Python: `lib/pythonX.Y/site-packages/kfbox-base.pth`.
+fn base_link_intact(dir: &Path) -> bool {
+    let Ok(versions) = std::fs::read_dir(dir.join("lib")) else {
+        return true;
+    };
+    versions.filter_map(Result::ok).all(|version| {
+        match std::fs::read_to_string(version.path().join("site-packages").join(BASE_LINK)) {
+            Ok(text) => Path::new(text.trim()).is_dir(),
+            Err(_) => true,
+        }
+    })
 }
 
 /// Find a program the way a shell would: a path as it is, a bare name on PATH.
@@ -471,5 +498,27 @@ fn run_logged(command: &mut Command, progress: Progress) -> Result<(), String> {
     } else {
         let tail: Vec<String> = errors.iter().rev().take(12).rev().cloned().collect();
         Err(format!("{status}\n{}", tail.join("\n")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layered_environment_whose_base_is_gone_is_not_ready() {
+        let root = tempfile::tempdir().unwrap();
+        let env = root.path().join("req-1");
+        let site = env.join("lib/python3.11/site-packages");
+        fs_err::create_dir_all(&site).unwrap();
+        fs_err::write(env.join(READY_MARKER), "{}").unwrap();
+        let base = root.path().join("base-site");
+        fs_err::write(site.join(BASE_LINK), format!("{}\n", base.display())).unwrap();
+        assert!(!is_ready(&env), "the base's site-packages does not exist");
+        fs_err::create_dir_all(&base).unwrap();
+        assert!(is_ready(&env));
+        // An environment without a link (the base itself) needs none.
+        fs_err::remove_file(site.join(BASE_LINK)).unwrap();
+        assert!(is_ready(&env));
     }
 }

@@ -96,6 +96,9 @@ pub async fn lab(
         ));
         return Ok(ExitStatus::Error);
     };
+    // Watched from the start: a Ctrl-C right after the address is printed must stop the lab,
+    // not kill kfbox and leave the lab running.
+    let stop = crate::signals::stop_requested(true);
     let lab = {
         let settings = settings.clone();
         let printer = printer.clone();
@@ -110,7 +113,7 @@ pub async fn lab(
     };
     announce(printer, &lab);
     printer.note("Press Ctrl-C to stop the lab (and its kernels).");
-    crate::signals::stop_requested(true).await;
+    stop.await;
     drop(lab);
     printer.note("JupyterLab stopped");
     Ok(ExitStatus::Success)
