@@ -62,9 +62,26 @@ if ! git diff --quiet -- embedded/ui/dist; then
 fi
 
 cargo fmt --all -- --check
+(cd sandbox/spec/fuzz && cargo fmt -- --check)
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast --success-output final
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# Fuzz the pipeline loader, validator and placeholder expansion for a minute, from KFP's own
+# compiled pipelines (sandbox/spec/fuzz; README says how to run it longer). Any crash, abort
+# or hang fails. libFuzzer comes from crates.io through cargo-fuzz; without a sanitizer it
+# builds with the stable toolchain, in a target directory of its own (other compiler flags).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz (once)" >&2
+  cargo install --locked --quiet cargo-fuzz@0.13.2
+fi
+corpus="$target/fuzz-corpus/pipeline"
+mkdir -p "$corpus"
+(cd sandbox/spec && CARGO_TARGET_DIR="$target/fuzz" cargo fuzz run --sanitizer none pipeline \
+  "$corpus" "${KFBOX_CONFORMANCE_DIR:-$PWD/../../../shared/conformance/kfp-ir}" -- \
+  -max_total_time="${KFBOX_FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
+  -print_final_stats=1)
+echo "fuzzing: no crash, abort or hang in ${KFBOX_FUZZ_SECONDS:-60} s" >&2

@@ -8,6 +8,7 @@ mod conformance;
 mod docker;
 mod gpu;
 mod lab;
+mod safety;
 mod semantics;
 mod server;
 mod store;

@@ -230,7 +230,7 @@ def test_runs():
         raise AssertionError("a non-multipart upload was accepted")
     except urllib.error.HTTPError as error:
         body = json.loads(error.read())
-        assert error.code == 400 and body["code"] == 3, body
+        assert error.code == 415 and body["code"] == 3, body
     # The `pipeline_spec` + `platform_spec` wrapper, as the client sends a pipeline with
     # Kubernetes settings.
     spec = yaml_to_json(package)

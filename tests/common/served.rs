@@ -73,6 +73,38 @@ pub fn get(url: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, 
     Ok(status_and_body(&response))
 }
 
+/// Any request, with extra header lines (`Name: value`) and a body: status code and body.
+pub fn request(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let address = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("host:"))
+    {
+        head.push_str(&format!("Host: {address}\r\n"));
+    }
+    for header in headers {
+        head.push_str(&format!("{header}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    Ok(status_and_body(&String::from_utf8_lossy(&response)))
+}
+
 /// The status code and body of a raw HTTP response.
 pub fn status_and_body(response: &str) -> (u16, String) {
     let code = response

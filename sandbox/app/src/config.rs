@@ -17,6 +17,8 @@
 //!
 //! [server]
 //! listen = "127.0.0.1:8888"        # `kfbox up`'s address; beyond loopback it needs a token
+//! allowed_hosts = ["kfbox.lan"]    # names browsers may use besides localhost (a proxy's)
+//! allowed_origins = ["https://notebooks.lan"]  # other pages that may start runs
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -140,6 +140,16 @@ impl StepRouter {
 
 #[async_trait]
 impl Executor for StepRouter {
+    fn shares_host_files(&self, step: &Step) -> bool {
+        let lightweight = LightweightStep::detect(&step.argv()).is_some();
+        match route(self.chosen, &self.config, &step.image, lightweight) {
+            Route::Process => true,
+            Route::Wasi => false,
+            // Without a daemon, `auto` runs container steps on the host.
+            Route::Docker { required } => self.docker.is_err() && !required,
+        }
+    }
+
     async fn run(
         &self,
         step: &Step,

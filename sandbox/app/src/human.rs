@@ -1,6 +1,38 @@
 //! Times, durations and text fitted for tables read by people.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+/// Text from a pipeline file or a request (a name, an error about it) as a terminal may show
+/// it: control characters (escape sequences, bells, carriage returns, line breaks) appear as
+/// escapes like `\u{1b}` and never reach the terminal as such.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    escaped(text, |_| false)
+}
+
+/// A message kfbox composed around such text: its own line breaks and tabs stay.
+pub fn shown_lines(text: &str) -> Cow<'_, str> {
+    escaped(text, |c| c == '\n' || c == '\t')
+}
+
+fn escaped(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && !keep(c);
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
 
 /// RFC 3339 with milliseconds, for JSON.
 pub fn rfc3339(ms: i64) -> String {
@@ -36,10 +68,12 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
-/// Cut `text` to `width` characters, marking the cut with an ellipsis.
+/// Cut `text` to `width` characters, marking the cut with an ellipsis (and escaped as
+/// [`shown`]: table cells hold names).
 pub fn fit(text: &str, width: usize) -> String {
+    let text = shown(text);
     if text.chars().count() <= width {
-        return text.to_owned();
+        return text.into_owned();
     }
     let kept: String = text.chars().take(width.saturating_sub(1)).collect();
     format!("{kept}…")
@@ -48,9 +82,10 @@ pub fn fit(text: &str, width: usize) -> String {
 /// Cut `text` to `width` characters from the left, keeping its end (a task path's last
 /// segments name the task).
 pub fn fit_left(text: &str, width: usize) -> String {
+    let text = shown(text);
     let count = text.chars().count();
     if count <= width {
-        return text.to_owned();
+        return text.into_owned();
     }
     let kept: String = text.chars().skip(count + 1 - width).collect();
     format!("…{kept}")
@@ -75,5 +110,14 @@ mod tests {
         assert_eq!(fit("abc", 4), "abc");
         assert_eq!(fit_left("outer/inner/train", 8), "…r/train");
         assert_eq!(fit_left("train", 8), "train");
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_sent() {
+        let hostile = "run\u{1b}]0;owned\u{7}\u{9b}2J\nx";
+        assert_eq!(shown(hostile), "run\\u{1b}]0;owned\\u{7}\\u{9b}2J\\nx");
+        assert_eq!(shown_lines("a\nb\u{1b}"), "a\nb\\u{1b}");
+        assert!(matches!(shown("plain é"), Cow::Borrowed(_)));
+        assert!(!fit(hostile, 10).contains('\u{1b}'));
     }
 }

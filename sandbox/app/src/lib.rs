@@ -36,6 +36,9 @@ impl From<ExitStatus> for ExitCode {
 }
 
 pub fn main() -> ExitCode {
+    // Run data, the store and logs are nobody else's business on a shared machine; steps
+    // inherit this too, so what they write into the run is private as well.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     let settings = settings::GlobalSettings::resolve(&cli.global);
     settings::init_tracing(&settings);

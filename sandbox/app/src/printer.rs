@@ -3,6 +3,8 @@
 
 use console::style;
 
+use crate::human::shown_lines;
+
 use crate::settings::GlobalSettings;
 
 #[derive(Debug, Clone)]
@@ -33,23 +35,37 @@ impl Printer {
         }
     }
 
-    /// Progress and notes; hidden by --quiet.
+    /// Progress and notes; hidden by --quiet. Callers style them, and pass names from a
+    /// pipeline file or a request through [`crate::human::shown`].
     pub fn note(&self, text: &str) {
         if !self.quiet {
             eprintln!("{text}");
         }
     }
 
+    /// Warnings and errors often quote names from a pipeline file or a request (the engine's
+    /// warnings, load errors): their control characters are escaped here.
     pub fn warning(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {text}", style("warning:").yellow().bold());
+            eprintln!(
+                "{} {}",
+                style("warning:").yellow().bold(),
+                shown_lines(text)
+            );
         }
     }
 
     pub fn error(&self, error: &anyhow::Error) {
-        let mut text = format!("{} {error}", style("error:").red().bold());
+        let mut text = format!(
+            "{} {}",
+            style("error:").red().bold(),
+            shown_lines(&error.to_string())
+        );
         for cause in error.chain().skip(1) {
-            text.push_str(&format!("\n  caused by: {cause}"));
+            text.push_str(&format!(
+                "\n  caused by: {}",
+                shown_lines(&cause.to_string())
+            ));
         }
         eprintln!("{text}");
     }

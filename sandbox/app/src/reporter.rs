@@ -10,6 +10,7 @@ use kfbox_engine::events::RunEvent;
 use kfbox_engine::model::TaskState;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::human::{shown, shown_lines};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 
@@ -54,7 +55,7 @@ impl Reporter {
             let header = multi.add(ProgressBar::new_spinner());
             header.set_style(spinner_style("{spinner} {msg} {elapsed}"));
             header.enable_steady_tick(Duration::from_millis(100));
-            header.set_message(format!("running {}", style(title).bold()));
+            header.set_message(format!("running {}", style(shown(title)).bold()));
             Live {
                 multi,
                 header,
@@ -126,7 +127,7 @@ impl Reporter {
                     let bar = live.multi.add(ProgressBar::new_spinner());
                     bar.set_style(spinner_style("  {spinner} {msg} {elapsed}"));
                     bar.enable_steady_tick(Duration::from_millis(100));
-                    bar.set_message(path.clone());
+                    bar.set_message(shown(&path).into_owned());
                     live.tasks.insert(path, bar);
                 }
                 self.update_header();
@@ -136,8 +137,10 @@ impl Reporter {
                 attempt,
                 error,
             } => self.line(&format!(
-                "{} {path}: attempt {attempt} failed ({error}); retrying",
-                style("↻").yellow()
+                "{} {}: attempt {attempt} failed ({}); retrying",
+                style("↻").yellow(),
+                shown(&path),
+                shown(&error)
             )),
             RunEvent::TaskFinished { path, state } => {
                 if let Some(bar) = self.live.as_mut().and_then(|l| l.tasks.remove(&path)) {
@@ -154,19 +157,24 @@ impl Reporter {
                     })
                     .unwrap_or_default();
                 self.finished += 1;
-                self.line(&format!("{} {path}{took}", state_label(state)));
+                self.line(&format!("{} {}{took}", state_label(state), shown(&path)));
                 self.update_header();
             }
             RunEvent::Log { path, line } => {
+                // The step's own output goes out as it wrote it (colours included), as
+                // `docker logs` does; it runs as the user and could reach the terminal anyway.
                 if self.live.is_some() && !self.is_sdk_noise(&path, &line) {
-                    self.line(&format!("{} {line}", style(format!("{path} │")).dim()));
+                    let prefix = format!("{} │", shown(&path));
+                    self.line(&format!("{} {line}", style(prefix).dim()));
                 }
             }
             RunEvent::Warning(text) => match &self.live {
                 Some(live) => {
-                    let _ = live
-                        .multi
-                        .println(format!("{} {text}", style("warning:").yellow().bold()));
+                    let _ = live.multi.println(format!(
+                        "{} {}",
+                        style("warning:").yellow().bold(),
+                        shown_lines(&text)
+                    ));
                 }
                 None => self.printer.warning(&text),
             },

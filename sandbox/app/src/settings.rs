@@ -38,6 +38,9 @@ impl GlobalSettings {
                 .unwrap_or_else(std::env::temp_dir)
                 .join("kfbox")
         });
+        // Artifact URIs and the paths steps name are checked against the run directory, which
+        // must not depend on where a command was started.
+        let home = std::path::absolute(&home).unwrap_or(home);
         let cache = !std::env::var(env_vars::KFBOX_CACHE).is_ok_and(|v| {
             matches!(
                 v.to_ascii_lowercase().as_str(),
@@ -81,14 +84,34 @@ impl GlobalSettings {
         crate::config::Config::load(&self.config.0, self.config.1)
     }
 
+    /// Create `KFBOX_HOME` (owner-only) when it does not exist yet.
+    pub fn create_home(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        kfbox_paths::create_private_dir_all(&self.home).context("cannot create KFBOX_HOME")
+    }
+
     /// Open the store (creating `KFBOX_HOME` and the file on first use), and say which runs
     /// were found abandoned by a dead kfbox.
     pub fn open_store(&self, printer: &Printer) -> anyhow::Result<kfbox_store::Store> {
+        self.open_store_with(printer, kfbox_store::Store::open)
+    }
+
+    /// Open the store for commands that only read: these work read-only when the store cannot
+    /// be written (a full disk, a read-only home).
+    pub fn open_store_for_reading(&self, printer: &Printer) -> anyhow::Result<kfbox_store::Store> {
+        self.open_store_with(printer, kfbox_store::Store::open_for_reading)
+    }
+
+    fn open_store_with(
+        &self,
+        printer: &Printer,
+        open: fn(&std::path::Path) -> Result<kfbox_store::Store, kfbox_store::StoreError>,
+    ) -> anyhow::Result<kfbox_store::Store> {
         use anyhow::Context;
-        fs_err::create_dir_all(&self.home).context("cannot create KFBOX_HOME")?;
+        self.create_home()?;
         let path = self.home.join(kfbox_store::STORE_FILE);
-        let store = kfbox_store::Store::open(&path)
-            .with_context(|| format!("cannot open the run store {}", path.display()))?;
+        let store =
+            open(&path).with_context(|| format!("cannot open the run store {}", path.display()))?;
         for message in store.recovered() {
             printer.warning(message);
         }

@@ -96,6 +96,10 @@ impl DockerExecutor {
 
 #[async_trait]
 impl Executor for DockerExecutor {
+    fn shares_host_files(&self, _step: &Step) -> bool {
+        false
+    }
+
     async fn run(
         &self,
         step: &Step,

@@ -94,6 +94,12 @@ pub trait Executor: Send + Sync {
         events: &EventSink,
         cancel: &CancellationToken,
     ) -> Result<StepExit, ExecutorError>;
+
+    /// Whether `step` runs with the host's file system (a host process), so that paths it
+    /// names in its executor output (`set_path()` files) are host files it could read anyway.
+    /// Isolating executors (containers, WebAssembly) answer false: such paths must then lie in
+    /// the run directory, or a step could make kfbox read host files for it.
+    fn shares_host_files(&self, step: &Step) -> bool;
 }
 
 /// Preparation an executor does once per key for its whole life (an environment built, an image

@@ -2,11 +2,13 @@
 //! custom properties, INPUT events from the artifacts it used and OUTPUT events to those it
 //! produced.
 //!
-//! A store failure never stops a run: it becomes a warning, and the run goes on unrecorded
-//! from there.
+//! A failed write stops the run: a run that cannot be recorded cannot be trusted, retried or
+//! cleaned up later, so it ends FAILED (in the store as soon as the store takes writes again,
+//! at worst by the next kfbox that finds its process gone). A failed read (a cache lookup) is
+//! only a warning: the step runs instead of being reused.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kfbox_store::value::Prop;
 use kfbox_store::{
@@ -14,6 +16,7 @@ use kfbox_store::{
     OutputArtifact, RunHandle, RunOutcome, Store, StoreError,
 };
 use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventSink, RunEvent};
 use crate::model::{RuntimeArtifact, TaskKind, TaskRecord, TaskState};
@@ -24,6 +27,10 @@ pub(crate) struct Ledger {
     store: Arc<Store>,
     run: RunHandle,
     events: EventSink,
+    /// Cancelled when a write fails, to stop the run.
+    halt: CancellationToken,
+    /// The first failed write.
+    failure: Mutex<Option<String>>,
 }
 
 /// An execution being recorded: what is known when the task starts.
@@ -94,26 +101,63 @@ fn artifact_ids(artifacts: &Artifacts) -> Map<String, Value> {
 }
 
 impl Ledger {
-    pub(crate) fn new(store: Arc<Store>, run: RunHandle, events: EventSink) -> Self {
-        Self { store, run, events }
+    pub(crate) fn new(
+        store: Arc<Store>,
+        run: RunHandle,
+        events: EventSink,
+        halt: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            run,
+            events,
+            halt,
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Why recording the run failed, if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn root_execution_id(&self) -> i64 {
         self.run.root_execution_id
     }
 
+    /// The value a write returned; a failed write is reported and stops the run.
     fn keep<T>(&self, result: Result<T, StoreError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(e) => {
-                self.events.send(RunEvent::Warning(format!(
-                    "recording the run in {} failed: {}",
-                    self.store.path().display(),
-                    crate::error_chain(&e)
-                )));
+                let text = self.warn(&e, "recording the run");
+                let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+                if failure.is_none() {
+                    *failure = Some(text);
+                    self.halt.cancel();
+                }
                 None
             }
         }
+    }
+
+    /// The value a read returned; a failed read is only reported.
+    fn keep_read<T>(&self, result: Result<T, StoreError>) -> Option<T> {
+        result.map_err(|e| self.warn(&e, "reading the store")).ok()
+    }
+
+    /// Report a store error as a warning; returns its text.
+    fn warn(&self, error: &StoreError, doing: &str) -> String {
+        let text = format!(
+            "{doing} in {} failed: {}",
+            self.store.path().display(),
+            crate::error_chain(error)
+        );
+        self.events.send(RunEvent::Warning(text.clone()));
+        text
     }
 
     pub(crate) fn draft(
@@ -263,13 +307,13 @@ impl Ledger {
 
     /// The newest earlier execution of this pipeline with this fingerprint.
     pub(crate) fn find_cached(&self, fingerprint: &str) -> Option<CachedExecution> {
-        self.keep(self.store.find_cached(&self.run, fingerprint))
+        self.keep_read(self.store.find_cached(&self.run, fingerprint))
             .flatten()
     }
 
     /// The newest execution of the task at `path` that succeeded in this run (for retries).
     pub(crate) fn find_succeeded(&self, path: &str) -> Option<CachedExecution> {
-        self.keep(self.store.find_succeeded_in_run(&self.run, path))
+        self.keep_read(self.store.find_succeeded_in_run(&self.run, path))
             .flatten()
     }
 }

@@ -35,6 +35,7 @@ use crate::model::{
     TaskState,
 };
 use kfbox_gpu::{Admission, GpuPlan};
+use kfbox_paths::{check_under, join_name, join_names, UnsafeName};
 use kfbox_spec::resources::Resources;
 
 /// Everything a run needs besides the pipeline and the executor.
@@ -125,10 +126,12 @@ pub async fn execute(
     cancel: CancellationToken,
 ) -> RunSummary {
     let started_at = now();
+    // Stops the run as a cancel does, also when recording it fails.
+    let cancel = cancel.child_token();
     let run = Arc::new(Run {
         executor,
         events: events.clone(),
-        cancel,
+        cancel: cancel.clone(),
         create_time: started_at.clone(),
         resource_name: resource_name(&pipeline.spec.pipeline_info.name, &options.run_id),
         records: Mutex::new(Vec::new()),
@@ -136,6 +139,7 @@ pub async fn execute(
             options.store.clone(),
             options.record.clone(),
             events.clone(),
+            cancel,
         ),
         options,
         pipeline,
@@ -147,7 +151,10 @@ pub async fn execute(
     };
     let root_id = run.ledger.root_execution_id();
     let root = run_dag(run.clone(), None, String::new(), inputs, root_id).await;
-    let state = if run.cancel.is_cancelled() {
+    let recording_failed = run.ledger.failure();
+    let state = if recording_failed.is_some() {
+        RunState::Failed
+    } else if run.cancel.is_cancelled() {
         RunState::Canceled
     } else {
         match root.state {
@@ -166,8 +173,9 @@ pub async fn execute(
         let key = |t: &TaskRecord| t.started_at.clone().or(t.finished_at.clone());
         key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
     });
-    let error = match state {
-        RunState::Failed => tasks
+    let error = match (state, recording_failed) {
+        (_, Some(failure)) => Some(format!("{failure}; kfbox stopped the run")),
+        (RunState::Failed, None) => tasks
             .iter()
             .find(|t| t.state == TaskState::Failed && t.kind != TaskKind::Dag)
             .or_else(|| tasks.iter().find(|t| t.state == TaskState::Failed))
@@ -175,8 +183,8 @@ pub async fn execute(
                 Some(e) => format!("task `{}` failed: {e}", t.path),
                 None => format!("task `{}` failed", t.path),
             }),
-        RunState::Canceled => Some("the run was canceled".into()),
-        RunState::Succeeded | RunState::Running => None,
+        (RunState::Canceled, None) => Some("the run was canceled".into()),
+        (RunState::Succeeded | RunState::Running, None) => None,
     };
     run.ledger.finish_run(
         state.as_str(),
@@ -1085,16 +1093,23 @@ struct TaskDirs {
 }
 
 impl TaskDirs {
-    fn new(run_dir: &Path, path: &str) -> Self {
-        Self {
-            task_dir: run_dir.join("tasks").join(path),
-            artifacts_dir: run_dir.join("artifacts").join(path),
-            log_path: run_dir.join("logs").join(format!("{path}.log")),
-        }
+    /// The directories of the task at `path` (names from the spec, checked on the way).
+    fn new(run_dir: &Path, path: &str) -> Result<Self, UnsafeName> {
+        let mut log_path = join_names(&run_dir.join("logs"), path)?.into_os_string();
+        log_path.push(".log");
+        Ok(Self {
+            task_dir: join_names(&run_dir.join("tasks"), path)?,
+            artifacts_dir: join_names(&run_dir.join("artifacts"), path)?,
+            log_path: log_path.into(),
+        })
     }
 
-    fn output_parameter_file(&self, name: &str) -> PathBuf {
-        self.task_dir.join("outputs").join(name)
+    fn output_parameter_file(&self, name: &str) -> Result<PathBuf, UnsafeName> {
+        join_name(&self.task_dir.join("outputs"), name)
+    }
+
+    fn output_artifact(&self, name: &str) -> Result<PathBuf, UnsafeName> {
+        join_name(&self.artifacts_dir, name)
     }
 
     fn executor_output_file(&self) -> PathBuf {
@@ -1228,7 +1243,10 @@ async fn run_container(
             ),
         );
     }
-    let dirs = TaskDirs::new(&run.options.run_dir, path);
+    let dirs = match TaskDirs::new(&run.options.run_dir, path) {
+        Ok(dirs) => dirs,
+        Err(e) => return not_started(draft, format!("task path `{path}`: {e}")),
+    };
     let mut with_defaults = inputs.parameters.clone();
     for (name, definition) in &component.input_definitions.parameters {
         if let (false, Some(default)) =
@@ -1246,35 +1264,38 @@ async fn run_container(
         .chain(inputs.artifacts.keys())
         .cloned()
         .collect();
-    let outputs: Artifacts = component
+    let outputs: Result<Artifacts, UnsafeName> = component
         .output_definitions
         .artifacts
         .iter()
         .map(|(name, spec)| {
-            (
-                name.clone(),
-                vec![RuntimeArtifact {
-                    name: name.clone(),
-                    uri: dirs.artifacts_dir.join(name).display().to_string(),
-                    schema_title: spec.artifact_type.schema_title.clone(),
-                    schema_version: spec.artifact_type.schema_version.clone(),
-                    metadata: Map::new(),
-                    id: None,
-                }],
-            )
+            let artifact = RuntimeArtifact {
+                name: name.clone(),
+                uri: dirs.output_artifact(name)?.display().to_string(),
+                schema_title: spec.artifact_type.schema_title.clone(),
+                schema_version: spec.artifact_type.schema_version.clone(),
+                metadata: Map::new(),
+                id: None,
+            };
+            Ok((name.clone(), vec![artifact]))
         })
         .collect();
+    let output_parameters: Result<Vec<(String, PathBuf)>, UnsafeName> = component
+        .output_definitions
+        .parameters
+        .keys()
+        .map(|name| Ok((name.clone(), dirs.output_parameter_file(name)?)))
+        .collect();
+    let (outputs, output_parameters) = match (outputs, output_parameters) {
+        (Ok(outputs), Ok(parameters)) => (outputs, parameters),
+        (Err(e), _) | (_, Err(e)) => return not_started(draft, format!("an output: {e}")),
+    };
     let executor_input = ExecutorInput {
         inputs: &inputs,
         with_defaults,
         present,
         outputs,
-        output_parameters: component
-            .output_definitions
-            .parameters
-            .keys()
-            .map(|name| (name.clone(), dirs.output_parameter_file(name)))
-            .collect(),
+        output_parameters,
         output_file: dirs.executor_output_file(),
     };
     let expand = |texts: &[String]| -> Result<Vec<String>, String> {
@@ -1596,7 +1617,9 @@ async fn run_attempt(
     drop(lease);
     match exit {
         Ok(StepExit::Exited(0)) => {
-            collect_outputs(input, component).map_err(AttemptError::Retriable)
+            let host_files = run.executor.shares_host_files(&step);
+            collect_outputs(input, component, &run.options.run_dir, host_files)
+                .map_err(AttemptError::Retriable)
         }
         Ok(StepExit::Exited(code)) => Err(AttemptError::Retriable(format!(
             "the step exited with code {code} (see its log)"
@@ -1613,11 +1636,21 @@ async fn run_attempt(
 }
 
 /// Outputs of a finished step: the executor output JSON first, then output parameter files
-/// (as the backend's launcher does), each value checked against its declared type.
+/// (as the backend's launcher does), each value checked against its declared type. A new URI
+/// the step gives an artifact must lie in its run directory (later steps read it, and deleting
+/// the run deletes it); a `set_path()` file must too unless the step ran with the host's files
+/// (`host_files`), which it could read itself.
 fn collect_outputs(
     input: &ExecutorInput<'_>,
     component: &ComponentSpec,
+    run_dir: &Path,
+    host_files: bool,
 ) -> Result<(Map<String, Value>, Artifacts), String> {
+    let in_run = |what: &str, path: &str| {
+        check_under(run_dir, Path::new(path)).map_err(|_| {
+            format!("{what} {path} lies outside the run directory {}; a step may name only files of its own run", run_dir.display())
+        })
+    };
     let executor_output: Value = match fs_err::read_to_string(&input.output_file) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| {
             format!(
@@ -1681,7 +1714,12 @@ fn collect_outputs(
                     .and_then(Value::as_str)
                     .filter(|u| !u.is_empty())
                 {
-                    artifact.uri = local_uri(uri);
+                    let uri = local_uri(uri);
+                    // Remote URIs (`gs://`...) are references kfbox never opens.
+                    if !uri.contains("://") {
+                        in_run(&format!("artifact `{name}`: the URI"), &uri)?;
+                    }
+                    artifact.uri = uri;
                 }
                 if let Some(metadata) = item.get("metadata").and_then(Value::as_object) {
                     artifact.metadata.extend(metadata.clone());
@@ -1690,6 +1728,10 @@ fn collect_outputs(
                 let custom = item.get("customPath").or_else(|| item.get("custom_path"));
                 if let Some(custom) = custom.and_then(Value::as_str).filter(|c| !c.is_empty()) {
                     if custom != artifact.uri {
+                        if !host_files {
+                            in_run(&format!("artifact `{name}`: set_path()"), custom)?;
+                        }
+                        in_run(&format!("artifact `{name}`: the URI"), &artifact.uri)?;
                         copy_tree(Path::new(custom), Path::new(&artifact.uri)).map_err(|e| {
                             format!("artifact `{name}`: copying from custom path {custom}: {e}")
                         })?;
@@ -1703,8 +1745,16 @@ fn collect_outputs(
     Ok((parameters, artifacts))
 }
 
+/// Copy a file or tree; symlinks are copied as links, never followed (a link a step planted
+/// must not bring the file it points at into the run's artifacts).
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
+    let kind = fs_err::symlink_metadata(from)?.file_type();
+    if let Some(parent) = to.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    if kind.is_symlink() {
+        std::os::unix::fs::symlink(fs_err::read_link(from)?, to)
+    } else if kind.is_dir() {
         fs_err::create_dir_all(to)?;
         for entry in fs_err::read_dir(from)? {
             let entry = entry?;
@@ -1712,9 +1762,6 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         }
         Ok(())
     } else {
-        if let Some(parent) = to.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
         fs_err::copy(from, to).map(|_| ())
     }
 }

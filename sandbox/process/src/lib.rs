@@ -91,6 +91,10 @@ fn path_with(bin_dir: &Path) -> std::ffi::OsString {
 
 #[async_trait]
 impl Executor for ProcessExecutor {
+    fn shares_host_files(&self, _step: &Step) -> bool {
+        true
+    }
+
     async fn run(
         &self,
         step: &Step,

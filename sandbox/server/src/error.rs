@@ -13,6 +13,7 @@ pub enum Code {
     InvalidArgument = 3,
     NotFound = 5,
     AlreadyExists = 6,
+    PermissionDenied = 7,
     FailedPrecondition = 9,
     Unimplemented = 12,
     Internal = 13,
@@ -28,6 +29,7 @@ impl Code {
             Self::Unimplemented => StatusCode::NOT_IMPLEMENTED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::PermissionDenied => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -36,6 +38,9 @@ impl Code {
 pub struct ApiError {
     pub code: Code,
     pub message: String,
+    /// The HTTP status, where it is not the one the gRPC code maps to (415 for a body of the
+    /// wrong type).
+    status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -43,6 +48,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            status: None,
+        }
+    }
+
+    pub fn with_status(self, status: StatusCode) -> Self {
+        Self {
+            status: Some(status),
+            ..self
         }
     }
 
@@ -63,7 +76,7 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        self.code.status()
+        self.status.unwrap_or(self.code.status())
     }
 }
 
@@ -78,7 +91,7 @@ impl IntoResponse for ApiError {
             "message": self.message,
             "details": [],
         });
-        (self.code.status(), axum::Json(body)).into_response()
+        (self.status(), axum::Json(body)).into_response()
     }
 }
 
@@ -130,6 +143,7 @@ pub(crate) async fn uniform_errors(
         StatusCode::NOT_FOUND => Code::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => Code::Unimplemented,
         StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
         s if s.is_server_error() => Code::Internal,
         _ => Code::InvalidArgument,
     };

@@ -2,15 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::filter::{page_json, ListParams};
+use crate::filter::{page_json, ListParams, Params};
 use crate::{model, Server};
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
@@ -31,15 +30,6 @@ pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> 
         return Err(invalid("expected a JSON object".into()));
     }
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
-}
-
-/// List parameters, refused with the API's error shape when they do not parse.
-pub(crate) fn list_params(
-    query: Result<Query<ListParams>, QueryRejection>,
-) -> ApiResult<ListParams> {
-    query
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::invalid(e.body_text()))
 }
 
 /// `{id}:verb` as the API writes custom methods.
@@ -82,9 +72,9 @@ async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiR
 
 async fn list(
     State(server): State<Arc<Server>>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Params(params): Params<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let query = list_params(query)?.query()?;
+    let query = params.query()?;
     let page = server.store.list_experiments(&query)?;
     Ok(Json(page_json("experiments", page, model::experiment)))
 }

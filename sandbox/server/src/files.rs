@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
+use crate::filter::Params;
 use crate::model::latest_per_task;
 use crate::Server;
 
@@ -34,20 +35,20 @@ pub(crate) fn routes() -> Router<Arc<Server>> {
         )
 }
 
-/// Refuse names that try to walk the file system, before anything is looked up.
+/// Refuse names that try to walk the file system, before anything is looked up: a node id is
+/// a task id or a task path (names joined by `/`), an artifact a name.
 fn check_name(what: &str, name: &str) -> ApiResult<()> {
-    let bad = name.is_empty()
-        || name.contains('\0')
-        || name.contains('\\')
-        || name.starts_with('/')
-        || name.split('/').any(|part| part == ".." || part == ".");
-    if bad {
-        return Err(ApiError::invalid(format!(
-            "invalid {what} `{}`: names a task or output, not a path",
+    let checked = if what == "node id" {
+        name.split('/').try_for_each(kfbox_paths::check_name)
+    } else {
+        kfbox_paths::check_name(name)
+    };
+    checked.map_err(|e| {
+        ApiError::invalid(format!(
+            "invalid {what} `{}`: names a task or output, not a path ({e})",
             name.escape_default()
-        )));
-    }
-    Ok(())
+        ))
+    })
 }
 
 /// The task a node id names: its execution id (`task_id`), or its path or name in the run.
@@ -72,25 +73,16 @@ fn find_node(server: &Server, run_id: &str, node_id: &str) -> ApiResult<Executio
     })
 }
 
-/// A path the store gave, if it lies inside the run directories.
+/// A path the store gave, if its real path lies inside the run directories.
 pub(crate) fn inside_runs(server: &Server, path: &str) -> ApiResult<PathBuf> {
-    let outside = || {
-        ApiError::invalid(format!(
+    use kfbox_paths::Confinement;
+    kfbox_paths::resolve_under(&server.options.runs_dir, FsPath::new(path)).map_err(|e| match e {
+        Confinement::Missing { .. } => ApiError::not_found(format!("`{path}` is gone from disk")),
+        Confinement::Outside { .. } => ApiError::invalid(format!(
             "`{path}` lies outside kfbox's run directories; kfbox serves only files it wrote"
-        ))
-    };
-    let root =
-        server.options.runs_dir.canonicalize().map_err(|e| {
-            ApiError::internal(format!("{}: {e}", server.options.runs_dir.display()))
-        })?;
-    let real = FsPath::new(path)
-        .canonicalize()
-        .map_err(|_| ApiError::not_found(format!("`{path}` is gone from disk")))?;
-    if real.starts_with(&root) {
-        Ok(real)
-    } else {
-        Err(outside())
-    }
+        )),
+        Confinement::Resolve { .. } => ApiError::internal(e.to_string()),
+    })
 }
 
 /// `…/artifacts/{name}:read`: `{"data": base64}` of the file, or of a tar archive of a
@@ -140,6 +132,9 @@ pub(crate) async fn artifact_bytes(
     let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
         if is_dir {
             let mut archive = tar::Builder::new(Vec::new());
+            // Links are archived as links: one planted in an output directory must not bring
+            // the file it points at (a key, a password store) into the answer.
+            archive.follow_symlinks(false);
             archive.append_dir_all(".", &path)?;
             return archive.into_inner();
         }
@@ -164,7 +159,7 @@ struct LogParams {
 async fn read_log(
     State(server): State<Arc<Server>>,
     Path((run_id, node_id)): Path<(String, String)>,
-    Query(params): Query<LogParams>,
+    Params(params): Params<LogParams>,
 ) -> ApiResult<Response> {
     let mut task = find_node(&server, &run_id, &node_id)?;
     // A cache hit ran nothing; the log is the reused execution's.

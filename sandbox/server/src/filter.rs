@@ -8,6 +8,35 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 
+/// Query parameters. A parameter given empty (`?page_size=`) counts as not given, as the
+/// upstream gateway reads it; one that does not parse is refused in the API's error shape.
+pub(crate) struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Params<T>
+{
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let given: Vec<&str> = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
+            .collect();
+        let uri: axum::http::Uri = format!("/?{}", given.join("&"))
+            .parse()
+            .map_err(|e| crate::error::ApiError::invalid(format!("query parameters: {e}")))?;
+        axum::extract::Query::try_from_uri(&uri)
+            .map(|axum::extract::Query(params)| Params(params))
+            .map_err(|e| crate::error::ApiError::invalid(e.body_text()))
+    }
+}
+
 /// Query parameters every list call takes.
 #[derive(Debug, Default, Deserialize)]
 pub struct ListParams {

@@ -10,6 +10,7 @@ mod experiments;
 mod files;
 mod filter;
 mod graph;
+mod guard;
 mod model;
 pub mod openapi;
 mod pipelines;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::{ApiError, Code};
+pub use guard::BrowserPolicy;
 
 /// Chooses how a pipeline's steps run (processes, containers, WebAssembly).
 #[async_trait]
@@ -61,6 +63,8 @@ pub struct ServerOptions {
     pub gpus: GpuPlan,
     /// Reuse cached executions (`KFBOX_CACHE=off` turns it off).
     pub reuse_cache: bool,
+    /// The names and origins browsers may reach this server under.
+    pub browser: BrowserPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,8 +227,9 @@ impl Bound {
     }
 }
 
-/// The largest request body: an uploaded or inline pipeline.
-const MAX_BODY: usize = 64 << 20;
+/// The largest request body: an uploaded or inline pipeline (as large as `kfbox run` reads),
+/// and room for the request around it.
+const MAX_BODY: usize = kfbox_spec::limits::MAX_PIPELINE_BYTES as usize + (1 << 20);
 
 fn router(server: Arc<Server>) -> Router {
     let api = Router::new()
@@ -243,6 +248,10 @@ fn router(server: Arc<Server>) -> Router {
         ));
     ui::routes()
         .merge(api)
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            guard::browser_guard,
+        ))
         .layer(axum::middleware::from_fn(error::uniform_errors))
         // Compiled pipelines with many components run to megabytes.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

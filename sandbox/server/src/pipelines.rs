@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kfbox_spec::{parse_documents, pipeline_from_documents, LoadedPipeline};
@@ -12,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::experiments::{body, list_params};
-use crate::filter::{page_json, ListParams};
+use crate::experiments::body;
+use crate::filter::{page_json, ListParams, Params};
 use crate::{model, Server};
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
@@ -186,18 +185,11 @@ async fn uploaded_file(mut multipart: Multipart) -> ApiResult<(String, String)> 
     ))
 }
 
-fn upload_params(query: Result<Query<UploadParams>, QueryRejection>) -> ApiResult<UploadParams> {
-    query
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::invalid(e.body_text()))
-}
-
 async fn upload(
     State(server): State<Arc<Server>>,
-    query: Result<Query<UploadParams>, QueryRejection>,
+    Params(params): Params<UploadParams>,
     multipart: Multipart,
 ) -> ApiResult<Json<Value>> {
-    let params = upload_params(query)?;
     let (file_name, text) = uploaded_file(multipart).await?;
     let (spec, loaded) = spec_json(&text, &file_name)?;
     let (name, display) = names(
@@ -218,10 +210,9 @@ async fn upload(
 
 async fn upload_version(
     State(server): State<Arc<Server>>,
-    query: Result<Query<UploadParams>, QueryRejection>,
+    Params(params): Params<UploadParams>,
     multipart: Multipart,
 ) -> ApiResult<Json<Value>> {
-    let params = upload_params(query)?;
     let pipeline_id = params
         .pipelineid
         .ok_or_else(|| ApiError::invalid("query parameter `pipelineid` is required"))?;
@@ -253,9 +244,9 @@ async fn read_by_name(
 
 async fn list(
     State(server): State<Arc<Server>>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Params(params): Params<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let query = list_params(query)?.query()?;
+    let query = params.query()?;
     let page = server.store.list_pipelines(&query)?;
     Ok(Json(page_json("pipelines", page, model::pipeline)))
 }
@@ -268,7 +259,7 @@ struct DeleteParams {
 async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-    Query(params): Query<DeleteParams>,
+    Params(params): Params<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
     server
         .store
@@ -297,9 +288,9 @@ async fn create_version(
 async fn list_versions(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Params(params): Params<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let query = list_params(query)?.query()?;
+    let query = params.query()?;
     let page = server.store.list_pipeline_versions(&id, &query)?;
     Ok(Json(page_json(
         "pipeline_versions",

@@ -6,8 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,8 +14,8 @@ use kfbox_store::RecurringRunRow;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::experiments::{body, list_params, split_action};
-use crate::filter::{page_json, ListParams};
+use crate::experiments::{body, split_action};
+use crate::filter::{page_json, ListParams, Params};
 use crate::pipelines::spec_value;
 use crate::runs::{start, RunRequest};
 use crate::{model, Server};
@@ -231,9 +230,9 @@ async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiR
 
 async fn list(
     State(server): State<Arc<Server>>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Params(params): Params<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let query = list_params(query)?.query_in_experiment()?;
+    let query = params.query_in_experiment()?;
     let page = server.store.list_recurring_runs(&query)?;
     // Upstream's JSON names this list in camelCase.
     Ok(Json(page_json("recurringRuns", page, model::recurring_run)))

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use kfbox_engine::events::{EventSink, RunEvent};
@@ -15,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::experiments::{body, list_params, split_action};
-use crate::filter::{page_json, ListParams};
+use crate::experiments::{body, split_action};
+use crate::filter::{page_json, ListParams, Params};
 use crate::pipelines::{spec_json, spec_value};
 use crate::{model, Server};
 
@@ -263,9 +262,9 @@ async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiR
 
 async fn list(
     State(server): State<Arc<Server>>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    Params(params): Params<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let query = list_params(query)?.query_in_experiment()?;
+    let query = params.query_in_experiment()?;
     let page = server.store.list_api_runs(&query)?;
     let active = server.active();
     Ok(Json(page_json("runs", page, |row| {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::files::artifact_bytes;
+use crate::filter::Params;
 use crate::model::{latest_per_task, time};
 use crate::pipelines::spec_json;
 use crate::{graph, Server};
@@ -155,7 +156,7 @@ struct ContentParams {
 async fn artifact_content(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-    Query(params): Query<ContentParams>,
+    Params(params): Params<ContentParams>,
 ) -> ApiResult<Response> {
     let artifact = server.store.artifact(artifact_id(&id)?)?;
     let (bytes, is_dir) = artifact_bytes(&server, &artifact.uri, params.limit).await?;

@@ -3,6 +3,7 @@
 
 pub mod expr;
 pub mod ir;
+pub mod limits;
 mod load;
 pub mod placeholder;
 pub mod platform;

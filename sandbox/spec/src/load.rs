@@ -1,12 +1,15 @@
 //! Reading a compiled pipeline file: YAML (one or two documents) or JSON, bare or wrapped in
 //! `{"pipeline_spec": ..., "platform_spec": ...}`.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Number, Value};
 
 use crate::ir::PipelineSpec;
+use crate::limits::MAX_PIPELINE_BYTES;
 use crate::platform::PlatformSpec;
 use crate::validate::{validate, Problem};
 
@@ -18,6 +21,8 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is larger than {} MiB, the most kfbox reads as a pipeline file\nhint: pass the YAML or JSON that `kfp.compiler.Compiler().compile(...)` wrote; even large pipelines compile to a few hundred KiB", MAX_PIPELINE_BYTES >> 20)]
+    TooLarge { path: PathBuf },
     #[error("{path}: not valid YAML or JSON: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("{path}: {message}\nhint: pass a pipeline compiled by the kfp SDK (`kfp.compiler.Compiler().compile(...)`)")]
@@ -48,10 +53,27 @@ pub struct LoadedPipeline {
     pub source: Value,
 }
 
+/// Read and check a pipeline file; at most [`MAX_PIPELINE_BYTES`] are read (a device or a
+/// pipe without end is refused, not read into memory).
 pub fn load_pipeline(path: &Path) -> Result<LoadedPipeline, LoadError> {
-    let text = fs_err::read_to_string(path).map_err(|source| LoadError::Read {
+    let read_error = |source| LoadError::Read {
         path: path.to_owned(),
         source,
+    };
+    let mut bytes = Vec::new();
+    fs_err::File::open(path)
+        .map_err(read_error)?
+        .take(MAX_PIPELINE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_PIPELINE_BYTES {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| LoadError::Syntax {
+        path: path.to_owned(),
+        message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
     })?;
     parse_pipeline(path, &text)
 }
@@ -129,25 +151,105 @@ pub fn pipeline_from_documents(
     })
 }
 
-/// The documents of a pipeline file: one JSON value, or the non-empty YAML documents.
+/// The documents of a pipeline file: one JSON value, or the non-empty YAML documents. A key
+/// given twice in one mapping is an error (which of the two would win is not the user's
+/// intent to guess).
 pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, LoadError> {
+    let syntax = |message: String| LoadError::Syntax {
+        path: path.to_owned(),
+        message,
+    };
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text)
-            .map(|v| vec![v])
-            .map_err(|e| LoadError::Syntax {
-                path: path.to_owned(),
-                message: e.to_string(),
-            });
+        return serde_json::from_str::<Strict>(text)
+            .map(|v| vec![v.0])
+            .map_err(|e| syntax(e.to_string()));
     }
     let mut out = Vec::new();
     for document in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(document).map_err(|e| LoadError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let Strict(value) = Strict::deserialize(document).map_err(|e| syntax(e.to_string()))?;
         if !value.is_null() {
             out.push(value);
         }
     }
     Ok(out)
+}
+
+/// A JSON value read from YAML or JSON, refusing duplicate keys and non-finite numbers.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a YAML or JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        Strict::deserialize(deserializer).map(|s| s.0)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom(format!("{v} is not a finite number")))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                let shown: String = key.chars().take(80).collect();
+                return Err(serde::de::Error::custom(format!(
+                    "key `{shown}` is given twice in one mapping"
+                )));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }

@@ -79,6 +79,9 @@ fn truncate(text: &str) -> String {
     }
 }
 
+/// 2^63: every double in `-2^63..2^63` converts to an `i64` exactly when it is integral.
+const I64_BOUND: f64 = 9_223_372_036_854_775_808.0;
+
 /// Check a value against a declared type and bring it to canonical form: STRING inputs accept
 /// anything (as JSON text, like the backend), integers are stored integral, doubles as doubles.
 pub fn coerce(value: Value, ty: ParameterType) -> Result<Value, TypeMismatch> {
@@ -91,9 +94,15 @@ pub fn coerce(value: Value, ty: ParameterType) -> Result<Value, TypeMismatch> {
         (ParameterType::String, v) => Ok(Value::String(value_to_text(&v))),
         (ParameterType::NumberInteger, Value::Number(n)) => match n.as_i64() {
             Some(i) => Ok(Value::from(i)),
+            // Beyond 64 bits a cast would clamp silently (1e40 would become i64::MAX).
             None => match n.as_f64() {
-                Some(f) if f.fract() == 0.0 => Ok(Value::from(f as i64)),
-                _ => Err(mismatch(&Value::Number(n))),
+                Some(f) if f.fract() == 0.0 && (-I64_BOUND..I64_BOUND).contains(&f) => {
+                    Ok(Value::from(f as i64))
+                }
+                _ => Err(TypeMismatch {
+                    expected: "NUMBER_INTEGER (a 64-bit integer)",
+                    got: describe(&Value::Number(n)),
+                }),
             },
         },
         (ParameterType::NumberDouble, Value::Number(n)) => Ok(n
@@ -146,6 +155,30 @@ mod tests {
         assert_eq!(value_to_text(&json!(2.5)), "2.5");
         assert_eq!(value_to_text(&json!([1, 2])), "[1,2]");
         assert_eq!(value_to_text(&json!(true)), "true");
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused_not_clamped() {
+        for too_big in [
+            json!(1e40),
+            json!(-1e40),
+            json!(9_223_372_036_854_775_808.0),
+        ] {
+            let error = coerce(too_big.clone(), ParameterType::NumberInteger).unwrap_err();
+            assert!(error.to_string().contains("64-bit"), "{too_big}: {error}");
+        }
+        assert_eq!(
+            coerce(
+                json!(-9_223_372_036_854_775_808.0),
+                ParameterType::NumberInteger
+            )
+            .unwrap(),
+            json!(i64::MIN)
+        );
+        assert_eq!(
+            coerce(json!(i64::MAX), ParameterType::NumberInteger).unwrap(),
+            json!(i64::MAX)
+        );
     }
 
     #[test]

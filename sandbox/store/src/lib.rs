@@ -118,12 +118,8 @@ pub enum StoreError {
     Exists { what: &'static str, name: String },
     #[error("{0}")]
     Precondition(String),
-    #[error("cannot remove {path}")]
-    Files {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot remove a run's files")]
+    Files(#[source] Box<kfbox_paths::Confinement>),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -164,8 +160,53 @@ impl Store {
             conn: Mutex::new(conn),
             recovered: Vec::new(),
         };
-        store.recovered = store.recover_abandoned_runs()?;
+        // A store that can be read but not written (a full disk) still serves reads and
+        // deletes; the abandoned runs are marked by a later open.
+        store.recovered = store.recover_abandoned_runs().unwrap_or_else(|e| {
+            vec![format!(
+                "cannot mark abandoned runs FAILED yet ({e}); a later command will"
+            )]
+        });
         Ok(store)
+    }
+
+    /// Open the store for reading: as [`Store::open`] does when the file can be written (so
+    /// abandoned runs are marked), else read-only, without writing anything: on a full disk or
+    /// a read-only file system the runs can still be listed (and a full disk freed).
+    pub fn open_for_reading(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Self::open(path);
+        }
+        Self::open(path).or_else(|_| Self::open_read_only(path))
+    }
+
+    fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let usable = |conn: Connection| -> Result<Connection, StoreError> {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            schema::check_current(&conn)?;
+            Ok(conn)
+        };
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(StoreError::from)
+            .and_then(usable)
+            .or_else(|first| {
+                // WAL readers need the shared-memory file, which cannot be created on a
+                // read-only file system; nothing can write there, so the file is immutable.
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                Connection::open_with_flags(uri, flags)
+                    .map_err(StoreError::from)
+                    .and_then(usable)
+                    .map_err(|_| first)
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+            recovered: Vec::new(),
+        })
     }
 
     /// Refresh the query planner's statistics where they are missing or stale (bounded work):
@@ -208,6 +249,27 @@ impl Store {
         tx.commit()?;
         Ok(value)
     }
+}
+
+/// A path as the path of a `file:` URI (percent-encoding what URIs reserve).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether an error is SQLite's "database or disk is full".
+fn is_disk_full(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DiskFull
+    )
 }
 
 /// Milliseconds since the epoch, MLMD's time unit.

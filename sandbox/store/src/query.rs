@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use kfbox_paths::{remove_under, Confinement};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -356,46 +357,23 @@ impl Store {
     /// Delete a run's records. Returns the artifact URIs no other run uses (safe to remove from
     /// disk) and those another run's cached executions still use (to keep).
     pub fn delete_run(&self, run: &RunRow) -> Result<(Vec<String>, Vec<String>), StoreError> {
-        if run.state == "RUNNING" {
+        // A run whose process is gone is not active, even before recovery could mark it (on a
+        // full disk it cannot: deleting is how space comes back).
+        if run.state == "RUNNING" && self.run_process_alive(&run.run_id)? {
             return Err(StoreError::RunActive(run.run_id.clone()));
         }
         self.write(|tx| {
-            let executions: Vec<i64> = tx
-                .prepare("SELECT execution_id FROM Association WHERE context_id = ?1")?
-                .query_map([run.context_id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mine: HashSet<i64> = executions.iter().copied().collect();
-            let artifacts: Vec<i64> = tx
-                .prepare("SELECT artifact_id FROM Attribution WHERE context_id = ?1")?
-                .query_map([run.context_id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut removable = Vec::new();
-            let mut kept = Vec::new();
-            for artifact in artifacts {
-                let users: Vec<i64> = tx
-                    .prepare_cached("SELECT execution_id FROM Event WHERE artifact_id = ?1")?
-                    .query_map([artifact], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                let uri: Option<String> = tx
-                    .query_row("SELECT uri FROM Artifact WHERE id = ?1", [artifact], |r| {
-                        r.get(0)
-                    })
-                    .optional()?
-                    .flatten();
-                if users.iter().any(|u| !mine.contains(u)) {
-                    kept.extend(uri);
-                    continue;
-                }
-                removable.extend(uri);
+            let plan = deletion_plan(tx, run)?;
+            for artifact in &plan.removable {
                 for sql in [
                     "DELETE FROM ArtifactProperty WHERE artifact_id = ?1",
                     "DELETE FROM Attribution WHERE artifact_id = ?1",
                     "DELETE FROM Artifact WHERE id = ?1",
                 ] {
-                    tx.execute(sql, [artifact])?;
+                    tx.execute(sql, [artifact.0])?;
                 }
             }
-            for execution in executions {
+            for execution in &plan.executions {
                 for sql in [
                     "DELETE FROM EventPath WHERE event_id IN (SELECT id FROM Event WHERE execution_id = ?1)",
                     "DELETE FROM Event WHERE execution_id = ?1",
@@ -416,9 +394,64 @@ impl Store {
             }
             tx.execute("DELETE FROM kfbox_run WHERE run_id = ?1", [&run.run_id])?;
             tx.execute("DELETE FROM kfbox_api_run WHERE run_id = ?1", [&run.run_id])?;
-            Ok((removable, kept))
+            Ok(plan.uris())
         })
     }
+}
+
+/// What deleting a run touches: its executions, the artifacts only it uses (id, URI), and the
+/// URIs of its artifacts that executions of other runs still use.
+struct DeletionPlan {
+    executions: Vec<i64>,
+    removable: Vec<(i64, Option<String>)>,
+    kept: Vec<String>,
+}
+
+impl DeletionPlan {
+    fn uris(self) -> (Vec<String>, Vec<String>) {
+        let removable = self
+            .removable
+            .into_iter()
+            .filter_map(|(_, uri)| uri)
+            .collect();
+        (removable, self.kept)
+    }
+}
+
+fn deletion_plan(conn: &Connection, run: &RunRow) -> Result<DeletionPlan, StoreError> {
+    let executions: Vec<i64> = conn
+        .prepare("SELECT execution_id FROM Association WHERE context_id = ?1")?
+        .query_map([run.context_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mine: HashSet<i64> = executions.iter().copied().collect();
+    let artifacts: Vec<i64> = conn
+        .prepare("SELECT artifact_id FROM Attribution WHERE context_id = ?1")?
+        .query_map([run.context_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut removable = Vec::new();
+    let mut kept = Vec::new();
+    for artifact in artifacts {
+        let users: Vec<i64> = conn
+            .prepare_cached("SELECT execution_id FROM Event WHERE artifact_id = ?1")?
+            .query_map([artifact], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let uri: Option<String> = conn
+            .query_row("SELECT uri FROM Artifact WHERE id = ?1", [artifact], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        if users.iter().any(|u| !mine.contains(u)) {
+            kept.extend(uri);
+        } else {
+            removable.push((artifact, uri));
+        }
+    }
+    Ok(DeletionPlan {
+        executions,
+        removable,
+        kept,
+    })
 }
 
 /// What deleting a run removed from disk.
@@ -431,45 +464,54 @@ pub struct DeletedRun {
 
 impl Store {
     /// Delete a run's records and its files. Only files inside kfbox's own run directories
-    /// (`runs_dir`) are ever removed: imported artifacts point at the user's files. A file may
-    /// sit in another run's directory when this run reused it through the cache.
+    /// (`runs_dir`) are ever removed, checked by their real paths: imported artifacts point at
+    /// the user's files, and a step may have set its artifact's URI anywhere. A file may sit in
+    /// another run's directory when this run reused it through the cache.
     pub fn discard_run(&self, run: &RunRow, runs_dir: &Path) -> Result<DeletedRun, StoreError> {
-        let (removable, kept) = self.delete_run(run)?;
-        let run_dir = Path::new(&run.run_dir);
-        let artifacts_removed = removable
-            .iter()
-            .map(Path::new)
-            .filter(|uri| uri.starts_with(runs_dir) && remove_path(uri).is_ok())
-            .count();
-        let artifacts_kept: Vec<String> = kept
-            .into_iter()
-            .filter(|u| Path::new(u).starts_with(run_dir))
-            .collect();
-        if run_dir.starts_with(runs_dir) && run_dir.exists() {
-            if artifacts_kept.is_empty() {
-                std::fs::remove_dir_all(run_dir).map_err(|source| StoreError::Files {
-                    path: run_dir.to_owned(),
-                    source,
-                })?;
-            } else {
-                for name in ["logs", "tasks", "workspace", "summary.json"] {
-                    let _ = remove_path(&run_dir.join(name));
-                }
+        let (removable, kept) = match self.delete_run(run) {
+            Ok(uris) => uris,
+            // Deleting the records needs a little space: on a full disk the files go first.
+            Err(e) if crate::is_disk_full(&e) => {
+                let (removable, kept) = deletion_plan(&self.conn(), run)?.uris();
+                remove_run_files(run, runs_dir, &removable, &kept)?;
+                self.delete_run(run)?
             }
-        }
-        Ok(DeletedRun {
-            artifacts_removed,
-            artifacts_kept,
-        })
+            Err(e) => return Err(e),
+        };
+        remove_run_files(run, runs_dir, &removable, &kept)
     }
 }
 
-fn remove_path(path: &Path) -> std::io::Result<()> {
-    if path.is_dir() {
-        std::fs::remove_dir_all(path)
+/// Remove the files of a run: the artifacts only it used, then its directory (or, when other
+/// runs still use artifacts inside it, everything else of it).
+fn remove_run_files(
+    run: &RunRow,
+    runs_dir: &Path,
+    removable: &[String],
+    kept: &[String],
+) -> Result<DeletedRun, StoreError> {
+    let run_dir = Path::new(&run.run_dir);
+    let files = |e: Confinement| StoreError::Files(Box::new(e));
+    let artifacts_removed = removable
+        .iter()
+        .filter(|uri| matches!(remove_under(runs_dir, Path::new(uri)), Ok(true)))
+        .count();
+    let artifacts_kept: Vec<String> = kept
+        .iter()
+        .filter(|u| Path::new(u).starts_with(run_dir))
+        .cloned()
+        .collect();
+    if artifacts_kept.is_empty() {
+        remove_under(runs_dir, run_dir).map_err(files)?;
     } else {
-        std::fs::remove_file(path)
+        for name in ["logs", "tasks", "workspace", "summary.json"] {
+            remove_under(runs_dir, &run_dir.join(name)).map_err(files)?;
+        }
     }
+    Ok(DeletedRun {
+        artifacts_removed,
+        artifacts_kept,
+    })
 }
 
 /// An execution's outputs for reuse, or `None` when some output artifact's files are gone.

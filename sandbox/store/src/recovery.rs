@@ -120,6 +120,16 @@ impl Store {
         })
     }
 
+    /// Whether the kfbox process that runs `run_id` is still alive.
+    pub(crate) fn run_process_alive(&self, run_id: &str) -> Result<bool, StoreError> {
+        let (pid, started): (Option<i64>, Option<i64>) = self.conn().query_row(
+            "SELECT pid, pid_started FROM kfbox_run WHERE run_id = ?1",
+            [run_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(pid.is_some_and(|pid| pid != 0 && is_alive(pid, started.unwrap_or(0))))
+    }
+
     /// Mark runs whose kfbox process is gone as FAILED (done on every open; callers that
     /// watch a run for long call it again).
     /// Returns what was recovered, one sentence per run.

@@ -237,6 +237,19 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     check_mlmd_version(conn)
 }
 
+/// Check, without writing, that the store is at kfbox's current version (for read-only use).
+pub fn check_current(conn: &Connection) -> Result<(), StoreError> {
+    let latest = latest_version();
+    let version = user_version(conn)?;
+    check_not_newer(version, latest)?;
+    if version < latest {
+        return Err(StoreError::Precondition(format!(
+            "the store is at version {version} and needs an upgrade to {latest}, which a read-only store cannot take"
+        )));
+    }
+    check_mlmd_version(conn)
+}
+
 fn user_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
 }

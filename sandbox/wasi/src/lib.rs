@@ -108,6 +108,10 @@ fn load_module(engine: &Engine, cache: &ModuleCache, path: &Path) -> Result<Modu
 
 #[async_trait]
 impl Executor for WasiExecutor {
+    fn shares_host_files(&self, _step: &Step) -> bool {
+        false
+    }
+
     async fn run(
         &self,
         step: &Step,

@@ -14,7 +14,7 @@ pub fn artifacts(
     printer: &Printer,
     command: ArtifactsCommand,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store(printer)?;
+    let store = settings.open_store_for_reading(printer)?;
     match command {
         ArtifactsCommand::List(args) => list(&store, printer, args),
         ArtifactsCommand::Get(args) => get(&store, printer, args),
@@ -88,8 +88,13 @@ fn get(store: &Store, printer: &Printer, args: ArtifactArg) -> anyhow::Result<Ex
         printer.data(&serde_json::to_string_pretty(&out)?);
         return Ok(ExitStatus::Success);
     }
-    let mut out = format!("Artifact {}  {}  {}\n", a.id, a.type_name, a.display_name());
-    out.push_str(&format!("  uri:      {}\n", a.uri));
+    let mut out = format!(
+        "Artifact {}  {}  {}\n",
+        a.id,
+        human::shown(&a.type_name),
+        human::shown(a.display_name())
+    );
+    out.push_str(&format!("  uri:      {}\n", human::shown(&a.uri)));
     out.push_str(&format!("  created:  {}\n", human::rfc3339(a.created_at)));
     if let Some(step) = producer {
         out.push_str(&format!("  produced by:\n    {}\n", describe(step)));
@@ -102,7 +107,7 @@ fn get(store: &Store, printer: &Printer, args: ArtifactArg) -> anyhow::Result<Ex
     if !metadata.is_empty() {
         out.push_str("  metadata:\n");
         for (key, value) in metadata {
-            out.push_str(&format!("    {key} = {value}\n"));
+            out.push_str(&format!("    {} = {value}\n", human::shown(key)));
         }
     }
     printer.data(out.trim_end());
@@ -150,7 +155,7 @@ pub fn lineage(
     printer: &Printer,
     args: LineageArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store(printer)?;
+    let store = settings.open_store_for_reading(printer)?;
     let lineage = store.lineage(args.artifact)?;
     // The first OUTPUT event is the producer; later ones are cache hits that reused it.
     let (producer, reusers) = match lineage.producers.split_first() {
@@ -178,11 +183,15 @@ pub fn lineage(
         return Ok(ExitStatus::Success);
     }
     let a = &lineage.artifact;
-    let mut out = format!("Artifact {} ({}", a.id, short_type(&a.type_name));
+    let mut out = format!(
+        "Artifact {} ({}",
+        a.id,
+        human::shown(short_type(&a.type_name))
+    );
     if !a.display_name().is_empty() {
-        out.push_str(&format!(", `{}`", a.display_name()));
+        out.push_str(&format!(", `{}`", human::shown(a.display_name())));
     }
-    out.push_str(&format!(")\n  {}\n", a.uri));
+    out.push_str(&format!(")\n  {}\n", human::shown(&a.uri)));
     match producer {
         Some(step) => {
             out.push_str(&format!("Produced by:\n  {}\n", describe(step)));

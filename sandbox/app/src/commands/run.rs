@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::executors::StepRouter;
+use crate::human::shown;
 use crate::printer::Printer;
 use crate::reporter::{state_label, Reporter};
 use crate::settings::{default_parallelism, GlobalSettings};
@@ -190,9 +191,11 @@ async fn run_once(
     let reporting = tokio::spawn(reporter.consume(receiver));
     let summary = execute(Arc::new(pipeline), options, executor, events, cancel).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), reporting).await;
+    // The run is over whatever happens here: its state, not a full disk, decides the exit.
     let summary_path = run_dir.join("summary.json");
-    fs_err::write(&summary_path, serde_json::to_string_pretty(&summary)?)
-        .context("cannot write the run summary")?;
+    if let Err(e) = fs_err::write(&summary_path, serde_json::to_string_pretty(&summary)?) {
+        printer.warning(&format!("cannot write the run summary: {e}"));
+    }
     if args.json {
         printer.data(&serde_json::to_string_pretty(&summary)?);
     } else {
@@ -283,7 +286,7 @@ pub(crate) fn render_summary(summary: &RunSummary) -> String {
     out.push_str(&format!(
         "Run {} of {}: {state} in {took:.1}s\n",
         summary.run_id,
-        style(&summary.pipeline).bold()
+        style(shown(&summary.pipeline)).bold()
     ));
     // 2 + 14 + 1 + 2 + 8 + 2 + 7 leaves 44 of 80 columns for the task path.
     let width = summary
@@ -314,16 +317,20 @@ pub(crate) fn render_summary(summary: &RunSummary) -> String {
             took
         ));
         if let Some(error) = &task.error {
-            out.push_str(&format!("      {}\n", style(error).red()));
+            out.push_str(&format!("      {}\n", style(shown(error)).red()));
         }
         if let Some(reason) = &task.reason {
-            out.push_str(&format!("      {}\n", style(reason).dim()));
+            out.push_str(&format!("      {}\n", style(shown(reason)).dim()));
         }
     }
     if !summary.outputs.is_empty() {
         out.push_str("Outputs:\n");
         for (name, value) in &summary.outputs {
-            out.push_str(&format!("  {name} = {}\n", value_to_text(value)));
+            out.push_str(&format!(
+                "  {} = {}\n",
+                shown(name),
+                shown(&value_to_text(value))
+            ));
         }
     }
     out.push_str(&format!("Logs and artifacts: {}", summary.run_dir));

@@ -23,11 +23,12 @@ pub fn runs(
     printer: &Printer,
     command: RunsCommand,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store(printer)?;
     match command {
-        RunsCommand::List(args) => list(&store, printer, args),
-        RunsCommand::Get(args) => get(&store, printer, args),
-        RunsCommand::Delete(args) => delete(settings, &store, printer, args),
+        RunsCommand::List(args) => list(&settings.open_store_for_reading(printer)?, printer, args),
+        RunsCommand::Get(args) => get(&settings.open_store_for_reading(printer)?, printer, args),
+        RunsCommand::Delete(args) => {
+            delete(settings, &settings.open_store(printer)?, printer, args)
+        }
     }
 }
 
@@ -268,12 +269,13 @@ pub async fn logs(
     printer: &Printer,
     args: LogsArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store(printer)?;
+    let store = settings.open_store_for_reading(printer)?;
     let run = store.find_run(&RunSelector(args.run.clone()))?;
     let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
     loop {
-        // A run whose process died would otherwise be followed forever.
-        for message in store.recover_abandoned_runs()? {
+        // A run whose process died would otherwise be followed forever (a store that cannot
+        // be written leaves that to a later command).
+        for message in store.recover_abandoned_runs().unwrap_or_default() {
             printer.warning(&message);
         }
         let run = store.find_run(&RunSelector(run.run_id.clone()))?;
@@ -292,7 +294,7 @@ pub async fn logs(
         let several = logs.len() > 1;
         for (path, file) in &logs {
             let offset = offsets.entry(file.clone()).or_insert(0);
-            let Some(text) = read_from(file, offset)? else {
+            let Some(text) = read_from(&settings.runs_dir(), file, offset)? else {
                 continue;
             };
             if several {
@@ -328,13 +330,15 @@ fn task_logs(
     Ok(found)
 }
 
-/// What a log gained since `offset` (None when nothing), advancing the offset.
-fn read_from(file: &Path, offset: &mut u64) -> anyhow::Result<Option<String>> {
-    let mut handle = match fs_err::File::open(file) {
-        Ok(h) => h,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+/// What a log gained since `offset` (None when nothing), advancing the offset. Logs are read
+/// only inside the run directories.
+fn read_from(runs_dir: &Path, file: &Path, offset: &mut u64) -> anyhow::Result<Option<String>> {
+    let real = match kfbox_paths::resolve_under(runs_dir, file) {
+        Ok(real) => real,
+        Err(kfbox_paths::Confinement::Missing { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    let mut handle = fs_err::File::open(real)?;
     handle.seek(SeekFrom::Start(*offset))?;
     let mut bytes = Vec::new();
     handle.read_to_end(&mut bytes)?;

@@ -18,7 +18,7 @@ use kfbox_cli::{DownArgs, ExecutorKind, StatusArgs, UpArgs};
 use kfbox_engine::Executor;
 use kfbox_process::ProcessExecutor;
 use kfbox_python::PythonEnvs;
-use kfbox_server::{Bound, Launcher, ServerOptions};
+use kfbox_server::{Bound, BrowserPolicy, Launcher, ServerOptions};
 use kfbox_spec::LoadedPipeline;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ fn log_path(settings: &GlobalSettings) -> PathBuf {
 
 /// The server lock, or `None` when another process holds it.
 fn try_lock(settings: &GlobalSettings) -> anyhow::Result<Option<Flock<File>>> {
-    fs_err::create_dir_all(&settings.home).context("cannot create KFBOX_HOME")?;
+    settings.create_home()?;
     let file = fs_err::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -179,6 +179,10 @@ pub async fn up(
     };
     let store = Arc::new(settings.open_store(printer)?);
     let gpus = super::run::plan_gpus(&config, None, printer).await;
+    let browser = BrowserPolicy {
+        allowed_hosts: config.server.allowed_hosts.clone(),
+        allowed_origins: config.server.allowed_origins.clone(),
+    };
     let launcher = Arc::new(RouterLauncher {
         chosen: args.executor,
         config,
@@ -196,6 +200,7 @@ pub async fn up(
             .map_or_else(default_parallelism, |n| n as usize),
         gpus,
         reuse_cache: settings.cache,
+        browser,
     };
     fs_err::create_dir_all(&options.runs_dir).context("cannot create the runs directory")?;
     let bound = match Bound::bind(options, store, launcher).await {
@@ -336,7 +341,7 @@ async fn detach(
     generated: bool,
 ) -> anyhow::Result<ExitStatus> {
     use std::os::unix::process::CommandExt;
-    fs_err::create_dir_all(&settings.home).context("cannot create KFBOX_HOME")?;
+    settings.create_home()?;
     let log = log_path(settings);
     let log_file = fs_err::OpenOptions::new()
         .create(true)
