@@ -413,6 +413,83 @@ fn a_deeply_nested_condition_is_refused_without_killing_the_server() {
     assert!(served.stop().success());
 }
 
+/// The resident memory of a process, in MiB.
+fn resident_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+#[test]
+fn a_terminated_runaway_gives_its_memory_back() {
+    let served = Served::start("127.0.0.1", &[]);
+    let pid = served.child.as_ref().unwrap().id();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = resident_mib(pid);
+    // A loop of 4,000 iterations whose steps would sleep for a minute each.
+    let mut spec = shell_pipeline("runaway", "loop", json!({}), &["sh", "-c", "sleep 60"]);
+    spec["root"]["dag"]["tasks"]["loop"] = json!({
+        "taskInfo": {"name": "loop"},
+        "componentRef": {"name": "comp-body"},
+        "parameterIterator": {"itemInput": "item", "items": {"raw": serde_json::to_string(&(0..4000).collect::<Vec<_>>()).unwrap()}},
+    });
+    spec["components"]["comp-body"] = json!({
+        "inputDefinitions": {"parameters": {"item": {"parameterType": "NUMBER_INTEGER"}}},
+        "dag": {"tasks": {"step": {"taskInfo": {"name": "step"}, "componentRef": {"name": "comp-step"}}}},
+    });
+    let (code, body) = request(
+        &served.url,
+        "POST",
+        "/apis/v2beta1/runs",
+        &["Content-Type: application/json"],
+        json!({"display_name": "runaway", "pipeline_spec": spec})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let run_id = serde_json::from_str::<Value>(&body).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut peak = idle;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(1));
+        peak = peak.max(resident_mib(pid));
+    }
+    assert!(
+        peak > 3 * idle,
+        "the runaway grew the server: idle {idle} MiB, peak {peak} MiB"
+    );
+    let (code, body) = request(
+        &served.url,
+        "POST",
+        &format!("/apis/v2beta1/runs/{run_id}:terminate"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_for("the runaway to end", Duration::from_secs(120), || {
+        let (_, body) = get(&served.url, &format!("/apis/v2beta1/runs/{run_id}"), None).unwrap();
+        body.contains("\"state\":\"CANCELED\"")
+    });
+    let started = std::time::Instant::now();
+    let mut now = resident_mib(pid);
+    while now > 2 * idle && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(500));
+        now = resident_mib(pid);
+    }
+    assert!(
+        now <= 2 * idle,
+        "a minute after the runaway ended: idle {idle} MiB, peak {peak} MiB, now {now} MiB"
+    );
+}
+
 /// A pipeline whose root runs `comp-a`, where `components` holds the DAGs given.
 fn nested_pipeline(components: Value) -> Value {
     let mut spec = shell_pipeline("nested", "start", json!({}), &["sh", "-c", "true"]);

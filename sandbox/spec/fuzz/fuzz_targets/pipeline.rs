@@ -29,7 +29,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(pipeline) = kfbox_spec::parse_pipeline(Path::new("fuzz.yaml"), text) else {
         return;
     };
-    for executor in pipeline.spec.deployment_spec.executors.values() {
+    // The executors components use: validation checks those (the others never run).
+    let spec = &pipeline.spec;
+    let used = spec
+        .components
+        .values()
+        .filter_map(|c| c.executor_label.as_ref())
+        .filter_map(|label| spec.deployment_spec.executors.get(label));
+    for executor in used {
         let Some(container) = &executor.container else {
             continue;
         };
