@@ -35,6 +35,9 @@ if [ -z "$KFBOX_TEST_CHROMIUM" ]; then
   echo "error: the UI tests need Chromium (Debian: sudo apt-get install -y chromium)" >&2
   exit 2
 fi
+# schemathesis checks the API against its OpenAPI document; its dependencies are its own.
+venv_with "$target/schemathesis-python" schemathesis 'schemathesis==4.32.5'
+export KFBOX_TEST_SCHEMATHESIS="$target/schemathesis-python/bin/st"
 # ML Metadata pins protobuf<5 and kfp>=6: it reads kfbox's store from a venv of its own.
 venv_with "$target/mlmd-python" ml_metadata 'ml-metadata==1.17.1'
 export KFBOX_TEST_MLMD_PYTHON="$target/mlmd-python/bin/python"

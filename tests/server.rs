@@ -61,6 +61,81 @@ fn openapi_document_matches_routes_and_the_sdk_client() {
     Served::start("127.0.0.1", &[]).client_test("openapi", None);
 }
 
+/// The `st` command of schemathesis (tests/run.sh installs it in a Python of its own).
+fn schemathesis() -> String {
+    let st = std::env::var("KFBOX_TEST_SCHEMATHESIS").unwrap_or_else(|_| "st".into());
+    let ok = std::process::Command::new(&st)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "`{st}` is not schemathesis; run the tests through tests/run.sh, or set KFBOX_TEST_SCHEMATHESIS to the `st` of `pip install schemathesis`"
+    );
+    st
+}
+
+#[test]
+fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
+    let st = schemathesis();
+    let served = Served::start("127.0.0.1", &[]);
+    // Real resources, so that reads reach them rather than 404.
+    let seeded = served.client_test("seed", None);
+    let ids: Value = seeded
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("the seed's ids");
+    let mut config =
+        std::fs::read_to_string(crate::common::repo_root().join("tests/api/schemathesis.toml"))
+            .expect("tests/api/schemathesis.toml");
+    config.push_str("\n[parameters]\n");
+    for (name, value) in ids.as_object().unwrap() {
+        config.push_str(&format!("{name} = {value}\n"));
+    }
+    let config_file = served.home().join("schemathesis.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let output = std::process::Command::new(st)
+        .arg("--config-file")
+        .arg(&config_file)
+        .arg("--no-color")
+        .arg("run")
+        .arg(format!("{}/apis/v2beta1/openapi.json", served.url))
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection,positive_data_acceptance",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "25",
+            "--seed",
+            "20261130",
+            "--workers",
+            "2",
+        ])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .expect("schemathesis starts");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let count = |label: &str| {
+        report
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(|n| n.split('/').next().unwrap_or_default().trim().to_owned())
+    };
+    assert!(
+        count("Tested:").is_some() && count("Tested:") == count("Selected:"),
+        "every operation was tested:\n{report}"
+    );
+    // The server is still up after every request schemathesis made.
+    assert!(healthy(&served.url, None));
+}
+
 #[test]
 fn artifact_and_log_reads_stay_inside_run_directories() {
     Served::start("127.0.0.1", &[]).client_test("traversal", None);

@@ -498,6 +498,37 @@ def test_openapi():
             assert not (isinstance(body, dict) and "no API route answers" in body.get("message", "")), (method, path, body)
 
 
+def test_seed():
+    """Resources for schemathesis to read: their ids as one JSON line."""
+    c = client()
+    experiment = c.create_experiment("schemathesis")
+    package = compile_to(rows_pipeline, "rows.yaml")
+    pipeline = c.upload_pipeline(package, pipeline_name="schemathesis-rows")
+    version = c.list_pipeline_versions(pipeline.pipeline_id).pipeline_versions[0]
+    run = c.run_pipeline(experiment.experiment_id, "schemathesis-run", version_id=version.pipeline_version_id,
+                         pipeline_id=pipeline.pipeline_id, params={"n": 2})
+    run = wait(c, run.run_id)
+    assert run.state == "SUCCEEDED", run
+    status, listed = http("GET", f"/apis/v1alpha1/runs/{run.run_id}/artifacts")
+    assert status == 200, listed
+    artifact = listed["artifacts"][0]
+    recurring = c.create_recurring_run(experiment.experiment_id, "schemathesis-recurring", cron_expression="0 0 0 1 1 *",
+                                       pipeline_id=pipeline.pipeline_id, version_id=version.pipeline_version_id,
+                                       enabled=False)
+    print(json.dumps({
+        "experiment_id": experiment.experiment_id,
+        "pipeline_id": pipeline.pipeline_id,
+        "pipeline_version_id": version.pipeline_version_id,
+        "version_id": version.pipeline_version_id,
+        "run_id": run.run_id,
+        "node_id": artifact["task"],
+        "artifact_name": artifact["name"],
+        "artifact_id": artifact["artifact_id"],
+        "recurring_run_id": recurring.recurring_run_id,
+        "name": "schemathesis-rows",
+    }))
+
+
 def test_traversal():
     c = client()
     result = c.create_run_from_pipeline_func(rows_pipeline, arguments={"n": 1})

@@ -5,7 +5,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kfbox_store::StoreError;
-use serde_json::json;
+
+use crate::model::Status;
 
 /// gRPC status codes the API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,15 @@ impl ApiError {
         Self::new(Code::Internal, message)
     }
 
+    fn body(self) -> Status {
+        Status {
+            code: self.code as i32,
+            error: self.message.clone(),
+            message: self.message,
+            details: Vec::new(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status.unwrap_or(self.code.status())
     }
@@ -85,13 +95,8 @@ impl IntoResponse for ApiError {
         if self.code == Code::Internal {
             tracing::error!("internal error: {}", self.message);
         }
-        let body = json!({
-            "error": self.message,
-            "code": self.code as i32,
-            "message": self.message,
-            "details": [],
-        });
-        (self.status(), axum::Json(body)).into_response()
+        let status = self.status();
+        (status, axum::Json(self.body())).into_response()
     }
 }
 
@@ -159,11 +164,5 @@ pub(crate) async fn uniform_errors(
     } else {
         text
     };
-    let body = json!({
-        "error": message,
-        "code": code as i32,
-        "message": message,
-        "details": [],
-    });
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(ApiError::new(code, message).body())).into_response()
 }

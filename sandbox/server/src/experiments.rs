@@ -6,11 +6,12 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::filter::{page_json, ListParams, Params};
-use crate::{model, Server};
+use crate::filter::{ListParams, Params};
+use crate::model::{self, Empty, Experiment, ListExperiments};
+use crate::Server;
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -41,11 +42,11 @@ pub(crate) fn split_action(id: &str) -> ApiResult<(&str, &str)> {
     })
 }
 
-#[derive(Deserialize)]
-struct NewExperiment {
-    display_name: Option<String>,
-    /// v1 clients send `name`.
-    name: Option<String>,
+/// An experiment as clients create it.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewExperiment {
+    #[schema(min_length = 1)]
+    display_name: String,
     #[serde(default)]
     description: Option<String>,
 }
@@ -53,36 +54,38 @@ struct NewExperiment {
 async fn create(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Experiment>> {
     let new: NewExperiment = body(&bytes, "Experiment")?;
-    let name = new
-        .display_name
-        .or(new.name)
-        .filter(|n| !n.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid("experiment.display_name is required"))?;
-    let row = server
-        .store
-        .create_experiment(&name, new.description.as_deref().unwrap_or_default())?;
+    if new.display_name.is_empty() {
+        return Err(ApiError::invalid("experiment.display_name is required"));
+    }
+    let row = server.store.create_experiment(
+        &new.display_name,
+        new.description.as_deref().unwrap_or_default(),
+    )?;
     Ok(Json(model::experiment(&row)))
 }
 
-async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn read(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Experiment>> {
     Ok(Json(model::experiment(&server.store.experiment(&id)?)))
 }
 
 async fn list(
     State(server): State<Arc<Server>>,
     Params(params): Params<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ListExperiments>> {
     let query = params.query()?;
     let page = server.store.list_experiments(&query)?;
-    Ok(Json(page_json("experiments", page, model::experiment)))
+    Ok(Json(ListExperiments::of(page, model::experiment)))
 }
 
 async fn action(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     let (id, verb) = split_action(&id)?;
     match verb {
         "archive" => server.store.set_experiment_storage(id, true)?,
@@ -93,18 +96,18 @@ async fn action(
             )))
         }
     }
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     if id == server.default_experiment {
         return Err(ApiError::precondition(
             "the Default experiment holds runs created without one; it cannot be deleted",
         ));
     }
     server.store.delete_experiment(&id)?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }

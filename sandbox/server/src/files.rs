@@ -16,7 +16,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use kfbox_store::{props, ExecutionRow};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::filter::Params;
@@ -90,7 +89,7 @@ pub(crate) fn inside_runs(server: &Server, path: &str) -> ApiResult<PathBuf> {
 async fn read_artifact(
     State(server): State<Arc<Server>>,
     Path((run_id, node_id, artifact)): Path<(String, String, String)>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ArtifactData>> {
     let name = artifact.strip_suffix(":read").ok_or_else(|| {
         ApiError::not_found(format!(
             "no API route answers `{artifact}`; artifacts are read at …/artifacts/NAME:read"
@@ -115,9 +114,16 @@ async fn read_artifact(
         })?;
     let artifact = server.store.artifact(artifact_id)?;
     let (bytes, _) = artifact_bytes(&server, &artifact.uri, None).await?;
-    Ok(Json(json!({
-        "data": base64::engine::general_purpose::STANDARD.encode(bytes)
-    })))
+    Ok(Json(ArtifactData {
+        data: base64::engine::general_purpose::STANDARD.encode(bytes),
+    }))
+}
+
+/// An artifact's bytes (a directory as a tar archive), base64-encoded, as the backend answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ArtifactData {
+    #[schema(format = Byte)]
+    pub data: String,
 }
 
 /// The bytes of the file an artifact URI names (at most `limit`), or a tar archive of the

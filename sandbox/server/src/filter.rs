@@ -2,7 +2,7 @@
 //! buffer), `sort_by` (`"field"` or `"field desc"`), `page_size`, `page_token`.
 
 use chrono::DateTime;
-use kfbox_store::{Condition, ListQuery, Op, Operand, Page};
+use kfbox_store::{Condition, ListQuery, Op, Operand};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -41,7 +41,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestP
 #[derive(Debug, Default, Deserialize)]
 pub struct ListParams {
     pub page_token: Option<String>,
-    pub page_size: Option<i64>,
+    /// An int32, as upstream.
+    pub page_size: Option<i32>,
     pub sort_by: Option<String>,
     pub filter: Option<String>,
     pub experiment_id: Option<String>,
@@ -51,18 +52,6 @@ pub struct ListParams {
 const MAX_PAGE_SIZE: i64 = 1000;
 /// The page size when none is asked for.
 const DEFAULT_PAGE_SIZE: i64 = 20;
-
-/// A list response: the items under `key`, `total_size` and `next_page_token`.
-pub fn page_json<T>(key: &str, page: Page<T>, render: impl Fn(&T) -> Value) -> Value {
-    let mut out = serde_json::Map::new();
-    out.insert(key.to_owned(), page.items.iter().map(render).collect());
-    out.insert("total_size".into(), page.total_size.into());
-    out.insert(
-        "next_page_token".into(),
-        page.next_page_token.unwrap_or_default().into(),
-    );
-    Value::Object(out)
-}
 
 impl ListParams {
     /// The query, limited to `experiment_id` when one is given (runs, recurring runs).
@@ -87,7 +76,7 @@ impl ListParams {
                         "page_size {n}: must not be negative"
                     )))
                 }
-                Some(n) => n.min(MAX_PAGE_SIZE),
+                Some(n) => i64::from(n).min(MAX_PAGE_SIZE),
             } as usize,
             page_token: self.page_token.clone().filter(|t| !t.is_empty()),
             ..ListQuery::default()

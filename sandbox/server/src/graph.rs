@@ -9,14 +9,15 @@ use kfbox_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
 use kfbox_store::{props, ExecutionRow};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Node {
     /// The task's path in the run (`loop/iteration-0/train`): unique, and the node id the
     /// log and artifact routes take.
@@ -24,6 +25,7 @@ pub struct Node {
     /// The task name in its DAG (`iteration-0` for an iteration).
     pub name: String,
     /// container, importer, dag, condition, loop, iteration.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     /// The group the node is drawn in; `None` at the top level.
     pub parent: Option<String>,
@@ -55,17 +57,21 @@ pub struct Node {
     pub cached_from: Option<String>,
     /// Parameter values in and out.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub inputs: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub outputs: Option<Map<String, Value>>,
-    /// Artifacts in and out: name and artifact id.
+    /// Artifacts in and out: `[name, artifact id]` pairs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<Value>>)]
     pub input_artifacts: Vec<(String, i64)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Vec<Value>>)]
     pub output_artifacts: Vec<(String, i64)>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord, ToSchema)]
 pub struct Edge {
     pub from: String,
     pub to: String,

@@ -258,14 +258,13 @@ fn router(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
-async fn healthz() -> Response {
-    axum::Json(serde_json::json!({
-        "commit_sha": env!("CARGO_PKG_VERSION"),
-        "tag_name": concat!("kfbox-", env!("CARGO_PKG_VERSION")),
-        "multi_user": false,
-        "pipeline_store": "database",
-    }))
-    .into_response()
+async fn healthz() -> axum::Json<model::Healthz> {
+    axum::Json(model::Healthz {
+        commit_sha: env!("CARGO_PKG_VERSION").into(),
+        tag_name: concat!("kfbox-", env!("CARGO_PKG_VERSION")).into(),
+        multi_user: false,
+        pipeline_store: "database".into(),
+    })
 }
 
 async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

@@ -1,13 +1,18 @@
-//! The API's JSON: resources as the v2beta1 API writes them (snake_case proto field names,
-//! enum names, RFC 3339 times), built from the store's rows.
+//! The API's resources as the v2beta1 API writes them (snake_case proto field names, enum
+//! names, RFC 3339 times), built from the store's rows. Every response body is one of these
+//! types, and the OpenAPI document's schemas are derived from the same types (`ToSchema`), so
+//! the document cannot drift from what the server sends.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat};
 use kfbox_store::{
-    props, ApiRunRow, ExecutionRow, ExperimentRow, PipelineRow, PipelineVersionRow, RecurringRunRow,
+    props, ApiRunRow, ExecutionRow, ExperimentRow, Page, PipelineRow, PipelineVersionRow,
+    RecurringRunRow,
 };
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// Milliseconds since the epoch as RFC 3339; unset times are the epoch, as the backend writes
 /// them.
@@ -17,39 +22,247 @@ pub fn time(ms: Option<i64>) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-pub fn experiment(row: &ExperimentRow) -> Value {
-    json!({
-        "experiment_id": row.experiment_id,
-        "display_name": row.display_name,
-        "description": row.description,
-        "created_at": time(Some(row.created_at)),
-        "namespace": "",
-        "storage_state": row.storage_state,
-        "last_run_created_at": time(row.last_run_created_at),
-    })
+/// An error, as grpc-gateway writes a `google.rpc.Status` (with the older `error` field that
+/// v1 clients read).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// The gRPC status code.
+    pub code: i32,
+    pub message: String,
+    /// The message again, for v1 clients.
+    pub error: String,
+    pub details: Vec<Map<String, Value>>,
 }
 
-pub fn pipeline(row: &PipelineRow) -> Value {
-    json!({
-        "pipeline_id": row.pipeline_id,
-        "display_name": row.display_name,
-        "name": row.name,
-        "description": row.description,
-        "created_at": time(Some(row.created_at)),
-        "namespace": "",
-    })
+/// An answer without content (deletes, custom methods).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Empty {}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Healthz {
+    pub commit_sha: String,
+    pub tag_name: String,
+    pub multi_user: bool,
+    pub pipeline_store: String,
 }
 
-pub fn pipeline_version(row: &PipelineVersionRow) -> Value {
-    json!({
-        "pipeline_id": row.pipeline_id,
-        "pipeline_version_id": row.pipeline_version_id,
-        "display_name": row.display_name,
-        "name": row.name,
-        "description": row.description,
-        "created_at": time(Some(row.created_at)),
-        "pipeline_spec": serde_json::from_str::<Value>(&row.pipeline_spec).unwrap_or(Value::Null),
-    })
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StorageState {
+    Available,
+    Archived,
+}
+
+impl StorageState {
+    fn of(text: &str) -> Self {
+        if text == "ARCHIVED" {
+            Self::Archived
+        } else {
+            Self::Available
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Experiment {
+    pub experiment_id: String,
+    pub display_name: String,
+    pub description: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub namespace: String,
+    pub storage_state: StorageState,
+    #[schema(format = DateTime)]
+    pub last_run_created_at: String,
+}
+
+pub fn experiment(row: &ExperimentRow) -> Experiment {
+    Experiment {
+        experiment_id: row.experiment_id.clone(),
+        display_name: row.display_name.clone(),
+        description: row.description.clone(),
+        created_at: time(Some(row.created_at)),
+        namespace: String::new(),
+        storage_state: StorageState::of(&row.storage_state),
+        last_run_created_at: time(row.last_run_created_at),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pipeline {
+    pub pipeline_id: String,
+    pub display_name: String,
+    pub name: String,
+    pub description: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub namespace: String,
+}
+
+pub fn pipeline(row: &PipelineRow) -> Pipeline {
+    Pipeline {
+        pipeline_id: row.pipeline_id.clone(),
+        display_name: row.display_name.clone(),
+        name: row.name.clone(),
+        description: row.description.clone(),
+        created_at: time(Some(row.created_at)),
+        namespace: String::new(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PipelineVersion {
+    pub pipeline_id: String,
+    pub pipeline_version_id: String,
+    pub display_name: String,
+    pub name: String,
+    pub description: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The compiled PipelineSpec, or `{"pipeline_spec", "platform_spec"}` with Kubernetes
+    /// settings.
+    pub pipeline_spec: Map<String, Value>,
+}
+
+pub fn pipeline_version(row: &PipelineVersionRow) -> PipelineVersion {
+    PipelineVersion {
+        pipeline_id: row.pipeline_id.clone(),
+        pipeline_version_id: row.pipeline_version_id.clone(),
+        display_name: row.display_name.clone(),
+        name: row.name.clone(),
+        description: row.description.clone(),
+        created_at: time(Some(row.created_at)),
+        pipeline_spec: serde_json::from_str(&row.pipeline_spec).unwrap_or_default(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct VersionReference {
+    pub pipeline_id: Option<String>,
+    pub pipeline_version_id: Option<String>,
+}
+
+/// What a run is given: its root parameters by name (`pipeline_root` is accepted and unused).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RuntimeConfig {
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_root: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RuntimeState {
+    Pending,
+    Running,
+    Succeeded,
+    Skipped,
+    Failed,
+    Canceling,
+    Canceled,
+}
+
+impl RuntimeState {
+    /// A run's or an execution's state as the store writes it.
+    fn of(text: &str) -> Self {
+        match text {
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" | "COMPLETE" | "CACHED" => Self::Succeeded,
+            "SKIPPED" => Self::Skipped,
+            "FAILED" => Self::Failed,
+            "CANCELED" => Self::Canceled,
+            "CANCELING" => Self::Canceling,
+            _ => Self::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuntimeStatus {
+    #[schema(format = DateTime)]
+    pub update_time: String,
+    pub state: RuntimeState,
+}
+
+/// An error of a run or a task (a `google.rpc.Status` without details).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunError {
+    pub code: i32,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Run {
+    pub experiment_id: String,
+    pub run_id: String,
+    pub display_name: String,
+    /// Not in the upstream resource (its UI reads the spec); kfbox's lists show it.
+    pub pipeline_name: String,
+    pub storage_state: StorageState,
+    pub description: String,
+    pub runtime_config: RuntimeConfig,
+    pub service_account: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub scheduled_at: String,
+    #[schema(format = DateTime)]
+    pub finished_at: String,
+    pub state: RuntimeState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_version_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_version_reference: Option<VersionReference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_spec: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    pub state_history: Vec<RuntimeStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_details: Option<RunDetails>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetails {
+    pub pipeline_context_id: String,
+    pub pipeline_run_context_id: String,
+    pub task_details: Vec<TaskDetail>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArtifactIds {
+    pub artifact_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChildTask {
+    pub task_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDetail {
+    pub run_id: String,
+    pub task_id: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    pub state: RuntimeState,
+    pub execution_id: String,
+    pub inputs: BTreeMap<String, ArtifactIds>,
+    pub outputs: BTreeMap<String, ArtifactIds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_task_id: Option<String>,
+    pub child_tasks: Vec<ChildTask>,
+    pub pod_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
 }
 
 /// A run. `canceling`: a terminate was asked and the run has not ended yet. `executions`:
@@ -59,78 +272,55 @@ pub fn run(
     canceling: bool,
     spec: Option<&str>,
     executions: Option<&[ExecutionRow]>,
-) -> Value {
+) -> Run {
     let run = &row.run;
-    let state = match run.state.as_str() {
-        "RUNNING" if canceling => "CANCELING",
+    let state = match RuntimeState::of(&run.state) {
+        RuntimeState::Running if canceling => RuntimeState::Canceling,
         other => other,
     };
-    let mut out = json!({
-        "experiment_id": row.fields.experiment_id.clone().unwrap_or_default(),
-        "run_id": run.run_id,
-        "display_name": run.display_name,
-        // Not in the upstream resource (its UI reads the spec); kfbox's lists show it.
-        "pipeline_name": run.pipeline_name,
-        "storage_state": row.storage_state,
-        "description": row.fields.description,
-        "runtime_config": serde_json::from_str::<Value>(&row.fields.runtime_config)
-            .unwrap_or_else(|_| json!({})),
-        "service_account": row.fields.service_account,
-        "created_at": time(Some(run.created_at)),
-        "scheduled_at": time(Some(run.created_at)),
-        "finished_at": time(run.finished_at),
-        "state": state,
-    });
-    let object = out.as_object_mut().expect("an object");
-    if let Some(version) = &row.fields.pipeline_version_id {
-        object.insert("pipeline_version_id".into(), json!(version));
-        object.insert(
-            "pipeline_version_reference".into(),
-            json!({
-                "pipeline_id": row.fields.pipeline_id.clone().unwrap_or_default(),
-                "pipeline_version_id": version,
-            }),
-        );
-    }
-    if let Some(spec) = spec.filter(|s| !s.is_empty()) {
-        if let Ok(spec) = serde_json::from_str::<Value>(spec) {
-            object.insert("pipeline_spec".into(), spec);
-        }
-    }
-    if let Some(recurring) = &row.fields.recurring_run_id {
-        object.insert("recurring_run_id".into(), json!(recurring));
-    }
-    if let Some(error) = &run.error {
-        object.insert("error".into(), json!({ "code": 2, "message": error }));
-    }
-    let mut history =
-        vec![json!({ "update_time": time(Some(run.created_at)), "state": "RUNNING" })];
+    let mut history = vec![RuntimeStatus {
+        update_time: time(Some(run.created_at)),
+        state: RuntimeState::Running,
+    }];
     if let Some(finished) = run.finished_at {
-        history.push(json!({ "update_time": time(Some(finished)), "state": run.state }));
+        history.push(RuntimeStatus {
+            update_time: time(Some(finished)),
+            state: RuntimeState::of(&run.state),
+        });
     }
-    object.insert("state_history".into(), Value::Array(history));
-    if let Some(executions) = executions {
-        object.insert(
-            "run_details".into(),
-            json!({
-                "pipeline_context_id": "",
-                "pipeline_run_context_id": run.context_id.to_string(),
-                "task_details": task_details(&run.run_id, executions),
-            }),
-        );
-    }
-    out
-}
-
-/// The API's task state for kfbox's finer task state.
-fn task_state(execution: &ExecutionRow) -> &'static str {
-    match execution.text(props::STATE).unwrap_or(execution.state) {
-        "RUNNING" => "RUNNING",
-        "SUCCEEDED" | "COMPLETE" | "CACHED" => "SUCCEEDED",
-        "SKIPPED" => "SKIPPED",
-        "CANCELED" => "CANCELED",
-        "FAILED" => "FAILED",
-        _ => "PENDING",
+    let version = row.fields.pipeline_version_id.clone();
+    Run {
+        experiment_id: row.fields.experiment_id.clone().unwrap_or_default(),
+        run_id: run.run_id.clone(),
+        display_name: run.display_name.clone(),
+        pipeline_name: run.pipeline_name.clone(),
+        storage_state: StorageState::of(&row.storage_state),
+        description: row.fields.description.clone(),
+        runtime_config: serde_json::from_str(&row.fields.runtime_config).unwrap_or_default(),
+        service_account: row.fields.service_account.clone(),
+        created_at: time(Some(run.created_at)),
+        scheduled_at: time(Some(run.created_at)),
+        finished_at: time(run.finished_at),
+        state,
+        pipeline_version_reference: version.as_ref().map(|v| VersionReference {
+            pipeline_id: Some(row.fields.pipeline_id.clone().unwrap_or_default()),
+            pipeline_version_id: Some(v.clone()),
+        }),
+        pipeline_version_id: version,
+        pipeline_spec: spec
+            .filter(|s| !s.is_empty())
+            .and_then(|s| serde_json::from_str(s).ok()),
+        recurring_run_id: row.fields.recurring_run_id.clone(),
+        error: run.error.as_ref().map(|message| RunError {
+            code: 2,
+            message: message.clone(),
+        }),
+        state_history: history,
+        run_details: executions.map(|executions| RunDetails {
+            pipeline_context_id: String::new(),
+            pipeline_run_context_id: run.context_id.to_string(),
+            task_details: task_details(&run.run_id, executions),
+        }),
     }
 }
 
@@ -151,28 +341,28 @@ pub fn latest_per_task(executions: &[ExecutionRow]) -> Vec<&ExecutionRow> {
     list
 }
 
-fn task_details(run_id: &str, executions: &[ExecutionRow]) -> Vec<Value> {
+fn task_details(run_id: &str, executions: &[ExecutionRow]) -> Vec<TaskDetail> {
     let tasks = latest_per_task(executions);
-    let mut children: HashMap<i64, Vec<Value>> = HashMap::new();
+    let mut children: HashMap<i64, Vec<ChildTask>> = HashMap::new();
     for task in &tasks {
         if let Some(parent) = task.int(props::PARENT_DAG_ID) {
-            children
-                .entry(parent)
-                .or_default()
-                .push(json!({ "task_id": task.id.to_string() }));
+            children.entry(parent).or_default().push(ChildTask {
+                task_id: task.id.to_string(),
+            });
         }
     }
-    let artifacts = |events: &[(String, i64)]| -> Value {
-        let mut by_name: Map<String, Value> = Map::new();
+    let artifacts = |events: &[(String, i64)]| -> BTreeMap<String, ArtifactIds> {
+        let mut by_name: BTreeMap<String, ArtifactIds> = BTreeMap::new();
         for (name, id) in events {
-            let entry = by_name
+            by_name
                 .entry(name.clone())
-                .or_insert_with(|| json!({ "artifact_ids": [] }));
-            if let Some(list) = entry["artifact_ids"].as_array_mut() {
-                list.push(json!(id.to_string()));
-            }
+                .or_insert_with(|| ArtifactIds {
+                    artifact_ids: Vec::new(),
+                })
+                .artifact_ids
+                .push(id.to_string());
         }
-        Value::Object(by_name)
+        by_name
     };
     tasks
         .iter()
@@ -183,49 +373,192 @@ fn task_details(run_id: &str, executions: &[ExecutionRow]) -> Vec<Value> {
                 .or_else(|| task.text(props::DISPLAY_NAME))
                 .unwrap_or_default();
             let path = task.text(props::PATH).unwrap_or_default();
-            let mut detail = json!({
-                "run_id": run_id,
-                "task_id": task.id.to_string(),
-                "display_name": if path.is_empty() { name } else { path },
-                "create_time": task.text(props::STARTED_AT).or(task.text(props::FINISHED_AT)),
-                "start_time": task.text(props::STARTED_AT),
-                "end_time": task.text(props::FINISHED_AT),
-                "state": task_state(task),
-                "execution_id": task.id.to_string(),
-                "inputs": artifacts(&task.inputs),
-                "outputs": artifacts(&task.outputs),
-                "parent_task_id": task.int(props::PARENT_DAG_ID).map(|p| p.to_string()),
-                "child_tasks": children.remove(&task.id).unwrap_or_default(),
-                "pod_name": "",
-            });
-            let object = detail.as_object_mut().expect("an object");
-            object.retain(|_, v| !v.is_null());
-            if let Some(error) = task.text(props::ERROR) {
-                object.insert("error".into(), json!({ "code": 2, "message": error }));
+            let text = |name| task.text(name).map(str::to_owned);
+            TaskDetail {
+                run_id: run_id.to_owned(),
+                task_id: task.id.to_string(),
+                display_name: if path.is_empty() { name } else { path }.to_owned(),
+                create_time: text(props::STARTED_AT).or(text(props::FINISHED_AT)),
+                start_time: text(props::STARTED_AT),
+                end_time: text(props::FINISHED_AT),
+                state: RuntimeState::of(task.text(props::STATE).unwrap_or(task.state)),
+                execution_id: task.id.to_string(),
+                inputs: artifacts(&task.inputs),
+                outputs: artifacts(&task.outputs),
+                parent_task_id: task.int(props::PARENT_DAG_ID).map(|p| p.to_string()),
+                child_tasks: children.remove(&task.id).unwrap_or_default(),
+                pod_name: String::new(),
+                error: text(props::ERROR).map(|message| RunError { code: 2, message }),
             }
-            detail
         })
         .collect()
 }
 
-pub fn recurring_run(row: &RecurringRunRow) -> Value {
-    let mut body: Value = serde_json::from_str(&row.body).unwrap_or_else(|_| json!({}));
-    let enabled = row.mode == "ENABLE";
-    if let Some(object) = body.as_object_mut() {
-        object.insert("recurring_run_id".into(), json!(row.recurring_run_id));
-        object.insert("display_name".into(), json!(row.display_name));
-        object.insert("mode".into(), json!(row.mode));
-        object.insert(
-            "status".into(),
-            json!(if enabled { "ENABLED" } else { "DISABLED" }),
-        );
-        object.insert("created_at".into(), json!(time(Some(row.created_at))));
-        object.insert("updated_at".into(), json!(time(Some(row.updated_at))));
-        object.insert(
-            "experiment_id".into(),
-            json!(row.experiment_id.clone().unwrap_or_default()),
-        );
-        object.insert("namespace".into(), json!(""));
-    }
-    body
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CronSchedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    /// Six fields: second minute hour day-of-month month day-of-week.
+    #[serde(default)]
+    pub cron: String,
 }
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PeriodicSchedule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub end_time: Option<String>,
+    /// Seconds between runs, at least 1; protobuf's JSON writes 64-bit integers as strings.
+    #[schema(value_type = String, pattern = "^[0-9]{1,12}$")]
+    pub interval_second: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Trigger {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_schedule: Option<CronSchedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic_schedule: Option<PeriodicSchedule>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecurringMode {
+    ModeUnspecified,
+    #[default]
+    Enable,
+    Disable,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecurringStatus {
+    Enabled,
+    Disabled,
+}
+
+/// A recurring run as the server keeps it (what it was created with, and its state).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RecurringBody {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_version_reference: Option<VersionReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_spec: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub runtime_config: RuntimeConfig,
+    #[serde(default)]
+    pub service_account: String,
+    /// How many of its runs may run at once (as a string, as protobuf writes 64-bit ints).
+    #[serde(default)]
+    pub max_concurrency: String,
+    #[serde(default)]
+    pub trigger: Trigger,
+    #[serde(default)]
+    pub no_catchup: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecurringRun {
+    pub recurring_run_id: String,
+    pub display_name: String,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_version_reference: Option<VersionReference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_spec: Option<Map<String, Value>>,
+    pub runtime_config: RuntimeConfig,
+    pub service_account: String,
+    #[schema(pattern = "^[0-9]+$")]
+    pub max_concurrency: String,
+    pub trigger: Trigger,
+    pub mode: RecurringMode,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub status: RecurringStatus,
+    pub no_catchup: bool,
+    pub experiment_id: String,
+    pub namespace: String,
+}
+
+pub fn recurring_run(row: &RecurringRunRow) -> RecurringRun {
+    let body: RecurringBody = serde_json::from_str(&row.body).unwrap_or_default();
+    let enabled = row.mode == "ENABLE";
+    RecurringRun {
+        recurring_run_id: row.recurring_run_id.clone(),
+        display_name: row.display_name.clone(),
+        description: body.description,
+        pipeline_version_reference: body.pipeline_version_reference,
+        pipeline_spec: body.pipeline_spec,
+        runtime_config: body.runtime_config,
+        service_account: body.service_account,
+        max_concurrency: body.max_concurrency,
+        trigger: body.trigger,
+        mode: if enabled {
+            RecurringMode::Enable
+        } else {
+            RecurringMode::Disable
+        },
+        created_at: time(Some(row.created_at)),
+        updated_at: time(Some(row.updated_at)),
+        status: if enabled {
+            RecurringStatus::Enabled
+        } else {
+            RecurringStatus::Disabled
+        },
+        no_catchup: body.no_catchup,
+        experiment_id: row.experiment_id.clone().unwrap_or_default(),
+        namespace: String::new(),
+    }
+}
+
+/// A page of a list: the items, how many there are in all, and the token of the next page
+/// (empty on the last).
+macro_rules! list_response {
+    ($name:ident, $field:ident, $item:ty, $key:literal) => {
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            #[serde(rename = $key)]
+            #[schema(rename = $key)]
+            pub $field: Vec<$item>,
+            pub total_size: i32,
+            pub next_page_token: String,
+        }
+
+        impl $name {
+            pub fn of<T>(page: Page<T>, render: impl Fn(&T) -> $item) -> Self {
+                Self {
+                    $field: page.items.iter().map(render).collect(),
+                    total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+                    next_page_token: page.next_page_token.unwrap_or_default(),
+                }
+            }
+        }
+    };
+}
+
+list_response!(ListExperiments, experiments, Experiment, "experiments");
+list_response!(ListPipelines, pipelines, Pipeline, "pipelines");
+list_response!(
+    ListPipelineVersions,
+    pipeline_versions,
+    PipelineVersion,
+    "pipeline_versions"
+);
+list_response!(ListRuns, runs, Run, "runs");
+list_response!(
+    ListRecurringRuns,
+    recurring_runs,
+    RecurringRun,
+    "recurringRuns"
+);

@@ -8,12 +8,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kfbox_spec::{parse_documents, pipeline_from_documents, LoadedPipeline};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::body;
-use crate::filter::{page_json, ListParams, Params};
-use crate::{model, Server};
+use crate::filter::{ListParams, Params};
+use crate::model::{self, Empty, ListPipelineVersions, ListPipelines, Pipeline, PipelineVersion};
+use crate::Server;
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -68,19 +69,23 @@ fn spec_from_value(value: &Value, label: &str) -> ApiResult<String> {
     spec_value(value.clone(), label).map(|(json, _)| json)
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct PipelineBody {
+/// A pipeline as clients create it: `name` or `display_name` (each defaults to the other).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub(crate) struct PipelineBody {
     display_name: Option<String>,
     name: Option<String>,
     description: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct VersionBody {
+/// A pipeline version as clients create it, with its compiled spec.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub(crate) struct VersionBody {
     display_name: Option<String>,
     name: Option<String>,
     description: Option<String>,
+    /// The compiled PipelineSpec (or the `{"pipeline_spec", "platform_spec"}` wrapper).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pipeline_spec: Value,
 }
 
@@ -101,7 +106,7 @@ fn names(name: Option<String>, display: Option<String>, what: &str) -> ApiResult
 async fn create(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Pipeline>> {
     let pipeline: PipelineBody = body(&bytes, "Pipeline")?;
     let (name, display) = names(pipeline.name, pipeline.display_name, "pipeline")?;
     let (row, _) = server.store.create_pipeline(
@@ -114,8 +119,9 @@ async fn create(
     Ok(Json(model::pipeline(&row)))
 }
 
-#[derive(Deserialize)]
-struct PipelineAndVersion {
+/// A pipeline and its first version.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct PipelineAndVersion {
     pipeline: Option<PipelineBody>,
     pipeline_version: Option<VersionBody>,
 }
@@ -123,7 +129,7 @@ struct PipelineAndVersion {
 async fn create_with_version(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Pipeline>> {
     let both: PipelineAndVersion = body(&bytes, "CreatePipelineAndVersionRequest")?;
     let pipeline = both.pipeline.unwrap_or_default();
     let version = both
@@ -189,7 +195,7 @@ async fn upload(
     State(server): State<Arc<Server>>,
     Params(params): Params<UploadParams>,
     multipart: Multipart,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Pipeline>> {
     let (file_name, text) = uploaded_file(multipart).await?;
     let (spec, loaded) = spec_json(&text, &file_name)?;
     let (name, display) = names(
@@ -212,7 +218,7 @@ async fn upload_version(
     State(server): State<Arc<Server>>,
     Params(params): Params<UploadParams>,
     multipart: Multipart,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineVersion>> {
     let pipeline_id = params
         .pipelineid
         .ok_or_else(|| ApiError::invalid("query parameter `pipelineid` is required"))?;
@@ -229,14 +235,17 @@ async fn upload_version(
     Ok(Json(model::pipeline_version(&row)))
 }
 
-async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn read(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Pipeline>> {
     Ok(Json(model::pipeline(&server.store.pipeline(&id)?)))
 }
 
 async fn read_by_name(
     State(server): State<Arc<Server>>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Pipeline>> {
     Ok(Json(model::pipeline(
         &server.store.pipeline_by_name(&name)?,
     )))
@@ -245,10 +254,10 @@ async fn read_by_name(
 async fn list(
     State(server): State<Arc<Server>>,
     Params(params): Params<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ListPipelines>> {
     let query = params.query()?;
     let page = server.store.list_pipelines(&query)?;
-    Ok(Json(page_json("pipelines", page, model::pipeline)))
+    Ok(Json(ListPipelines::of(page, model::pipeline)))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,18 +269,18 @@ async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
     Params(params): Params<DeleteParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     server
         .store
         .delete_pipeline(&id, params.cascade.unwrap_or(false))?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 async fn create_version(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineVersion>> {
     let version: VersionBody = body(&bytes, "PipelineVersion")?;
     let spec = spec_from_value(&version.pipeline_spec, "pipeline_version.pipeline_spec")?;
     let (name, display) = names(version.name, version.display_name, "pipeline version")?;
@@ -289,11 +298,10 @@ async fn list_versions(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
     Params(params): Params<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ListPipelineVersions>> {
     let query = params.query()?;
     let page = server.store.list_pipeline_versions(&id, &query)?;
-    Ok(Json(page_json(
-        "pipeline_versions",
+    Ok(Json(ListPipelineVersions::of(
         page,
         model::pipeline_version,
     )))
@@ -302,7 +310,7 @@ async fn list_versions(
 async fn read_version(
     State(server): State<Arc<Server>>,
     Path((id, version)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineVersion>> {
     let row = version_of(&server, &id, &version)?;
     Ok(Json(model::pipeline_version(&row)))
 }
@@ -325,8 +333,8 @@ fn version_of(
 async fn delete_version(
     State(server): State<Arc<Server>>,
     Path((id, version)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     version_of(&server, &id, &version)?;
     server.store.delete_pipeline_version(&version)?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }

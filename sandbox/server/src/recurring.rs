@@ -11,14 +11,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use kfbox_store::RecurringRunRow;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::{body, split_action};
-use crate::filter::{page_json, ListParams, Params};
+use crate::filter::{ListParams, Params};
+use crate::model::{self, Empty, ListRecurringRuns, RecurringRun};
 use crate::pipelines::spec_value;
 use crate::runs::{start, RunRequest};
-use crate::{model, Server};
+use crate::Server;
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -27,6 +29,36 @@ pub(crate) fn routes() -> Router<Arc<Server>> {
             "/apis/v2beta1/recurringruns/{id}",
             get(read).delete(delete).post(action),
         )
+}
+
+/// A recurring run as clients create it: what each run gets, and when runs start.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub(crate) struct RecurringRunRequest {
+    #[schema(min_length = 1)]
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_version_reference: Option<crate::model::VersionReference>,
+    /// The compiled PipelineSpec (or the `{"pipeline_spec", "platform_spec"}` wrapper).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub pipeline_spec: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<crate::model::RuntimeConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// How many of its runs may run at once: 1 to 10 (as a string or a number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^([1-9]|10)$")]
+    pub max_concurrency: Option<Value>,
+    pub trigger: crate::model::Trigger,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<crate::model::RecurringMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_catchup: Option<bool>,
 }
 
 /// When a recurring run starts runs.
@@ -152,8 +184,11 @@ impl Plan {
 async fn create(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
-    let mut request: Value = body(&bytes, "RecurringRun")?;
+) -> ApiResult<Json<RecurringRun>> {
+    // Read as the document describes it, then kept in that shape.
+    let request: RecurringRunRequest = body(&bytes, "RecurringRun")?;
+    let mut request =
+        serde_json::to_value(&request).map_err(|e| ApiError::internal(e.to_string()))?;
     let object = request
         .as_object_mut()
         .ok_or_else(|| ApiError::invalid("the request body is not a RecurringRun object"))?;
@@ -198,6 +233,19 @@ async fn create(
         json!(plan.max_concurrency.to_string()),
     );
     object.insert("no_catchup".into(), json!(plan.no_catchup));
+    // Protobuf's JSON writes 64-bit integers as strings; so does the API's answer.
+    if let (Trigger::Periodic(period), Some(periodic)) = (
+        &plan.trigger,
+        object
+            .get_mut("trigger")
+            .and_then(|t| t.get_mut("periodic_schedule"))
+            .and_then(Value::as_object_mut),
+    ) {
+        periodic.insert(
+            "interval_second".into(),
+            json!(period.num_seconds().to_string()),
+        );
+    }
     for server_side in [
         "recurring_run_id",
         "created_at",
@@ -222,7 +270,10 @@ async fn create(
     Ok(Json(model::recurring_run(&row)))
 }
 
-async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn read(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RecurringRun>> {
     Ok(Json(model::recurring_run(
         &server.store.recurring_run(&id)?,
     )))
@@ -231,17 +282,17 @@ async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiR
 async fn list(
     State(server): State<Arc<Server>>,
     Params(params): Params<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ListRecurringRuns>> {
     let query = params.query_in_experiment()?;
     let page = server.store.list_recurring_runs(&query)?;
     // Upstream's JSON names this list in camelCase.
-    Ok(Json(page_json("recurringRuns", page, model::recurring_run)))
+    Ok(Json(ListRecurringRuns::of(page, model::recurring_run)))
 }
 
 async fn action(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     let (id, verb) = split_action(&id)?;
     match verb {
         "enable" => server.store.set_recurring_mode(id, true)?,
@@ -252,15 +303,15 @@ async fn action(
             )))
         }
     }
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     server.store.delete_recurring_run(&id)?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 /// Start the runs that are due, every half second, until the server stops; keep the store's

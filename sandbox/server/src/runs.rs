@@ -11,13 +11,14 @@ use kfbox_engine::{execute, resolve_root_parameters, GivenValue, RunOptions};
 use kfbox_spec::LoadedPipeline;
 use kfbox_store::{ApiRunFields, NewRun, RunHandle};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::{body, split_action};
-use crate::filter::{page_json, ListParams, Params};
+use crate::filter::{ListParams, Params};
+use crate::model::{self, Empty, ListRuns, Run, RuntimeConfig, VersionReference};
 use crate::pipelines::{spec_json, spec_value};
-use crate::{model, Server};
+use crate::Server;
 
 pub(crate) fn routes() -> Router<Arc<Server>> {
     Router::new()
@@ -28,25 +29,23 @@ pub(crate) fn routes() -> Router<Arc<Server>> {
         )
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
-pub(crate) struct VersionReference {
-    pub pipeline_id: Option<String>,
-    pub pipeline_version_id: Option<String>,
-}
-
-/// A run as clients create it (the API's `Run`, and what a recurring run holds).
-#[derive(Debug, Default, Clone, Deserialize)]
+/// A run as clients create it (the API's `Run`, and what a recurring run holds): a compiled
+/// `pipeline_spec`, or a reference to a pipeline version.
+#[derive(Debug, Default, Clone, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RunRequest {
+    #[schema(min_length = 1)]
     pub display_name: Option<String>,
     pub description: Option<String>,
     pub experiment_id: Option<String>,
+    /// The compiled PipelineSpec (or the `{"pipeline_spec", "platform_spec"}` wrapper).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub pipeline_spec: Value,
     pub pipeline_version_reference: Option<VersionReference>,
     /// Deprecated spelling of the version reference.
     pub pipeline_version_id: Option<String>,
     #[serde(default)]
-    pub runtime_config: Value,
+    pub runtime_config: RuntimeConfig,
     pub service_account: Option<String>,
 }
 
@@ -117,11 +116,6 @@ pub(crate) async fn start(
         parameters: parameters.clone(),
         pipeline_spec: spec_text,
     })?;
-    let runtime_config = if request.runtime_config.is_object() {
-        request.runtime_config.clone()
-    } else {
-        json!({})
-    };
     server.store.record_api_run(
         &run_id,
         &ApiRunFields {
@@ -130,7 +124,7 @@ pub(crate) async fn start(
             pipeline_id,
             pipeline_version_id: version_id,
             recurring_run_id,
-            runtime_config: runtime_config.to_string(),
+            runtime_config: serde_json::to_string(&request.runtime_config).unwrap_or_default(),
             service_account: request.service_account.clone().unwrap_or_default(),
         },
     )?;
@@ -150,16 +144,15 @@ pub(crate) async fn start(
 }
 
 /// Root parameters from `runtime_config.parameters`, typed against the pipeline.
-fn parameters(pipeline: &LoadedPipeline, runtime_config: &Value) -> ApiResult<Map<String, Value>> {
+fn parameters(
+    pipeline: &LoadedPipeline,
+    runtime_config: &RuntimeConfig,
+) -> ApiResult<Map<String, Value>> {
     let given: Vec<(String, GivenValue)> = runtime_config
-        .get("parameters")
-        .and_then(Value::as_object)
-        .map(|map| {
-            map.iter()
-                .map(|(k, v)| (k.clone(), GivenValue::Json(v.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), GivenValue::Json(v.clone())))
+        .collect();
     resolve_root_parameters(&pipeline.spec, &given).map_err(|errors| {
         ApiError::invalid(format!(
             "runtime_config.parameters: {}",
@@ -241,13 +234,13 @@ fn spawn_run(server: &Arc<Server>, planned: Planned) {
 async fn create(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Run>> {
     let request: RunRequest = body(&bytes, "Run")?;
     let run_id = start(&server, request, None).await?;
     read(State(server), Path(run_id)).await
 }
 
-async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
     let row = server.store.api_run(&id)?;
     let executions = server.store.run_executions(&row.run)?;
     let spec = server.store.api_run_spec(&id)?;
@@ -263,11 +256,11 @@ async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiR
 async fn list(
     State(server): State<Arc<Server>>,
     Params(params): Params<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ListRuns>> {
     let query = params.query_in_experiment()?;
     let page = server.store.list_api_runs(&query)?;
     let active = server.active();
-    Ok(Json(page_json("runs", page, |row| {
+    Ok(Json(ListRuns::of(page, |row| {
         let canceling = active
             .get(&row.run.run_id)
             .is_some_and(|t| t.is_cancelled());
@@ -278,7 +271,7 @@ async fn list(
 async fn action(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     let (id, verb) = split_action(&id)?;
     match verb {
         "terminate" => terminate(&server, id)?,
@@ -291,7 +284,7 @@ async fn action(
             )))
         }
     }
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 fn terminate(server: &Server, id: &str) -> ApiResult<()> {
@@ -330,7 +323,7 @@ async fn retry(server: &Arc<Server>, id: &str) -> ApiResult<()> {
             ))
         })?;
     let (_, pipeline) = spec_json(&spec, &format!("run `{}`", row.run.display_name))?;
-    let runtime_config: Value =
+    let runtime_config: RuntimeConfig =
         serde_json::from_str(&row.fields.runtime_config).unwrap_or_default();
     let parameters = parameters(&pipeline, &runtime_config)?;
     let executor = server
@@ -357,7 +350,7 @@ async fn retry(server: &Arc<Server>, id: &str) -> ApiResult<()> {
 async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Empty>> {
     if server.active().contains_key(&id) {
         return Err(ApiError::precondition(format!(
             "run {id} is running; terminate it first"
@@ -367,5 +360,5 @@ async fn delete(
     server
         .store
         .discard_run(&row.run, &server.options.runs_dir)?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }

@@ -10,9 +10,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use kfbox_store::{props, ArtifactRow, ExecutionRow, LineageStep};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use kfbox_store::{props, ArtifactRow, LineageStep};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::files::artifact_bytes;
@@ -69,37 +70,103 @@ async fn version_graph(
     Ok(Json(graph::build(&pipeline.spec, &[], false)))
 }
 
+/// An artifact as kfbox's read routes show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Artifact {
+    pub artifact_id: i64,
+    pub display_name: String,
+    /// Its schema title (`system.Dataset`...).
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    pub type_name: String,
+    pub uri: String,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    pub run_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl Artifact {
+    fn of(artifact: &ArtifactRow) -> Self {
+        Self {
+            artifact_id: artifact.id,
+            display_name: artifact.display_name().to_owned(),
+            type_name: artifact.type_name.clone(),
+            uri: artifact.uri.clone(),
+            metadata: artifact.metadata.clone(),
+            run_id: artifact.run_id.clone(),
+            created_at: time(Some(artifact.created_at)),
+        }
+    }
+}
+
+/// An artifact as a task's output (or input) named it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NamedArtifact {
+    #[serde(flatten)]
+    pub artifact: Artifact,
+    /// The output (or input) name.
+    pub name: String,
+}
+
+/// An output artifact of a run's task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskArtifact {
+    #[serde(flatten)]
+    pub artifact: NamedArtifact,
+    /// The task's path in the run.
+    pub task: String,
+    pub execution_id: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunArtifacts {
+    pub artifacts: Vec<TaskArtifact>,
+}
+
+/// An execution that produced or used an artifact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineageExecution {
+    pub execution_id: i64,
+    pub run_id: Option<String>,
+    pub task: String,
+    pub state: String,
+    /// The name the task gave the artifact.
+    pub name: String,
+}
+
+/// An artifact, what produced it (and the producer's inputs), and what consumed it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArtifactLineage {
+    #[serde(flatten)]
+    pub artifact: Artifact,
+    pub producers: Vec<LineageExecution>,
+    pub consumers: Vec<LineageExecution>,
+    pub inputs: Vec<NamedArtifact>,
+}
+
 /// Every output artifact of a run's tasks (cache hits included: they output what they reused).
 async fn run_artifacts(
     State(server): State<Arc<Server>>,
     Path(run_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunArtifacts>> {
     let row = server.store.api_run(&run_id)?;
     let executions = server.store.run_executions(&row.run)?;
     let mut artifacts = Vec::new();
     for task in latest_per_task(&executions) {
         for (name, id) in &task.outputs {
-            let artifact = server.store.artifact(*id)?;
-            let mut entry = artifact_json(&artifact);
-            entry["name"] = json!(name);
-            entry["task"] = json!(task.text(props::PATH).unwrap_or_default());
-            entry["execution_id"] = json!(task.id);
-            artifacts.push(entry);
+            artifacts.push(TaskArtifact {
+                artifact: NamedArtifact {
+                    artifact: Artifact::of(&server.store.artifact(*id)?),
+                    name: name.clone(),
+                },
+                task: task.text(props::PATH).unwrap_or_default().to_owned(),
+                execution_id: task.id,
+            });
         }
     }
-    Ok(Json(json!({ "artifacts": artifacts })))
-}
-
-fn artifact_json(artifact: &ArtifactRow) -> Value {
-    json!({
-        "artifact_id": artifact.id,
-        "display_name": artifact.display_name(),
-        "type": artifact.type_name,
-        "uri": artifact.uri,
-        "metadata": artifact.metadata,
-        "run_id": artifact.run_id,
-        "created_at": time(Some(artifact.created_at)),
-    })
+    Ok(Json(RunArtifacts { artifacts }))
 }
 
 fn artifact_id(text: &str) -> ApiResult<i64> {
@@ -111,36 +178,39 @@ fn artifact_id(text: &str) -> ApiResult<i64> {
     })
 }
 
-/// One artifact, what produced it (and the producer's inputs), and what consumed it.
 async fn artifact(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ArtifactLineage>> {
     let lineage = server.store.lineage(artifact_id(&id)?)?;
-    let step = |step: &LineageStep| step_json(&step.execution, &step.name);
-    let mut out = artifact_json(&lineage.artifact);
-    out["producers"] = lineage.producers.iter().map(step).collect();
-    out["consumers"] = lineage.consumers.iter().map(step).collect();
-    out["inputs"] = lineage
-        .inputs
-        .iter()
-        .map(|(name, input)| {
-            let mut entry = artifact_json(input);
-            entry["name"] = json!(name);
-            entry
-        })
-        .collect();
-    Ok(Json(out))
-}
-
-fn step_json(execution: &ExecutionRow, name: &str) -> Value {
-    json!({
-        "execution_id": execution.id,
-        "run_id": execution.run_id,
-        "task": execution.text(props::PATH).unwrap_or_default(),
-        "state": execution.text(props::STATE).unwrap_or(execution.state),
-        "name": name,
-    })
+    let step = |step: &LineageStep| LineageExecution {
+        execution_id: step.execution.id,
+        run_id: step.execution.run_id.clone(),
+        task: step
+            .execution
+            .text(props::PATH)
+            .unwrap_or_default()
+            .to_owned(),
+        state: step
+            .execution
+            .text(props::STATE)
+            .unwrap_or(step.execution.state)
+            .to_owned(),
+        name: step.name.clone(),
+    };
+    Ok(Json(ArtifactLineage {
+        artifact: Artifact::of(&lineage.artifact),
+        producers: lineage.producers.iter().map(step).collect(),
+        consumers: lineage.consumers.iter().map(step).collect(),
+        inputs: lineage
+            .inputs
+            .iter()
+            .map(|(name, input)| NamedArtifact {
+                artifact: Artifact::of(input),
+                name: name.clone(),
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,7 +218,8 @@ struct ContentParams {
     /// Send it as a file to save.
     download: Option<bool>,
     /// At most this many bytes from the start (previews of large files).
-    limit: Option<u64>,
+    /// An int64, as the document says; not negative.
+    limit: Option<i64>,
 }
 
 /// An artifact's bytes (a directory as a tar archive). Never rendered by the browser on this
@@ -159,7 +230,15 @@ async fn artifact_content(
     Params(params): Params<ContentParams>,
 ) -> ApiResult<Response> {
     let artifact = server.store.artifact(artifact_id(&id)?)?;
-    let (bytes, is_dir) = artifact_bytes(&server, &artifact.uri, params.limit).await?;
+    let limit = match params.limit {
+        Some(n) if n < 0 => {
+            return Err(ApiError::invalid(format!(
+                "limit {n}: must not be negative"
+            )))
+        }
+        other => other.map(|n| n.unsigned_abs()),
+    };
+    let (bytes, is_dir) = artifact_bytes(&server, &artifact.uri, limit).await?;
     let mut file_name = artifact
         .uri
         .rsplit('/')
