@@ -99,6 +99,19 @@ fn recorded_runs(home: &Path) -> Vec<String> {
         .collect()
 }
 
+/// POST a run of `spec` named `name` as a program would (JSON, no Origin): status and body.
+fn create_run(served: &Served, name: &str, spec: &Value) -> (u16, String) {
+    let body = json!({"display_name": name, "pipeline_spec": spec});
+    request(
+        &served.url,
+        "POST",
+        "/apis/v2beta1/runs",
+        &["Content-Type: application/json"],
+        body.to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
 fn artifact_type() -> Value {
     json!({"artifactType": {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}})
 }
@@ -171,15 +184,7 @@ fn api_refuses_spec_names_that_are_paths() {
     let served = Served::start("127.0.0.1", &[]);
     let victim = Victim::new();
     for (what, spec) in path_name_specs(&victim) {
-        let body = json!({"display_name": "names", "pipeline_spec": spec});
-        let (code, body) = request(
-            &served.url,
-            "POST",
-            "/apis/v2beta1/runs",
-            &["Content-Type: application/json"],
-            body.to_string().as_bytes(),
-        )
-        .unwrap();
+        let (code, body) = create_run(&served, "names", &spec);
         assert_eq!(code, 400, "{what}: {body}");
         assert!(body.contains("cannot name a file"), "{what}: {body}");
         victim.assert_untouched(what);
@@ -441,16 +446,7 @@ fn a_terminated_runaway_gives_its_memory_back() {
         "inputDefinitions": {"parameters": {"item": {"parameterType": "NUMBER_INTEGER"}}},
         "dag": {"tasks": {"step": {"taskInfo": {"name": "step"}, "componentRef": {"name": "comp-step"}}}},
     });
-    let (code, body) = request(
-        &served.url,
-        "POST",
-        "/apis/v2beta1/runs",
-        &["Content-Type: application/json"],
-        json!({"display_name": "runaway", "pipeline_spec": spec})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
+    let (code, body) = create_run(&served, "runaway", &spec);
     assert_eq!(code, 200, "{body}");
     let run_id = serde_json::from_str::<Value>(&body).unwrap()["run_id"]
         .as_str()
@@ -538,16 +534,7 @@ fn a_component_that_contains_itself_is_refused() {
         assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
         assert!(stderr.contains("contains itself"), "{what}: {stderr}");
         assert!(started.elapsed() < Duration::from_secs(20));
-        let (code, body) = request(
-            &served.url,
-            "POST",
-            "/apis/v2beta1/runs",
-            &["Content-Type: application/json"],
-            json!({"display_name": "r", "pipeline_spec": spec})
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
+        let (code, body) = create_run(&served, "r", &spec);
         assert_eq!(code, 400, "{what}: {body}");
     }
     assert!(recorded_runs(home.path()).is_empty());
@@ -556,16 +543,7 @@ fn a_component_that_contains_itself_is_refused() {
 
 /// Start a run through the API and wait until it ended; its id and state.
 fn api_run(served: &Served, spec: &Value) -> (String, String) {
-    let (code, body) = request(
-        &served.url,
-        "POST",
-        "/apis/v2beta1/runs",
-        &["Content-Type: application/json"],
-        json!({"display_name": "api", "pipeline_spec": spec})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
+    let (code, body) = create_run(&served, "api", &spec);
     assert_eq!(code, 200, "{body}");
     let run: Value = serde_json::from_str(&body).unwrap();
     let run_id = run["run_id"].as_str().unwrap().to_owned();
