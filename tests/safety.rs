@@ -543,7 +543,7 @@ fn a_component_that_contains_itself_is_refused() {
 
 /// Start a run through the API and wait until it ended; its id and state.
 fn api_run(served: &Served, spec: &Value) -> (String, String) {
-    let (code, body) = create_run(&served, "api", &spec);
+    let (code, body) = create_run(served, "api", spec);
     assert_eq!(code, 200, "{body}");
     let run: Value = serde_json::from_str(&body).unwrap();
     let run_id = run["run_id"].as_str().unwrap().to_owned();
