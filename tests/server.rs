@@ -110,8 +110,10 @@ fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
             "25",
             "--seed",
             "20261130",
+            // One worker: with more, hypothesis (in Python 3.11) sometimes fails on its own
+            // (`AST constructor recursion depth mismatch`), which is no finding about kfbox.
             "--workers",
-            "2",
+            "1",
         ])
         .env("SCHEMATHESIS_HOOKS", "")
         .output()
