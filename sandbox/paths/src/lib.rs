@@ -60,14 +60,17 @@ pub fn join_name(base: &Path, name: &str) -> Result<PathBuf, UnsafeName> {
     Ok(base.join(name))
 }
 
+/// Check a `/`-separated path of names (a task path): each name as [`check_name`] does.
+pub fn check_names(names: &str) -> Result<(), UnsafeName> {
+    names.split('/').try_for_each(check_name)
+}
+
 /// `base/a/b/c` for a `/`-separated path of names (a task path), each checked.
 pub fn join_names(base: &Path, names: &str) -> Result<PathBuf, UnsafeName> {
-    let mut path = base.to_owned();
-    for name in names.split('/') {
-        check_name(name)?;
-        path.push(name);
-    }
-    Ok(path)
+    check_names(names)?;
+    Ok(names
+        .split('/')
+        .fold(base.to_owned(), |path, name| path.join(name)))
 }
 
 /// A path that is not where it should be.

@@ -34,14 +34,14 @@ pub(crate) fn routes() -> Router<Arc<Server>> {
         )
 }
 
-/// Refuse names that try to walk the file system, before anything is looked up: a node id is
-/// a task id or a task path (names joined by `/`), an artifact a name.
-fn check_name(what: &str, name: &str) -> ApiResult<()> {
-    let checked = if what == "node id" {
-        name.split('/').try_for_each(kfbox_paths::check_name)
-    } else {
-        kfbox_paths::check_name(name)
-    };
+/// Refuse names that try to walk the file system, before anything is looked up: `checked` is
+/// the verdict of `kfbox_paths` on `name` (a node id is a task id or a task path, names joined
+/// by `/`; an artifact is one name).
+fn refuse_unsafe(
+    what: &str,
+    name: &str,
+    checked: Result<(), kfbox_paths::UnsafeName>,
+) -> ApiResult<()> {
     checked.map_err(|e| {
         ApiError::invalid(format!(
             "invalid {what} `{}`: names a task or output, not a path ({e})",
@@ -52,7 +52,7 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
 
 /// The task a node id names: its execution id (`task_id`), or its path or name in the run.
 fn find_node(server: &Server, run_id: &str, node_id: &str) -> ApiResult<ExecutionRow> {
-    check_name("node id", node_id)?;
+    refuse_unsafe("node id", node_id, kfbox_paths::check_names(node_id))?;
     let run = server.store.api_run(run_id)?.run;
     let executions = server.store.run_executions(&run)?;
     let tasks = latest_per_task(&executions);
@@ -95,7 +95,7 @@ async fn read_artifact(
             "no API route answers `{artifact}`; artifacts are read at …/artifacts/NAME:read"
         ))
     })?;
-    check_name("artifact name", name)?;
+    refuse_unsafe("artifact name", name, kfbox_paths::check_name(name))?;
     let task = find_node(&server, &run_id, &node_id)?;
     let artifact_id = task
         .outputs

@@ -444,26 +444,35 @@ pub enum RecurringStatus {
     Disabled,
 }
 
-/// A recurring run as the server keeps it (what it was created with, and its state).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RecurringBody {
-    #[serde(default)]
-    pub description: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+/// A recurring run as clients create it: what each run gets, and when runs start. The server
+/// keeps it in this shape (normalised) and answers from it.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+pub struct RecurringRunRequest {
+    #[schema(min_length = 1)]
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline_version_reference: Option<VersionReference>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pipeline_spec: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub runtime_config: RuntimeConfig,
-    #[serde(default)]
-    pub service_account: String,
-    /// How many of its runs may run at once (as a string, as protobuf writes 64-bit ints).
-    #[serde(default)]
-    pub max_concurrency: String,
-    #[serde(default)]
+    /// The compiled PipelineSpec (or the `{"pipeline_spec", "platform_spec"}` wrapper).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub pipeline_spec: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<RuntimeConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// How many of its runs may run at once: 1 to 10 (as a string or a number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^([1-9]|10)$")]
+    pub max_concurrency: Option<Value>,
     pub trigger: Trigger,
-    #[serde(default)]
-    pub no_catchup: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RecurringMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_catchup: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -492,17 +501,24 @@ pub struct RecurringRun {
 }
 
 pub fn recurring_run(row: &RecurringRunRow) -> RecurringRun {
-    let body: RecurringBody = serde_json::from_str(&row.body).unwrap_or_default();
+    let body: RecurringRunRequest = serde_json::from_str(&row.body).unwrap_or_default();
     let enabled = row.mode == "ENABLE";
     RecurringRun {
         recurring_run_id: row.recurring_run_id.clone(),
         display_name: row.display_name.clone(),
-        description: body.description,
+        description: body.description.unwrap_or_default(),
         pipeline_version_reference: body.pipeline_version_reference,
-        pipeline_spec: body.pipeline_spec,
-        runtime_config: body.runtime_config,
-        service_account: body.service_account,
-        max_concurrency: body.max_concurrency,
+        pipeline_spec: match body.pipeline_spec {
+            Some(Value::Object(spec)) => Some(spec),
+            _ => None,
+        },
+        runtime_config: body.runtime_config.unwrap_or_default(),
+        service_account: body.service_account.unwrap_or_default(),
+        // Kept as a string when created, as protobuf writes 64-bit integers.
+        max_concurrency: match body.max_concurrency {
+            Some(Value::String(text)) => text,
+            other => other.map(|v| v.to_string()).unwrap_or_default(),
+        },
         trigger: body.trigger,
         mode: if enabled {
             RecurringMode::Enable
@@ -516,7 +532,7 @@ pub fn recurring_run(row: &RecurringRunRow) -> RecurringRun {
         } else {
             RecurringStatus::Disabled
         },
-        no_catchup: body.no_catchup,
+        no_catchup: body.no_catchup.unwrap_or_default(),
         experiment_id: row.experiment_id.clone().unwrap_or_default(),
         namespace: String::new(),
     }

@@ -16,10 +16,10 @@ use crate::files::ArtifactData;
 use crate::graph::Graph;
 use crate::model::{
     Empty, Experiment, Healthz, ListExperiments, ListPipelineVersions, ListPipelines,
-    ListRecurringRuns, ListRuns, Pipeline, PipelineVersion, RecurringRun, Run, Status,
+    ListRecurringRuns, ListRuns, Pipeline, PipelineVersion, RecurringRun, RecurringRunRequest, Run,
+    Status,
 };
 use crate::pipelines::{PipelineAndVersion, PipelineBody, VersionBody};
-use crate::recurring::RecurringRunRequest;
 use crate::runs::RunRequest;
 use crate::views::{ArtifactLineage, RunArtifacts};
 

@@ -11,13 +11,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use kfbox_store::RecurringRunRow;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::{body, split_action};
 use crate::filter::{ListParams, Params};
-use crate::model::{self, Empty, ListRecurringRuns, RecurringRun};
+use crate::model::{self, Empty, ListRecurringRuns, RecurringRun, RecurringRunRequest};
 use crate::pipelines::spec_value;
 use crate::runs::{start, RunRequest};
 use crate::Server;
@@ -29,36 +28,6 @@ pub(crate) fn routes() -> Router<Arc<Server>> {
             "/apis/v2beta1/recurringruns/{id}",
             get(read).delete(delete).post(action),
         )
-}
-
-/// A recurring run as clients create it: what each run gets, and when runs start.
-#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
-pub(crate) struct RecurringRunRequest {
-    #[schema(min_length = 1)]
-    pub display_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub experiment_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pipeline_version_reference: Option<crate::model::VersionReference>,
-    /// The compiled PipelineSpec (or the `{"pipeline_spec", "platform_spec"}` wrapper).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub pipeline_spec: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub runtime_config: Option<crate::model::RuntimeConfig>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_account: Option<String>,
-    /// How many of its runs may run at once: 1 to 10 (as a string or a number).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, pattern = "^([1-9]|10)$")]
-    pub max_concurrency: Option<Value>,
-    pub trigger: crate::model::Trigger,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<crate::model::RecurringMode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub no_catchup: Option<bool>,
 }
 
 /// When a recurring run starts runs.
