@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::served::{free_port, get, kfbox_in, new_home, status_and_body, Served};
-use crate::common::{kfbox_bin, repo_root, shared_home};
+use crate::common::{as_a_newcomer, kfbox_bin, repo_root, shared_home, OS_PYTHON};
 
 /// The first start installs JupyterLab (and, offline, the SDK) into a fresh environment.
 const LAB_START_LIMIT: Duration = Duration::from_secs(900);
@@ -29,21 +29,32 @@ const CODELABS: [&str; 7] = [
 ];
 
 /// A `kfbox up` with its lab, and the lab's address once it answered.
-struct ServedLab {
-    served: Served,
-    lab_url: String,
+pub(crate) struct ServedLab {
+    pub served: Served,
+    pub lab_url: String,
     token: String,
 }
 
-fn start_with_lab(home: tempfile::TempDir, extra: &[&str], env: &[(&str, String)]) -> ServedLab {
+pub(crate) fn start_with_lab(
+    home: tempfile::TempDir,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> ServedLab {
+    let mut command = kfbox_in(home.path(), &[]);
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    start_lab_with(command, home, extra)
+}
+
+/// `kfbox up` with its lab, run by `command` (the binary, its environment) in `home`.
+fn start_lab_with(mut command: Command, home: tempfile::TempDir, extra: &[&str]) -> ServedLab {
     let port = free_port();
     let lab_port = free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["up", "--listen", &listen, "--lab-port", &lab_port];
     args.extend_from_slice(extra);
     let started = Instant::now();
-    let mut child = kfbox_in(home.path(), &args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
+    let mut child = command
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -68,8 +79,9 @@ fn start_with_lab(home: tempfile::TempDir, extra: &[&str], env: &[(&str, String)
             Ok(line) => {
                 printed.push_str(&line);
                 printed.push('\n');
-                if let Some(url) = line.trim().strip_prefix("JupyterLab: ") {
-                    break url.to_owned();
+                // The first block says the lab is starting; its address comes once it answers.
+                if let Some(url) = line.trim().strip_prefix("JupyterLab: http") {
+                    break format!("http{url}");
                 }
                 if line.contains("JupyterLab did not start") {
                     let _ = child.kill();
@@ -102,9 +114,7 @@ fn start_with_lab(home: tempfile::TempDir, extra: &[&str], env: &[(&str, String)
 }
 
 fn lab_base(lab_url: &str) -> &str {
-    lab_url
-        .split_once("/lab?")
-        .map_or(lab_url, |(base, _)| base)
+    lab_url.split_once("/lab").map_or(lab_url, |(base, _)| base)
 }
 
 /// POST with an empty JSON body and the lab's token scheme: status and body.
@@ -254,7 +264,9 @@ fn kfbox_lab_starts_against_a_running_server_and_keeps_the_users_edits() {
             );
         }
         assert!(
-            line.contains(&format!("http://127.0.0.1:{port}/lab?token=")),
+            line.contains(&format!(
+                "http://127.0.0.1:{port}/lab/tree/welcome.ipynb?token="
+            )),
             "{line}"
         );
         // Ctrl-C stops it, and its lab with it.
@@ -416,6 +428,11 @@ fn every_codelab_runs_top_to_bottom_on_a_lab_installed_offline() {
         output_dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The first hour of a workshop shows no warning boxes.
+    assert!(
+        !stdout.contains("FutureWarning"),
+        "a codelab printed a FutureWarning:\n{stdout}"
+    );
     let printed: BTreeMap<String, String> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -488,4 +505,62 @@ fn every_codelab_runs_top_to_bottom_on_a_lab_installed_offline() {
         );
     }
     assert_eq!(runs.len(), expected.len(), "{runs:#?}");
+}
+
+#[test]
+fn readmes_example_and_lab_work_with_the_os_python_on_a_fresh_home() {
+    assert!(
+        Path::new(OS_PYTHON).is_file(),
+        "{OS_PYTHON} is missing: README's command installs Debian's python3"
+    );
+    let version = Command::new(OS_PYTHON).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let version = version.trim().trim_start_matches("Python ");
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let user = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+
+    // README: `kfbox run codelabs/01-hello-pipeline/pipeline.yaml`.
+    let out = as_a_newcomer(&kfbox_bin(), home.path(), user.path())
+        .args(["run", "codelabs/01-hello-pipeline/pipeline.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the README example failed:\n{stderr}");
+    assert!(stderr.contains("SUCCEEDED"), "{stderr}");
+    let listed = as_a_newcomer(&kfbox_bin(), home.path(), user.path())
+        .args(["env", "--json"])
+        .output()
+        .unwrap();
+    let envs: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let envs = envs.as_array().unwrap();
+    assert!(!envs.is_empty());
+    for env in envs {
+        assert_eq!(
+            env["python_version"], version,
+            "made with {OS_PYTHON}: {env:#}"
+        );
+        assert_eq!(env["ready"], true, "{env:#}");
+    }
+
+    // README: `kfbox up`, to its JupyterLab line and a lab that answers.
+    let command = as_a_newcomer(&kfbox_bin(), home.path(), user.path());
+    let lab = start_lab_with(command, home, &[]);
+    let base = lab_base(&lab.lab_url).to_owned();
+    let (status, body) = get(&base, &format!("/api/status?token={}", lab.token), None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    // The addresses once the API answers, and all of them again with the lab's.
+    assert_eq!(
+        lab.served
+            .stdout
+            .matches("export KF_PIPELINES_ENDPOINT=")
+            .count(),
+        2,
+        "{}",
+        lab.served.stdout
+    );
+    assert!(
+        lab.lab_url.contains("/lab/tree/welcome.ipynb?token="),
+        "the lab opens the welcome notebook: {}",
+        lab.lab_url
+    );
 }

@@ -30,6 +30,10 @@ fi
 if ! "$KFBOX_TEST_PYTHON" -c 'import playwright' 2>/dev/null; then
   "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'playwright==1.65.2'
 fi
+# maturin builds kfbox's wheel in the install test (tests/install.rs).
+if ! "$KFBOX_TEST_PYTHON" -c 'import maturin' 2>/dev/null; then
+  "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'maturin==1.16.0'
+fi
 export KFBOX_TEST_CHROMIUM="${KFBOX_TEST_CHROMIUM:-$(command -v chromium || true)}"
 if [ -z "$KFBOX_TEST_CHROMIUM" ]; then
   echo "error: the UI tests need Chromium (Debian: sudo apt-get install -y chromium)" >&2

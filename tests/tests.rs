@@ -7,6 +7,7 @@ mod cli;
 mod conformance;
 mod docker;
 mod gpu;
+mod install;
 mod lab;
 mod safety;
 mod semantics;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::served::{get, token_in, Served};
+use crate::common::served::{get, kfbox_in, new_home, token_in, Served};
 
 fn chromium() -> String {
     std::env::var("KFBOX_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
@@ -79,4 +79,50 @@ fn the_page_loads_without_a_token_and_the_api_still_needs_one() {
     assert!(script.len() > 10_000, "the built bundle, not a placeholder");
     let (code, _) = get(&served.url, "/apis/v2beta1/runs", None).unwrap();
     assert_eq!(code, 401);
+}
+
+#[test]
+fn the_sidebar_shows_a_ready_lab_with_a_link_to_the_welcome_notebook() {
+    let lab = crate::lab::start_with_lab(new_home(), &[], &[]);
+    ui_test_on(
+        &lab.served,
+        "lab_ready",
+        &[("LAB_URL", lab.lab_url.clone())],
+    );
+}
+
+#[test]
+fn the_sidebar_and_status_say_why_the_lab_did_not_start() {
+    // Offline, in a home with no environments and no wheelhouse: the installer cannot be had.
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let served = Served::start_up(home, "127.0.0.1", &["--offline"]);
+    let started = std::time::Instant::now();
+    let status = loop {
+        let out = kfbox_in(served.home(), &["status", "--json"])
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if status["lab"]["state"] == "failed" {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the lab never failed: {status:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let error = status["lab"]["error"].as_str().unwrap();
+    assert!(error.contains("uv"), "{error}");
+    assert!(error.contains("kfbox env bundle"), "the hint: {error}");
+    assert!(
+        status["lab"]["log"]
+            .as_str()
+            .unwrap()
+            .ends_with("python/logs/uv.log"),
+        "{status:#}"
+    );
+    let text = kfbox_in(served.home(), &["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("JupyterLab: failed: "), "{text}");
+    ui_test_on(&served, "lab_failed", &[]);
 }

@@ -8,12 +8,12 @@ from typing import List
 from kfp import compiler, dsl
 
 
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def make_numbers(count: int) -> List[int]:
     return list(range(1, count + 1))
 
 
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def square(x: int) -> int:
     import time
 
@@ -21,12 +21,12 @@ def square(x: int) -> int:
     return x * x
 
 
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def add_up(values: List[int]) -> int:
     return sum(values)
 
 
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def announce(total: int, verdict: str) -> str:
     message = f"the sum of squares is {total}: {verdict}"
     print(message)

@@ -598,6 +598,39 @@ def test_load():
     }))
 
 
+@dsl.component(base_image="python:3.11", packages_to_install=["six==1.17.0"])
+def uses_six() -> str:
+    import six
+
+    return six.__version__
+
+
+@dsl.pipeline(name="packages-phase")
+def packages_phase():
+    uses_six()
+
+
+def test_packages_phase():
+    """In a home with nothing installed, a step's environment is built as it runs: the run's
+    graph shows that as the step's phase while it lasts, and the step's log tells it."""
+    c = client()
+    run = c.create_run_from_pipeline_func(packages_phase, arguments={})
+    phases = []
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        _, graph = http("GET", f"/apis/v1alpha1/runs/{run.run_id}/graph")
+        node = next(n for n in graph["nodes"] if n["id"] == "uses-six")
+        if node.get("phase") and node["phase"] not in phases:
+            phases.append(node["phase"])
+        if node["state"] not in ("PENDING", "RUNNING"):
+            break
+        time.sleep(0.02)
+    done = c.wait_for_run_completion(run.run_id, timeout=300, sleep_duration=0.2)
+    assert done.state == "SUCCEEDED", done
+    _, log = http("GET", f"/apis/v1alpha1/runs/{run.run_id}/nodes/uses-six/log")
+    print(json.dumps({"phases": phases, "log": log}))
+
+
 if __name__ == "__main__":
     globals()["test_" + sys.argv[1]]()
     print("ok", sys.argv[1])

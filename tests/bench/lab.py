@@ -52,7 +52,7 @@ def start(kfbox, home, lab):
                 url = line.split("JupyterLab: ", 1)[1].strip()
                 break
         times["printed"] = time.perf_counter() - began
-        base, token = url.split("/lab?token=")
+        base, token = url.split("/lab", 1)[0], url.split("token=", 1)[1]
         while status(base + "/api/status", token) != 200:
             time.sleep(0.005)
         times["lab"] = time.perf_counter() - began

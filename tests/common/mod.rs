@@ -31,6 +31,39 @@ pub fn conformance_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("../shared/conformance/kfp-ir"))
 }
 
+/// `kfbox` (the test build, or one installed from the wheel) as a newcomer runs it: Debian's
+/// own Python (with only what README's command installs), a fresh user (no pip or uv cache) and
+/// home, none of a developer's variables; the network as this machine has it.
+pub fn as_a_newcomer(kfbox: &Path, home: &Path, user: &Path) -> Command {
+    let mut command = Command::new(kfbox);
+    command
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", user)
+        .env("LANG", "C.UTF-8")
+        .env("KFBOX_HOME", home)
+        .env("KFBOX_PYTHON", OS_PYTHON)
+        .env("NO_COLOR", "1")
+        .current_dir(repo_root());
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+    ] {
+        if let Some(value) = std::env::var_os(var) {
+            command.env(var, value);
+        }
+    }
+    command
+}
+
+/// The operating system's own Python (Debian's), as README's commands install it.
+pub const OS_PYTHON: &str = "/usr/bin/python3";
+
 pub fn kfbox(args: &[&str]) -> Command {
     let mut command = Command::new(kfbox_bin());
     command

@@ -128,9 +128,17 @@ impl Served {
     }
 
     pub fn start_in(home: tempfile::TempDir, listen_ip: &str, extra: &[&str]) -> Self {
+        let mut args = vec!["--no-lab"];
+        args.extend_from_slice(extra);
+        Self::start_up(home, listen_ip, &args)
+    }
+
+    /// `kfbox up` with exactly these options (a lab unless they say `--no-lab`), returned as
+    /// soon as the API answers.
+    pub fn start_up(home: tempfile::TempDir, listen_ip: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let listen = format!("{listen_ip}:{port}");
-        let mut args = vec!["up", "--no-lab", "--listen", &listen];
+        let mut args = vec!["up", "--listen", &listen];
         args.extend_from_slice(extra);
         let mut child = kfbox_in(home.path(), &args)
             .stdout(Stdio::piped())

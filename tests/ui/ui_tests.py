@@ -360,6 +360,14 @@ def test_upload_and_terminate():
         run_id = page.url.split("#/runs/details/")[1].split("?")[0]
         assert c.get_run(run_id).state == "CANCELED"
         assert [p.display_name for p in c.list_pipelines().pipelines] == ["ui-uploaded"]
+        # Without a name, the pipeline is called what its file calls it (`pipelineInfo.name`),
+        # not after the file.
+        b.open("#/pipelines")
+        upload = page.get_by_role("form", name="Upload a pipeline")
+        upload.locator('input[type="file"]').set_input_files(package)
+        upload.get_by_role("button", name="Upload").click()
+        expect(page.get_by_role("heading", name="ui-form")).to_be_visible()
+        assert sorted(p.display_name for p in c.list_pipelines().pipelines) == ["ui-form", "ui-uploaded"]
 
     with_browser(check)
 
@@ -479,6 +487,37 @@ def test_empty_and_keyboard():
         b.problems = [p for p in b.problems if "404" not in p]
 
     with_browser(missing)
+
+
+def test_lab_ready():
+    """The sidebar says JupyterLab is ready, with a link that opens the welcome notebook."""
+    lab_url = os.environ["LAB_URL"]
+
+    def check(b):
+        page = b.page
+        b.open("#/runs")
+        card = page.get_by_role("region", name="JupyterLab")
+        link = card.get_by_role("link", name="Open JupyterLab")
+        expect(link).to_have_attribute("href", lab_url)
+        assert "/lab/tree/welcome.ipynb?token=" in lab_url, lab_url
+        b.shot("lab-ready")
+
+    with_browser(check)
+
+
+def test_lab_failed():
+    """The sidebar says why JupyterLab did not start, and where its log is."""
+
+    def check(b):
+        page = b.page
+        b.open("#/runs")
+        card = page.get_by_role("region", name="JupyterLab")
+        expect(card).to_contain_text("Did not start")
+        expect(card).to_contain_text("uv")
+        expect(card).to_contain_text("python/logs/uv.log")
+        b.shot("lab-failed")
+
+    with_browser(check)
 
 
 if __name__ == "__main__":

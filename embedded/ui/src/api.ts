@@ -182,6 +182,8 @@ export type GraphNode = {
   finished_at?: string;
   error?: string;
   reason?: string;
+  /** What a running task is busy with before its program starts (installing its packages). */
+  phase?: string;
   cached_from?: string;
   inputs?: Record<string, unknown>;
   outputs?: Record<string, unknown>;
@@ -235,8 +237,19 @@ export const routes = {
   recurringRuns: "/apis/v2beta1/recurringruns",
   recurringRun: (id: string) => `/apis/v2beta1/recurringruns/${encodeURIComponent(id)}`,
   artifact: (id: number | string) => `/apis/v1alpha1/artifacts/${id}`,
+  lab: "/apis/v1alpha1/lab",
   artifactContent: (id: number | string, limit?: number) =>
     `/apis/v1alpha1/artifacts/${id}/content${limit ? `?limit=${limit}` : ""}`,
+};
+
+/** JupyterLab beside the server (`kfbox up` starts it; `--no-lab` leaves it off). */
+export type LabStatus = {
+  state: "off" | "starting" | "ready" | "failed";
+  detail: string;
+  fraction?: number;
+  url?: string;
+  error?: string;
+  log?: string;
 };
 
 /** Save a response body as a file (with the token when the server needs one). */

@@ -1,7 +1,8 @@
 // The kfbox web UI: one page, hash routes, everything from this server.
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { onTokenNeeded, setToken } from "./api";
+import { get, onTokenNeeded, routes, setToken, type LabStatus } from "./api";
+import { useLoad } from "./hooks";
 import { CopyText, Empty } from "./components/common";
 import { useRoute } from "./router";
 import { ArtifactPage } from "./pages/ArtifactPage";
@@ -78,6 +79,43 @@ function TokenDialog() {
   );
 }
 
+/** The lab's state: starting (with the install's progress), ready (a link that opens the
+ * welcome notebook), failed (why, and where the log is). Polled until it settles. */
+function LabCard() {
+  const lab = useLoad(() => get<LabStatus>(routes.lab), [], {
+    everyMs: 1000,
+    live: (s) => s.state === "starting",
+  });
+  const s = lab.data;
+  if (!s || s.state === "off") return null;
+  return (
+    <section class={`lab lab-${s.state}`} aria-label="JupyterLab" aria-live="polite">
+      <p class="lab-title">JupyterLab</p>
+      {s.state === "starting" && (
+        <>
+          <p class="lab-detail">Starting… {s.detail}</p>
+          {s.fraction !== undefined && <progress max={1} value={s.fraction} aria-label="JupyterLab install progress" />}
+        </>
+      )}
+      {s.state === "ready" && s.url && (
+        <a class="lab-open" href={s.url} target="_blank" rel="noopener">
+          Open JupyterLab ↗
+        </a>
+      )}
+      {s.state === "failed" && (
+        <>
+          <p class="lab-detail">Did not start: {s.error}</p>
+          {s.log && (
+            <p class="lab-detail">
+              Log: <code>{s.log}</code>
+            </p>
+          )}
+        </>
+      )}
+    </section>
+  );
+}
+
 function App() {
   const { path } = useRoute();
   const current = path[0] === "recurringrun" ? "recurringruns" : (path[0] ?? "runs");
@@ -104,6 +142,7 @@ function App() {
               </li>
             ))}
           </ul>
+          <LabCard />
           <div class="endpoint">
             <p>Kubeflow Pipelines API</p>
             <CopyText text={`export KF_PIPELINES_ENDPOINT=${location.origin}`} label="the endpoint line" />

@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod env_progress;
 mod executors;
 mod human;
 mod printer;

@@ -96,30 +96,37 @@ impl Reporter {
 
     fn handle(&mut self, event: RunEvent) {
         match event {
-            RunEvent::Preparing { message } => {
-                if self.live.is_none() {
-                    // Without a spinner, say what is slow, but not every pip line.
-                    let step = message.split(": ").nth(1).unwrap_or_default();
-                    if step.starts_with("creating ") || step.starts_with("installing ") {
+            RunEvent::Preparing { message, fraction } => {
+                let Some(live) = &mut self.live else {
+                    // Without a live view, say what is slow, but not every count.
+                    if fraction.is_none() {
                         self.printer.note(&format!("{message} ..."));
                     }
                     return;
-                }
-                if let Some(live) = &mut self.live {
-                    let bar = live.preparing.get_or_insert_with(|| {
-                        let bar = live.multi.add(ProgressBar::new_spinner());
-                        bar.set_style(spinner_style("{spinner} {wide_msg}"));
-                        bar.enable_steady_tick(Duration::from_millis(100));
-                        bar
-                    });
-                    bar.set_message(message);
-                }
+                };
+                let bar = live.preparing.get_or_insert_with(|| {
+                    let bar = live.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(spinner_style("{spinner} {wide_msg}"));
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    bar
+                });
+                bar.set_message(message);
             }
             RunEvent::Prepared { message } => {
                 if let Some(bar) = self.live.as_mut().and_then(|l| l.preparing.take()) {
                     bar.finish_and_clear();
                 }
-                self.line(&format!("{} {message} ready", style("✓").green()));
+                self.line(&format!("{} {message}", style("✓").green()));
+            }
+            RunEvent::TaskPhase { path, phase } => {
+                if let Some(bar) = self.live.as_ref().and_then(|l| l.tasks.get(&path)) {
+                    let shown_path = shown(&path);
+                    bar.set_message(if phase.is_empty() {
+                        shown_path.into_owned()
+                    } else {
+                        format!("{shown_path}  {}", style(phase).dim())
+                    });
+                }
             }
             RunEvent::TaskStarted { path } => {
                 self.started.insert(path.clone(), Instant::now());

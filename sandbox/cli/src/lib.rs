@@ -124,7 +124,8 @@ pub enum Command {
     Lab(LabArgs),
     /// Whether `kfbox up` is serving this home, where, and whether it is healthy.
     Status(StatusArgs),
-    /// Stop the server `kfbox up` started: running steps are canceled and recorded so.
+    /// Stop the server `kfbox up` started (its running steps are canceled and recorded as
+    /// CANCELED).
     Down(DownArgs),
 }
 

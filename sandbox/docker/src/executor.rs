@@ -349,6 +349,7 @@ async fn pull(docker: &Docker, image: &str, events: &EventSink) -> Result<(), St
                 let (done, total) = layers
                     .values()
                     .fold((0, 0), |(d, t), (c, n)| (d + c, t + n));
+                let fraction = (total > 0).then(|| done as f64 / total as f64);
                 let message = if total > 0 {
                     format!(
                         "pulling image {image}: {:.1} of {:.1} MB",
@@ -358,13 +359,13 @@ async fn pull(docker: &Docker, image: &str, events: &EventSink) -> Result<(), St
                 } else {
                     format!("pulling image {image}: {}", info.status.unwrap_or_default())
                 };
-                events.send(RunEvent::Preparing { message });
+                events.send(RunEvent::Preparing { message, fraction });
             }
             Err(e) => return Err(unavailable(image, &e.to_string())),
         }
     }
     events.send(RunEvent::Prepared {
-        message: format!("image {image}"),
+        message: format!("image {image} ready"),
     });
     Ok(())
 }

@@ -25,9 +25,16 @@ pub enum RunEvent {
     },
     /// Something the user should know that does not stop the run.
     Warning(String),
-    /// Slow set-up work (e.g. creating a Python environment).
+    /// Slow set-up work (creating a Python environment, pulling an image). `fraction` is how
+    /// far a download or install has come, when known; messages without one are milestones.
     Preparing {
         message: String,
+        fraction: Option<f64>,
+    },
+    /// What a started task is busy with before its program runs (its packages installing).
+    TaskPhase {
+        path: String,
+        phase: String,
     },
     Prepared {
         message: String,

@@ -42,6 +42,34 @@ pub enum LabError {
     Timeout { waited: Duration, log: PathBuf },
 }
 
+/// The notebook the lab opens on.
+const WELCOME: &str = "welcome.ipynb";
+
+/// Lab settings a workshop wants from the first start: no news pop-up asking to fetch Jupyter's
+/// news, no update checks (both reach the network). Written only where the user has none, so
+/// their own choice in the lab's settings editor stands.
+const DEFAULT_SETTINGS: &[(&str, &str)] = &[(
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings",
+    r#"{ "fetchNews": "false", "checkForUpdates": false }"#,
+)];
+
+fn write_default_settings(dir: &Path) -> Result<(), LabError> {
+    for (name, text) in DEFAULT_SETTINGS {
+        let path = dir.join(name);
+        if path.exists() {
+            continue;
+        }
+        let parent = path.parent().expect("settings live in a directory");
+        fs_err::create_dir_all(parent)
+            .and_then(|()| fs_err::write(&path, text))
+            .map_err(|source| LabError::Io {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// How to start the lab.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -75,6 +103,8 @@ impl Lab {
         })?;
         let err = log.file().try_clone().map_err(LabError::Spawn)?;
         let jupyter = options.workspace.join(".kfbox/jupyter");
+        let settings = jupyter.join("lab/user-settings");
+        write_default_settings(&settings)?;
         let mut command = Command::new(&options.python);
         command
             .args(["-m", "jupyterlab", "--no-browser"])
@@ -97,6 +127,7 @@ impl Lab {
             .env("PATH", search_path(&options.kfbox_dir))
             .env("JUPYTER_CONFIG_DIR", jupyter.join("config"))
             .env("JUPYTER_RUNTIME_DIR", jupyter.join("runtime"))
+            .env("JUPYTERLAB_SETTINGS_DIR", &settings)
             .current_dir(&options.workspace);
         // Jupyter refuses root unless told; the lab listens on loopback behind a token either way.
         if nix::unistd::geteuid().is_root() {
@@ -113,9 +144,15 @@ impl Lab {
     }
 
     /// The address to open in a browser, token included.
+    /// It opens the welcome notebook (the Launcher when the user deleted it).
     pub fn url(&self) -> String {
+        let page = if self.options.workspace.join(WELCOME).is_file() {
+            format!("lab/tree/{WELCOME}")
+        } else {
+            "lab".to_owned()
+        };
         format!(
-            "http://{}/lab?token={}",
+            "http://{}/{page}?token={}",
             self.options.listen, self.options.token
         )
     }

@@ -4,6 +4,7 @@
 //! Every step runs in its own process group so that cancelling stops the whole tree the step
 //! started, not only its shell.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kfbox_engine::events::{EventSink, RunEvent};
 use kfbox_engine::{Executor, ExecutorError, OncePerKey, Step, StepExit};
-use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements};
+use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements, Update};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
@@ -35,9 +36,12 @@ impl ProcessExecutor {
         }
     }
 
-    /// The environment for a requirement set, built at most once per process.
+    /// The environment for a requirement set, built at most once per process. The step that
+    /// has it built sees the work as its phase and in its log; steps that need the same set
+    /// wait for that build.
     async fn env_for(
         &self,
+        step: &Step,
         requirements: &Requirements,
         events: &EventSink,
     ) -> Result<Env, ExecutorError> {
@@ -47,26 +51,40 @@ impl ProcessExecutor {
                 let envs = self.envs.clone();
                 let requirements = requirements.clone();
                 let events = events.clone();
+                let task = step.task_path.clone();
+                let log_path = step.log_path.clone();
                 async move {
-                    let what = if requirements.packages.is_empty() {
-                        "Python environment with the kfp SDK".to_owned()
-                    } else {
-                        format!("Python environment for {}", requirements.packages.join(" "))
-                    };
                     let built = tokio::task::spawn_blocking(move || {
-                        // Progress is reported only when something is built.
-                        let built = std::sync::atomic::AtomicBool::new(false);
-                        let progress = |line: &str| {
-                            built.store(true, std::sync::atomic::Ordering::Relaxed);
-                            events.send(RunEvent::Preparing {
-                                message: format!("{what}: {line}"),
-                            })
+                        let log = std::sync::Mutex::new(
+                            fs_err::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&log_path)
+                                .ok(),
+                        );
+                        let progress = |update: Update| {
+                            let message = update.to_string();
+                            let fraction = update.fraction();
+                            // Milestones go to the step's log; counts only to live views.
+                            if fraction.is_none() {
+                                if let Some(file) = log.lock().expect("log lock").as_mut() {
+                                    let _ = writeln!(file, "kfbox: {message}");
+                                }
+                            }
+                            let phase = match update {
+                                Update::Ready { .. } => String::new(),
+                                _ => message.clone(),
+                            };
+                            events.send(RunEvent::TaskPhase {
+                                path: task.clone(),
+                                phase,
+                            });
+                            match update {
+                                Update::Ready { .. } => events.send(RunEvent::Prepared { message }),
+                                _ => events.send(RunEvent::Preparing { message, fraction }),
+                            }
                         };
-                        let env = envs.for_requirements(&requirements, &progress);
-                        if built.into_inner() {
-                            events.send(RunEvent::Prepared { message: what });
-                        }
-                        env
+                        envs.for_requirements(&requirements, &progress)
                     })
                     .await;
                     match built {
@@ -111,7 +129,9 @@ impl Executor for ProcessExecutor {
                         kfbox_python::SDK_REQUIREMENT
                     );
                 }
-                let env = self.env_for(&lightweight.requirements, events).await?;
+                let env = self
+                    .env_for(step, &lightweight.requirements, events)
+                    .await?;
                 (lightweight.argv, Some(env))
             }
             None => {
@@ -128,7 +148,7 @@ impl Executor for ProcessExecutor {
                 )));
                 // Python images get the managed SDK so that `python3 -m kfp...` works as in them.
                 let env = if program.starts_with("python") {
-                    Some(self.env_for(&Requirements::default(), events).await?)
+                    Some(self.env_for(step, &Requirements::default(), events).await?)
                 } else {
                     None
                 };

@@ -2,47 +2,74 @@
 //!
 //! One base environment holds the `kfp` SDK. A component with `packages_to_install` gets an
 //! environment of its own per distinct requirement set, layered on the base one through a `.pth`
-//! file, so it never reinstalls the SDK and a task whose requirements are met never runs pip.
-//! Environments are built under a file lock and marked ready last, so concurrent kfbox processes
-//! share one build and an interrupted build (kill -9) is detected and redone.
+//! file, so it never reinstalls the SDK and a task whose requirements are met never installs
+//! anything. Environments are built under a file lock and marked ready last, so concurrent kfbox
+//! processes share one build and an interrupted build (kill -9) is detected and redone.
 //!
-//! Every package is installed from kfbox's own wheel cache (`<root>/wheels`): online, pip first
-//! fills the cache (`pip wheel`, which also builds sdists once), then installs with no index; in
-//! offline mode it installs from the cache and any wheelhouses given, never asking an index. So a
-//! machine that has built an environment once can rebuild it without a network, and a
-//! wheelhouse from `kfbox env bundle` sets up one that never had one.
+//! Environments are made and filled by uv (see `installer`), with whatever Python the user has
+//! (a distribution's, python.org's, pyenv's, conda's): uv needs neither pip nor `venv` from it,
+//! builds source-only packages with current build tools, and fetches in parallel. Its cache
+//! (`<root>/uv-cache`) is what makes an environment built once rebuildable offline; wheelhouses
+//! from `kfbox env bundle` set up a machine that never had a network.
 
+mod installer;
 mod lightweight;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use installer::UV_VERSION;
 pub use lightweight::{LightweightStep, Requirements};
 
 /// The SDK installed into the base environment. Components pinned to another 2.x release run
 /// with this one: the executor protocol is stable across 2.x.
 pub const SDK_REQUIREMENT: &str = "kfp==2.17.0";
 
+/// What every environment gets besides its requirements (`uv venv --seed`), so that `pip`
+/// works in the lab and in steps as it does in a `python` image; offline they must be in a
+/// wheelhouse, so `kfbox env bundle` carries them.
+pub const SEED_PACKAGES: &[&str] = &["pip", "setuptools", "wheel"];
+
 const READY_MARKER: &str = "kfbox-env.json";
 /// The `.pth` file through which a layered environment sees its base environment's packages.
 const BASE_LINK: &str = "kfbox-base.pth";
+/// A `.pth` file Python runs at start-up in every environment: `kfp.Client()` warns on every
+/// call that it needs a v2 backend (a `FutureWarning` box in every notebook), which kfbox's
+/// server is; other warnings stay.
+const QUIET_PTH: &str = "kfbox-warnings.pth";
+const QUIET_PTH_TEXT: &str = "import warnings; warnings.filterwarnings('ignore', message='This client only works with Kubeflow Pipeline v2', category=FutureWarning)\n";
+/// What the base environment is called in progress and errors.
+const BASE_LABEL: &str = "Python environment with the kfp SDK";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
-    #[error("no Python interpreter found: `{0}` is not on PATH\nhint: install Python 3.9 or newer, or pass --python PATH (or set KFBOX_PYTHON)")]
+    #[error("no Python interpreter found: `{0}` is not on PATH\nhint: install Python 3.9 or newer (on Debian and Ubuntu: `sudo apt-get install python3`), or pass --python PATH (or set KFBOX_PYTHON)")]
     NoInterpreter(String),
     #[error("`{interpreter}` is not a usable Python 3.9+ interpreter: {reason}\nhint: pass --python PATH (or set KFBOX_PYTHON) to choose another")]
     BadInterpreter { interpreter: String, reason: String },
-    #[error("creating the Python environment {dir} failed: {reason}")]
-    Create { dir: PathBuf, reason: String },
-    #[error("pip could not collect wheels for {packages}: {reason}{}", if *offline { "\nhint: offline, packages come only from kfbox's wheel cache and --wheels DIR; make a wheelhouse with `kfbox env bundle DIR` on a machine with a network" } else { "" })]
-    Wheels {
+    #[error("cannot fetch kfbox's package installer (uv {UV_VERSION}): {reason}\nthe whole output is in {}{}", log.display(), if *offline { "\nhint: offline, uv's wheel must be in a wheelhouse given with --wheels DIR; `kfbox env bundle DIR` on a machine with a network puts it there" } else { "\nhint: kfbox downloads it from the package index (PyPI, or UV_DEFAULT_INDEX / PIP_INDEX_URL); check the network or proxy settings (https_proxy)" })]
+    Installer {
+        reason: String,
+        log: PathBuf,
+        offline: bool,
+    },
+    #[error("creating the Python environment for {label} in {} failed: {reason}\nthe whole output is in {}", dir.display(), log.display())]
+    Create {
+        label: String,
+        dir: PathBuf,
+        reason: String,
+        log: PathBuf,
+    },
+    #[error("installing {packages} failed: {reason}\nthe whole output is in {}{}", log.display(), if *offline { "\nhint: offline, packages come only from what kfbox installed before and from --wheels DIR; make a wheelhouse with `kfbox env bundle DIR` on a machine with a network" } else { "" })]
+    Install {
         packages: String,
         reason: String,
+        log: PathBuf,
         offline: bool,
     },
     #[error("I/O error on {path}")]
@@ -51,6 +78,18 @@ pub enum PythonError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl PythonError {
+    /// The installer's log that holds the whole story, when there is one.
+    pub fn log(&self) -> Option<&Path> {
+        match self {
+            PythonError::Installer { log, .. }
+            | PythonError::Create { log, .. }
+            | PythonError::Install { log, .. } => Some(log),
+            _ => None,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PythonError + '_ {
@@ -84,20 +123,66 @@ struct Marker {
     python_version: String,
 }
 
+/// What slow work is doing, for progress bars and logs. `env` names the environment as a user
+/// knows it ("Python environment with the kfp SDK").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update<'a> {
+    /// A step begins: fetching the installer, creating the environment, resolving.
+    Step { env: &'a str, message: &'a str },
+    /// Packages fetched and unpacked so far (`total` 0: not known yet), or bytes of a download.
+    Packages {
+        env: &'a str,
+        done: usize,
+        total: usize,
+        bytes: u64,
+    },
+    /// The environment is ready, after `seconds` of work.
+    Ready { env: &'a str, seconds: u64 },
+}
+
+impl Update<'_> {
+    /// How far an install has come (0 to 1), when the number of packages is known.
+    pub fn fraction(&self) -> Option<f64> {
+        match *self {
+            Update::Packages { done, total, .. } if total > 0 => Some(done as f64 / total as f64),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Update<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Update::Step { env, message } => write!(f, "{env}: {message}"),
+            Update::Packages {
+                env,
+                done,
+                total,
+                bytes,
+            } => write!(
+                f,
+                "{env}: {done}/{total} packages, {:.1} MiB",
+                *bytes as f64 / 1_048_576.0
+            ),
+            Update::Ready { env, seconds } => write!(f, "{env}: ready ({seconds} s)"),
+        }
+    }
+}
+
+/// Where updates go.
+pub type Progress<'a> = &'a (dyn Fn(Update) + Sync);
+
 /// The managed environments under one root directory.
 #[derive(Debug, Clone)]
 pub struct PythonEnvs {
     root: PathBuf,
     interpreter: String,
-    /// `Some` in offline mode: the wheelhouses to install from besides the cache.
+    /// `Some` in offline mode: the wheelhouses to install from besides uv's cache.
     offline: Option<Vec<PathBuf>>,
 }
 
-/// Progress messages for slow work (pip output lines).
-pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
-
 impl PythonEnvs {
-    /// `interpreter` is the Python used to create environments: a path or a name on PATH.
+    /// `interpreter` is the Python environments are made with: a path or a name on PATH.
     pub fn new(root: PathBuf, interpreter: Option<String>) -> Self {
         Self {
             root,
@@ -106,38 +191,148 @@ impl PythonEnvs {
         }
     }
 
-    /// Never ask a package index: install from the wheel cache and these wheelhouses only.
+    /// Never ask a package index: install from uv's cache and these wheelhouses only.
     pub fn offline(mut self, wheelhouses: Vec<PathBuf>) -> Self {
         self.offline = Some(wheelhouses);
         self
     }
 
-    /// kfbox's wheel cache.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where downloaded wheels kfbox keeps go (uv's own, for `kfbox env bundle`).
     pub fn wheel_cache(&self) -> PathBuf {
         self.root.join("wheels")
     }
 
-    /// Where pip may find wheels without an index.
-    fn find_links(&self) -> Vec<String> {
-        std::iter::once(self.wheel_cache())
-            .chain(self.offline.iter().flatten().cloned())
-            .flat_map(|dir| ["--find-links".to_owned(), dir.display().to_string()])
-            .collect()
+    fn uv_cache(&self) -> PathBuf {
+        self.root.join("uv-cache")
     }
 
-    /// Put wheels for `packages` and everything they need into `dir`: built from sdists where a
-    /// package has no wheel, from the index unless offline.
+    /// The installer's output for one environment (or for fetching uv itself).
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{name}.log"))
+    }
+
+    fn fresh_log(&self, name: &str) -> Result<PathBuf, PythonError> {
+        let log = self.log_path(name);
+        let dir = log.parent().expect("logs have a directory");
+        fs_err::create_dir_all(dir).map_err(io(dir))?;
+        fs_err::write(&log, "").map_err(io(&log))?;
+        Ok(log)
+    }
+
+    /// uv, fetched on first use (under a lock: concurrent kfbox processes fetch it once).
+    pub fn installer(&self, progress: Progress) -> Result<PathBuf, PythonError> {
+        let dir = self.root.join("uv").join(UV_VERSION);
+        let uv = dir.join("uv");
+        if uv.is_file() {
+            return Ok(uv);
+        }
+        fs_err::create_dir_all(&dir).map_err(io(&dir))?;
+        let _lock = lock(&dir.join("fetch.lock"))?;
+        if uv.is_file() {
+            return Ok(uv);
+        }
+        let python = self.interpreter_path()?;
+        let label = format!("kfbox's package installer (uv {UV_VERSION})");
+        progress(Update::Step {
+            env: &label,
+            message: "downloading",
+        });
+        let started = Instant::now();
+        let log = self.fresh_log("uv")?;
+        installer::fetch_uv(
+            &python,
+            &uv,
+            &self.wheel_cache(),
+            self.offline.as_deref(),
+            &log,
+            &mut |done, total| {
+                progress(Update::Packages {
+                    env: &label,
+                    done: usize::from(done == total),
+                    total: 1,
+                    bytes: done,
+                })
+            },
+        )
+        .map_err(|reason| PythonError::Installer {
+            reason,
+            log: log.clone(),
+            offline: self.offline.is_some(),
+        })?;
+        progress(Update::Ready {
+            env: &label,
+            seconds: started.elapsed().as_secs(),
+        });
+        Ok(uv)
+    }
+
+    /// The uv wheel fetched for this machine, for a wheelhouse.
+    pub fn installer_wheel(&self) -> Option<PathBuf> {
+        let prefix = format!("uv-{UV_VERSION}-");
+        let dirs =
+            std::iter::once(self.wheel_cache()).chain(self.offline.iter().flatten().cloned());
+        dirs.filter_map(|dir| fs_err::read_dir(dir).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
+            })
+    }
+
+    /// A uv command with kfbox's cache and the system's certificates (a proxy that inspects
+    /// TLS, as in many companies, is trusted there, as pip on Debian trusts it).
+    fn uv(&self, uv: &Path, subcommand: &[&str]) -> Command {
+        let mut command = Command::new(uv);
+        command
+            .args(subcommand)
+            .args(["--system-certs", "--no-progress", "--color", "never"])
+            .env("UV_CACHE_DIR", self.uv_cache())
+            // Environments use the interpreter the user chose, never one uv downloads.
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("CONDA_PREFIX");
+        if let Some(wheelhouses) = &self.offline {
+            command.arg("--offline");
+            for dir in wheelhouses {
+                command.arg("--find-links").arg(dir);
+            }
+        }
+        command
+    }
+
+    /// Put wheels for `packages` and everything they need into `dir` (built from source where a
+    /// package has no wheel), for `kfbox env bundle` and the runtime image. uv installs but
+    /// writes no wheelhouse, so this is pip's `wheel` command, run by a current pip in an
+    /// environment of its own.
     pub fn collect_wheels(
         &self,
-        python: &Path,
         dir: &Path,
         packages: &[String],
-        pip_options: &[String],
         progress: Progress,
     ) -> Result<(), PythonError> {
+        let tool = self.ensure(
+            "tool-pip",
+            "Python environment with pip",
+            &[],
+            &[],
+            None,
+            progress,
+        )?;
         fs_err::create_dir_all(dir).map_err(io(dir))?;
-        progress(&format!("collecting wheels for {}", packages.join(" ")));
-        let mut command = Command::new(python);
+        let label = packages.join(" ");
+        progress(Update::Step {
+            env: &label,
+            message: "collecting wheels",
+        });
+        let log = self.fresh_log("wheels")?;
+        let mut command = Command::new(&tool.python);
         command
             .args([
                 "-m",
@@ -147,44 +342,51 @@ impl PythonEnvs {
                 "--no-input",
             ])
             .args(["--progress-bar", "off", "--wheel-dir"])
-            .arg(dir)
-            .args(self.find_links());
-        if self.offline.is_some() {
+            .arg(dir);
+        if let Some(wheelhouses) = &self.offline {
             command.arg("--no-index");
-        } else {
-            command.args(pip_options);
+            for wheelhouse in wheelhouses {
+                command.arg("--find-links").arg(wheelhouse);
+            }
         }
-        run_logged(command.args(packages), progress).map_err(|reason| PythonError::Wheels {
-            packages: packages.join(" "),
-            reason,
-            offline: self.offline.is_some(),
+        installer::run_logged(command.args(packages), &log, &mut |_| {}).map_err(|reason| {
+            PythonError::Install {
+                packages: label.clone(),
+                reason,
+                log: log.clone(),
+                offline: self.offline.is_some(),
+            }
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The interpreter's path, found without running it (PATH lookup).
+    fn interpreter_path(&self) -> Result<PathBuf, PythonError> {
+        find_program(&self.interpreter).ok_or_else(|| {
+            if self.interpreter.contains('/') {
+                PythonError::BadInterpreter {
+                    interpreter: self.interpreter.clone(),
+                    reason: "no such file".into(),
+                }
+            } else {
+                PythonError::NoInterpreter(self.interpreter.clone())
+            }
+        })
     }
 
     fn probe_interpreter(&self) -> Result<String, PythonError> {
-        let output = Command::new(&self.interpreter)
-            .args([
-                "-c",
-                "import sys; print('%d.%d.%d' % sys.version_info[:3]); import venv",
-            ])
-            .output()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    PythonError::NoInterpreter(self.interpreter.clone())
-                }
-                _ => PythonError::BadInterpreter {
-                    interpreter: self.interpreter.clone(),
-                    reason: e.to_string(),
-                },
-            })?;
+        let python = self.interpreter_path()?;
         let bad = |reason: String| PythonError::BadInterpreter {
             interpreter: self.interpreter.clone(),
             reason,
         };
+        let output = Command::new(&python)
+            .args([
+                "-I",
+                "-c",
+                "import sys; print('%d.%d.%d' % sys.version_info[:3])",
+            ])
+            .output()
+            .map_err(|e| bad(e.to_string()))?;
         if !output.status.success() {
             return Err(bad(String::from_utf8_lossy(&output.stderr)
                 .trim()
@@ -196,6 +398,35 @@ impl PythonEnvs {
         if (major, minor) < (3, 9) {
             return Err(bad(format!("version {version} is older than 3.9")));
         }
+        Ok(version)
+    }
+
+    /// Check that an environment can be made with the chosen Python: the interpreter answers,
+    /// the installer is there (fetched if need be) and makes a throwaway environment with it.
+    /// Returns the Python version.
+    pub fn check(&self, progress: Progress) -> Result<String, PythonError> {
+        let version = self.probe_interpreter()?;
+        let uv = self.installer(progress)?;
+        let scratch = self.root.join("envs").join(".doctor");
+        if scratch.exists() {
+            fs_err::remove_dir_all(&scratch).map_err(io(&scratch))?;
+        }
+        let log = self.fresh_log("doctor")?;
+        let made = installer::run_logged(
+            self.uv(&uv, &["venv", "--quiet"])
+                .arg("--python")
+                .arg(self.interpreter_path()?)
+                .arg(&scratch),
+            &log,
+            &mut |_| {},
+        );
+        let _ = fs_err::remove_dir_all(&scratch);
+        made.map_err(|reason| PythonError::Create {
+            label: "a test".into(),
+            dir: scratch,
+            reason,
+            log,
+        })?;
         Ok(version)
     }
 
@@ -236,7 +467,14 @@ impl PythonEnvs {
             SDK_REQUIREMENT.replace("==", "-"),
             Self::short_hash([identity.as_str()])
         );
-        self.ensure(&name, &[SDK_REQUIREMENT.to_owned()], &[], None, progress)
+        self.ensure(
+            &name,
+            BASE_LABEL,
+            &[SDK_REQUIREMENT.to_owned()],
+            &[],
+            None,
+            progress,
+        )
     }
 
     /// The environment for a component's extra requirements (the base one when there are none).
@@ -265,6 +503,10 @@ impl PythonEnvs {
         let name = format!("req-{}", Self::short_hash(parts));
         self.ensure(
             &name,
+            &format!(
+                "Python environment with {}",
+                requirements.packages.join(" ")
+            ),
             &requirements.packages,
             &requirements.pip_options,
             Some(&base),
@@ -275,6 +517,7 @@ impl PythonEnvs {
     fn ensure(
         &self,
         name: &str,
+        label: &str,
         packages: &[String],
         pip_options: &[String],
         layered_on: Option<&Env>,
@@ -286,9 +529,7 @@ impl PythonEnvs {
             return Ok(Self::env_paths(&dir));
         }
         fs_err::create_dir_all(&envs).map_err(io(&envs))?;
-        let lock_path = envs.join(format!("{name}.lock"));
-        let lock = fs_err::File::create(&lock_path).map_err(io(&lock_path))?;
-        lock.file().lock().map_err(io(&lock_path))?;
+        let _lock = lock(&envs.join(format!("{name}.lock")))?;
         // Another process may have finished it while we waited for the lock.
         if is_ready(&dir) {
             return Ok(Self::env_paths(&dir));
@@ -299,21 +540,33 @@ impl PythonEnvs {
             fs_err::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         let python_version = self.probe_interpreter()?;
-        progress(&format!("creating Python environment {name}"));
+        let uv = self.installer(progress)?;
+        let started = Instant::now();
+        progress(Update::Step {
+            env: label,
+            message: "creating",
+        });
+        let log = self.fresh_log(name)?;
         let failed = |reason: String| PythonError::Create {
+            label: label.to_owned(),
             dir: dir.clone(),
             reason,
+            log: log.clone(),
         };
-        run_logged(
-            Command::new(&self.interpreter)
-                .args(["-m", "venv"])
+        installer::run_logged(
+            self.uv(&uv, &["venv", "--seed"])
+                .arg("--python")
+                .arg(self.interpreter_path()?)
                 .arg(&dir),
-            progress,
+            &log,
+            &mut |_| {},
         )
         .map_err(failed)?;
         let staged = Self::env_paths(&dir);
+        let site = site_packages(&staged.python).map_err(failed)?;
+        let quiet = site.join(QUIET_PTH);
+        fs_err::write(&quiet, QUIET_PTH_TEXT).map_err(io(&quiet))?;
         if let Some(base) = layered_on {
-            let site = site_packages(&staged.python).map_err(failed)?;
             // The real path: the base may have been reached through a link that goes away (a
             // home whose environments directory is linked from elsewhere).
             let base_site = site_packages(&base.python).map_err(failed)?;
@@ -321,40 +574,9 @@ impl PythonEnvs {
             let pth = site.join(BASE_LINK);
             fs_err::write(&pth, format!("{}\n", base_site.display())).map_err(io(&pth))?;
         }
-        if self.offline.is_none() {
-            self.collect_wheels(
-                &staged.python,
-                &self.wheel_cache(),
-                packages,
-                pip_options,
-                progress,
-            )?;
+        if !packages.is_empty() {
+            self.install(&uv, &staged, label, packages, pip_options, &log, progress)?;
         }
-        progress(&format!("installing {}", packages.join(" ")));
-        run_logged(
-            Command::new(&staged.python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--no-input",
-                    "--progress-bar",
-                    "off",
-                    "--no-index",
-                ])
-                .args(self.find_links())
-                .args(packages),
-            progress,
-        )
-        .map_err(|reason| match self.offline {
-            Some(_) => PythonError::Wheels {
-                packages: packages.join(" "),
-                reason,
-                offline: true,
-            },
-            None => failed(reason),
-        })?;
         let marker = Marker {
             requirements: packages.to_vec(),
             python_version,
@@ -365,8 +587,77 @@ impl PythonEnvs {
             serde_json::to_string_pretty(&marker).expect("marker serializes"),
         )
         .map_err(io(&marker_path))?;
-        progress(&format!("Python environment {name} ready"));
+        progress(Update::Ready {
+            env: label,
+            seconds: started.elapsed().as_secs(),
+        });
         Ok(Self::env_paths(&dir))
+    }
+
+    /// Resolve (a dry run says how many packages must be fetched), then install while counting
+    /// what arrives in uv's cache.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
+        &self,
+        uv: &Path,
+        env: &Env,
+        label: &str,
+        packages: &[String],
+        pip_options: &[String],
+        log: &Path,
+        progress: Progress,
+    ) -> Result<(), PythonError> {
+        let failed = |reason: String| PythonError::Install {
+            packages: packages.join(" "),
+            reason,
+            log: log.to_owned(),
+            offline: self.offline.is_some(),
+        };
+        let command = |extra: &[&str]| {
+            let mut command = self.uv(uv, &["pip", "install"]);
+            command
+                .args(extra)
+                .arg("--python")
+                .arg(&env.python)
+                .args(uv_index_options(pip_options))
+                .args(packages);
+            command
+        };
+        progress(Update::Step {
+            env: label,
+            message: "resolving",
+        });
+        let mut total = 0;
+        installer::run_logged(&mut command(&["--dry-run"]), log, &mut |line| {
+            if let Some(n) = installer::would_download(line) {
+                total = n;
+            }
+        })
+        .map_err(failed)?;
+        progress(Update::Packages {
+            env: label,
+            done: 0,
+            total,
+            bytes: 0,
+        });
+        let watch = installer::CacheWatch::new(&self.uv_cache());
+        let finished = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                watch.follow(&finished, &mut |done, bytes| {
+                    progress(Update::Packages {
+                        env: label,
+                        done: done.min(total),
+                        total,
+                        bytes,
+                    })
+                })
+            });
+            let installed = installer::run_logged(&mut command(&[]), log, &mut |_| {});
+            finished.store(true, Ordering::Release);
+            installed
+        })
+        .map_err(failed)
     }
 
     pub fn list(&self) -> Result<Vec<EnvInfo>, PythonError> {
@@ -378,10 +669,10 @@ impl PythonEnvs {
         for entry in entries {
             let entry = entry.map_err(io(&envs))?;
             let path = entry.path();
-            if !path.is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_dir() || name.starts_with('.') {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
             let marker: Option<Marker> = fs_err::read_to_string(path.join(READY_MARKER))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok());
@@ -407,9 +698,15 @@ impl PythonEnvs {
     pub fn repair(&self) -> Result<Vec<String>, PythonError> {
         let mut removed = Vec::new();
         for env in self.list()? {
+            // Every environment but pip's own sees the SDK (directly or through its base).
+            let probe = if env.requirements.is_empty() {
+                "import pip"
+            } else {
+                "import kfp.dsl"
+            };
             let healthy = env.ready
                 && Command::new(env.dir.join("bin").join("python"))
-                    .args(["-c", "import kfp.dsl"])
+                    .args(["-c", probe])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()
@@ -421,6 +718,25 @@ impl PythonEnvs {
         }
         Ok(removed)
     }
+}
+
+/// An exclusive lock held until the returned file is dropped.
+fn lock(path: &Path) -> Result<fs_err::File, PythonError> {
+    let file = fs_err::File::create(path).map_err(io(path))?;
+    file.file().lock().map_err(io(path))?;
+    Ok(file)
+}
+
+/// pip's index options as a component gives them, in uv's words (`--trusted-host` is pip's
+/// name for uv's `--allow-insecure-host`).
+fn uv_index_options(pip_options: &[String]) -> Vec<String> {
+    pip_options
+        .iter()
+        .map(|word| match word.as_str() {
+            "--trusted-host" => "--allow-insecure-host".to_owned(),
+            _ => word.clone(),
+        })
+        .collect()
 }
 
 /// Whether an environment was completed and, when layered, still reaches its base.
@@ -469,36 +785,6 @@ fn site_packages(python: &Path) -> Result<PathBuf, String> {
     Ok(PathBuf::from(
         String::from_utf8_lossy(&output.stdout).trim(),
     ))
-}
-
-/// Run a command, passing each output line to `progress`; on failure return its last lines.
-fn run_logged(command: &mut Command, progress: Progress) -> Result<(), String> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not start {command:?}: {e}"))?;
-    let stderr = child.stderr.take().expect("piped");
-    let errors = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    for line in BufReader::new(child.stdout.take().expect("piped"))
-        .lines()
-        .map_while(Result::ok)
-    {
-        progress(line.trim());
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    let errors = errors.join().unwrap_or_default();
-    if status.success() {
-        Ok(())
-    } else {
-        let tail: Vec<String> = errors.iter().rev().take(12).rev().cloned().collect();
-        Err(format!("{status}\n{}", tail.join("\n")))
-    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,10 @@ pub struct Node {
     /// Why it ended as it did (skipped by a condition, canceled, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What a running task is busy with before its program starts (installing its
+    /// `packages_to_install`, with progress), for runs this server executes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// The execution a cache hit reused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_from: Option<String>,
@@ -218,6 +222,7 @@ impl Node {
             finished_at: text(props::FINISHED_AT),
             error: text(props::ERROR),
             reason: text(props::REASON),
+            phase: None,
             cached_from: text(props::CACHED_EXECUTION_ID),
             inputs: parameters(execution, props::INPUTS),
             outputs: parameters(execution, props::OUTPUTS),

@@ -11,6 +11,7 @@ mod files;
 mod filter;
 mod graph;
 mod guard;
+mod lab;
 mod model;
 pub mod openapi;
 mod pipelines;
@@ -43,6 +44,7 @@ use tokio_util::task::TaskTracker;
 
 pub use error::{ApiError, Code};
 pub use guard::BrowserPolicy;
+pub use lab::{LabBoard, LabState, LabStatus};
 
 /// Chooses how a pipeline's steps run (processes, containers, WebAssembly).
 #[async_trait]
@@ -65,6 +67,8 @@ pub struct ServerOptions {
     pub reuse_cache: bool,
     /// The names and origins browsers may reach this server under.
     pub browser: BrowserPolicy,
+    /// JupyterLab's state, as whoever starts it writes it.
+    pub lab: LabBoard,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +111,9 @@ pub(crate) struct Server {
     step_slots: Arc<Semaphore>,
     /// Runs executing in this process, by id; a terminate cancels the token.
     active: Mutex<HashMap<String, CancellationToken>>,
+    /// What running tasks of those runs are busy with before their program starts (installing
+    /// their packages), by run id and task path.
+    phases: Mutex<HashMap<String, HashMap<String, String>>>,
     ended: Mutex<Ended>,
     runs: TaskTracker,
     /// Cancelled when the server shuts down: stops runs and the scheduler.
@@ -138,6 +145,10 @@ impl Server {
 
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn phases(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, String>>> {
+        self.phases.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -176,6 +187,7 @@ impl Bound {
             options,
             launcher,
             active: Mutex::new(HashMap::new()),
+            phases: Mutex::new(HashMap::new()),
             ended: Mutex::new(Ended::default()),
             runs: TaskTracker::new(),
             stopping: CancellationToken::new(),
@@ -241,6 +253,7 @@ fn router(server: Arc<Server>) -> Router {
         .merge(recurring::routes())
         .merge(files::routes())
         .merge(views::routes())
+        .merge(lab::routes())
         .fallback(unknown_route)
         .layer(axum::middleware::from_fn_with_state(
             server.clone(),

@@ -14,6 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::experiments::NewExperiment;
 use crate::files::ArtifactData;
 use crate::graph::Graph;
+use crate::lab::LabStatus;
 use crate::model::{
     Empty, Experiment, Healthz, ListExperiments, ListPipelineVersions, ListPipelines,
     ListRecurringRuns, ListRuns, Pipeline, PipelineVersion, RecurringRun, RecurringRunRequest, Run,
@@ -171,6 +172,7 @@ pub const ROUTES: &[Route] = &[
     route!("get", "/apis/v1alpha1/runs/{run_id}/graph", "get_run_graph", "kfbox: the run's tasks as nested nodes with states, and the edges between them", schema!(Graph)),
     route!("get", "/apis/v1alpha1/pipelines/{pipeline_id}/versions/{version_id}/graph", "get_pipeline_version_graph", "kfbox: a pipeline version's graph before it runs", schema!(Graph)),
     route!("get", "/apis/v1alpha1/runs/{run_id}/artifacts", "list_run_artifacts", "kfbox: every output artifact of the run's tasks", schema!(RunArtifacts)),
+    route!("get", "/apis/v1alpha1/lab", "get_lab", "kfbox: JupyterLab beside this server: off, starting (with progress), ready (with its address) or failed (with the reason and log)", schema!(LabStatus)),
     route!("get", "/apis/v1alpha1/artifacts/{artifact_id}", "get_artifact", "kfbox: an artifact with its lineage (producers, their inputs, consumers)", schema!(ArtifactLineage)),
     route!("get", "/apis/v1alpha1/artifacts/{artifact_id}/content", "read_artifact_content", "kfbox: an artifact's bytes (a directory as tar); `limit` bytes at most, `download=true` as a file", Answer::Bytes, Body::None, &[Query { name: "download", schema: r#"{"type": "boolean"}"# }, Query { name: "limit", schema: r#"{"type": "integer", "format": "int64", "minimum": 0}"# }]),
     route!("post", "/apis/v2beta1/recurringruns", "recurring_run_service_create_recurring_run", "Create a recurring run", schema!(RecurringRun), body!(RecurringRunRequest)),
@@ -185,6 +187,7 @@ pub const ROUTES: &[Route] = &[
 #[derive(OpenApi)]
 #[openapi(components(schemas(
     Status,
+    LabStatus,
     Empty,
     Healthz,
     Experiment,

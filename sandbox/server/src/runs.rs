@@ -207,15 +207,32 @@ fn spawn_run(server: &Arc<Server>, planned: Planned) {
     server.runs.clone().spawn(async move {
         let (events, mut receiver) = EventSink::channel();
         let id = run_id.clone();
-        let warnings = tokio::spawn(async move {
+        let listener = server.clone();
+        let watched = tokio::spawn(async move {
             while let Some(event) = receiver.recv().await {
-                if let RunEvent::Warning(text) = event {
-                    tracing::warn!("run {id}: {text}");
+                match event {
+                    RunEvent::Warning(text) => tracing::warn!("run {id}: {text}"),
+                    RunEvent::TaskPhase { path, phase } => {
+                        let mut phases = listener.phases();
+                        let tasks = phases.entry(id.clone()).or_default();
+                        if phase.is_empty() {
+                            tasks.remove(&path);
+                        } else {
+                            tasks.insert(path, phase);
+                        }
+                    }
+                    RunEvent::TaskFinished { path, .. } => {
+                        if let Some(tasks) = listener.phases().get_mut(&id) {
+                            tasks.remove(&path);
+                        }
+                    }
+                    _ => {}
                 }
             }
         });
         let summary = execute(Arc::new(pipeline), options, executor, events, cancel).await;
-        let _ = warnings.await;
+        let _ = watched.await;
+        server.phases().remove(&run_id);
         if let Ok(text) = serde_json::to_string_pretty(&summary) {
             if let Err(e) = std::fs::write(run_dir.join("summary.json"), text) {
                 tracing::warn!("run {run_id}: cannot write its summary: {e}");

@@ -50,7 +50,15 @@ async fn run_graph(
         return Ok(Json(graph::from_executions(&latest, ended)));
     }
     let (_, pipeline) = spec_json(&spec, &format!("run `{}`", row.run.display_name))?;
-    Ok(Json(graph::build(&pipeline.spec, &latest, ended)))
+    let mut graph = graph::build(&pipeline.spec, &latest, ended);
+    if let Some(phases) = server.phases().get(&run_id) {
+        for node in &mut graph.nodes {
+            if node.state == "RUNNING" {
+                node.phase = phases.get(&node.id).cloned();
+            }
+        }
+    }
+    Ok(Json(graph))
 }
 
 async fn version_graph(

@@ -235,6 +235,12 @@ impl Store {
                 "INSERT INTO kfbox_api_run (run_id, experiment_id, created_at, pipeline_spec) VALUES (?1, ?2, ?3, ?4)",
                 params![run.run_id, experiment, now, run.pipeline_spec],
             )?;
+            // As for runs the API creates: the experiment's "last run" is this one.
+            exec(
+                tx,
+                "UPDATE kfbox_experiment SET last_run_created_at = ?2 WHERE experiment_id = ?1",
+                params![experiment, now],
+            )?;
             Ok(RunHandle {
                 root_execution_id: root_id,
                 ..handle

@@ -94,8 +94,9 @@ function Upload(props: { onDone: (p: Pipeline) => void }) {
     try {
       const body = new FormData();
       body.append("uploadfile", file, file.name);
-      const q = new URLSearchParams({ name: name || file.name.replace(/\.(ya?ml|json)$/i, "") });
-      const response = await request(`${routes.pipelines}/upload?${q}`, { method: "POST", body });
+      // Without a name the server takes the pipeline's own (`pipelineInfo.name`), as Kubeflow's UI does.
+      const q = name ? `?${new URLSearchParams({ name })}` : "";
+      const response = await request(`${routes.pipelines}/upload${q}`, { method: "POST", body });
       props.onDone((await response.json()) as Pipeline);
     } catch (e) {
       setError((e as Error).message);
@@ -111,7 +112,7 @@ function Upload(props: { onDone: (p: Pipeline) => void }) {
           File <input type="file" name="file" accept=".yaml,.yml,.json" />
         </label>
         <label>
-          Name <input type="text" name="name" placeholder="from the file name" />
+          Name <input type="text" name="name" placeholder="the pipeline's own name" />
         </label>
         <button type="submit" class="primary" disabled={busy}>
           {busy ? "Uploading…" : "Upload"}

@@ -123,6 +123,13 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
   );
 }
 
+/** A phase as the graph shows it: what is happening, without the environment's long name
+ * ("12/79 packages, 30.1 MiB" rather than "Python environment with pandas...: 12/79 ..."). */
+function phaseWords(phase: string): string {
+  const at = phase.lastIndexOf(": ");
+  return `preparing: ${at >= 0 ? phase.slice(at + 2) : phase}`;
+}
+
 function itemOf(node: GraphNode): DagItem {
   const details: string[] = [];
   if (node.kind === "loop") details.push(node.iteration_count != null ? `${node.iteration_count} iterations` : "loop");
@@ -130,6 +137,7 @@ function itemOf(node: GraphNode): DagItem {
   if (node.kind === "dag") details.push("pipeline");
   if (node.kind === "importer") details.push("importer");
   if ((node.attempts ?? 0) > 1) details.push(`retried, ${node.attempts} attempts`);
+  if (node.phase) details.push(phaseWords(node.phase));
   const label = node.kind === "iteration" ? node.name.replace("iteration-", "iteration ") : node.name;
   return {
     id: node.id,
@@ -282,6 +290,7 @@ function TaskOverview(props: { node: GraphNode; now: number }) {
   if (isSet(n.started_at)) rows.push(["Duration", duration(n.started_at, n.finished_at, props.now)]);
   if (n.attempts != null) rows.push(["Attempts", n.attempts > 1 ? `${n.attempts} (retried)` : String(n.attempts)]);
   if (n.cached_from) rows.push(["Reused", `the outputs of execution ${n.cached_from} (cache hit: nothing ran)`]);
+  if (n.phase) rows.push(["Now", n.phase]);
   if (n.reason) rows.push(["Reason", n.reason]);
   if (n.execution_id != null) rows.push(["Execution", `#${n.execution_id}`]);
   return (

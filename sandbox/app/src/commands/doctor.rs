@@ -5,6 +5,7 @@ use std::path::Path;
 use kfbox_cli::DoctorArgs;
 use serde::Serialize;
 
+use crate::env_progress::EnvProgress;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 use crate::ExitStatus;
@@ -60,6 +61,9 @@ struct GpuDevice {
 struct PortReport {
     port: u16,
     free: bool,
+    /// Taken by this home's own kfbox server or lab (not a conflict).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kfbox: Option<String>,
 }
 
 pub async fn doctor(
@@ -81,7 +85,7 @@ pub async fn doctor(
         kfbox: env!("CARGO_PKG_VERSION"),
         home: settings.home.display().to_string(),
         free_disk_bytes: free_disk(&settings.home),
-        python: python_check(settings),
+        python: python_check(settings, printer).await,
         docker: docker_report().await,
         gpus: GpuReport {
             count: inventory.gpus.len(),
@@ -101,13 +105,23 @@ pub async fn doctor(
                 .collect(),
             problem: inventory.problem.clone(),
         },
-        ports: PORTS
-            .iter()
-            .map(|&port| PortReport {
-                port,
-                free: std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-            })
-            .collect(),
+        ports: {
+            let ours = super::server::running_addresses(settings);
+            PORTS
+                .iter()
+                .map(|&port| {
+                    let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+                    let kfbox = (!free)
+                        .then(|| {
+                            ours.iter()
+                                .find(|(_, url)| url_port(url) == Some(port))
+                                .map(|(what, _)| what.clone())
+                        })
+                        .flatten();
+                    PortReport { port, free, kfbox }
+                })
+                .collect()
+        },
     };
     if args.json {
         printer.data(&serde_json::to_string_pretty(&report)?);
@@ -161,10 +175,14 @@ fn render(report: &Report) -> String {
         }
     }
     for port in &report.ports {
-        let state = if port.free { "free" } else { "in use" };
+        let state = match (&port.kfbox, port.free) {
+            (Some(what), _) => format!("used by {what}"),
+            (None, true) => "free".to_owned(),
+            (None, false) => "in use by another program (`kfbox up --listen 127.0.0.1:PORT` and `--lab-port PORT` choose others)".to_owned(),
+        };
         out += &format!(
             "{}port     127.0.0.1:{} {state}\n",
-            mark(port.free),
+            mark(port.free || port.kfbox.is_some()),
             port.port
         );
     }
@@ -179,27 +197,37 @@ fn free_disk(home: &Path) -> Option<u64> {
     Some(stat.blocks_available() as u64 * stat.fragment_size() as u64)
 }
 
-fn python_check(settings: &GlobalSettings) -> Check {
+/// The port of an `http://host:port/...` address.
+fn url_port(url: &str) -> Option<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next()?;
+    authority.rsplit_once(':')?.1.parse().ok()
+}
+
+/// Python as kfbox uses it: the interpreter answers and kfbox's installer makes an environment
+/// with it (fetching the installer the first time).
+async fn python_check(settings: &GlobalSettings, printer: &Printer) -> Check {
     let python = settings.python.clone().unwrap_or_else(|| "python3".into());
-    match std::process::Command::new(&python)
-        .arg("--version")
-        .output()
-    {
-        Ok(out) if out.status.success() => {
-            let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            Check {
-                ok: true,
-                detail: format!(
-                    "{version} ({python}); environments under {}",
-                    settings.python_dir().display()
-                ),
-            }
-        }
-        _ => Check {
-            ok: false,
+    let envs = settings.python_envs();
+    let progress = EnvProgress::new(settings, printer, "");
+    let checked =
+        tokio::task::spawn_blocking(move || envs.check(&|update| progress.update(update))).await;
+    match checked {
+        Ok(Ok(version)) => Check {
+            ok: true,
             detail: format!(
-                "`{python}` does not run; set KFBOX_PYTHON or --python to a Python 3.9+"
+                "{version} ({python}); uv {} made a test environment with it; environments under {}",
+                kfbox_python::UV_VERSION,
+                settings.python_dir().display()
             ),
+        },
+        Ok(Err(e)) => Check {
+            ok: false,
+            detail: format!("cannot make an environment with `{python}`: {e}"),
+        },
+        Err(e) => Check {
+            ok: false,
+            detail: e.to_string(),
         },
     }
 }

@@ -1,9 +1,11 @@
 //! `kfbox env`: the managed Python environments.
 
+use anyhow::Context;
 use kfbox_cli::{EnvArgs, EnvCommand};
 use kfbox_lab::{CODELAB_REQUIREMENTS, LAB_REQUIREMENTS};
-use kfbox_python::SDK_REQUIREMENT;
+use kfbox_python::{SDK_REQUIREMENT, SEED_PACKAGES};
 
+use crate::env_progress::EnvProgress;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 use crate::ExitStatus;
@@ -33,17 +35,8 @@ pub async fn env(
     }
     if args.prepare {
         let envs = envs.clone();
-        let quiet = settings.quiet;
-        let printer = printer.clone();
-        tokio::task::spawn_blocking(move || {
-            let progress = |line: &str| {
-                if !quiet {
-                    printer.note(line);
-                }
-            };
-            envs.base(&progress)
-        })
-        .await??;
+        let progress = EnvProgress::new(settings, printer, "");
+        tokio::task::spawn_blocking(move || envs.base(&|update| progress.update(update))).await??;
     }
     let list = envs.list()?;
     if args.json {
@@ -75,23 +68,28 @@ async fn bundle(
     dir: std::path::PathBuf,
 ) -> anyhow::Result<ExitStatus> {
     let envs = settings.python_envs();
-    let quiet = settings.quiet;
+    let progress = EnvProgress::new(settings, printer, "");
     let made = {
-        let printer = printer.clone();
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-            let progress = |line: &str| {
-                if !quiet {
-                    printer.note(line);
-                }
-            };
-            let base = envs.base(&progress)?;
+            let progress = |update: kfbox_python::Update| progress.update(update);
+            // The installer first: an offline machine needs it before anything else.
+            envs.installer(&progress)?;
+            let wheel = envs
+                .installer_wheel()
+                .context("kfbox's installer was fetched but its wheel is not kept")?;
+            fs_err::create_dir_all(&dir)?;
+            fs_err::copy(
+                &wheel,
+                dir.join(wheel.file_name().expect("a wheel has a name")),
+            )?;
             let packages: Vec<String> = std::iter::once(SDK_REQUIREMENT)
                 .chain(LAB_REQUIREMENTS.iter().copied())
                 .chain(CODELAB_REQUIREMENTS.iter().copied())
+                .chain(SEED_PACKAGES.iter().copied())
                 .map(str::to_owned)
                 .collect();
-            envs.collect_wheels(&base.python, &dir, &packages, &[], &progress)?;
+            envs.collect_wheels(&dir, &packages, &progress)?;
             Ok(fs_err::read_dir(&dir)?
                 .filter_map(Result::ok)
                 .filter(|e| e.file_name().to_string_lossy().ends_with(".whl"))

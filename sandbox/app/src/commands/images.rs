@@ -7,6 +7,7 @@ use kfbox_cli::{ImagesArgs, ImagesBuildArgs, ImagesCommand};
 use kfbox_docker::BuildContext;
 use kfbox_python::SDK_REQUIREMENT;
 
+use crate::env_progress::EnvProgress;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 use crate::ExitStatus;
@@ -60,28 +61,17 @@ async fn build_runtime(
     docker: &bollard::Docker,
     args: ImagesBuildArgs,
 ) -> anyhow::Result<ExitStatus> {
-    // The SDK's wheels are made on the host, from PyPI or pip's cache, with the managed
-    // environment's pip: the build itself needs no network.
+    // The SDK's wheels are made on the host, from PyPI or pip's cache, with a managed pip: the
+    // build itself needs no network.
     let wheels = tempfile::tempdir().context("cannot create a temporary directory")?;
     let envs = settings.python_envs();
-    let quiet = settings.quiet;
+    let progress = EnvProgress::new(settings, printer, "");
     let made = {
-        let printer = printer.clone();
         let dir = wheels.path().to_owned();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let progress = |line: &str| {
-                if !quiet {
-                    printer.note(line);
-                }
-            };
-            let env = envs.base(&progress)?;
-            envs.collect_wheels(
-                &env.python,
-                &dir,
-                &[SDK_REQUIREMENT.to_owned()],
-                &[],
-                &progress,
-            )?;
+            envs.collect_wheels(&dir, &[SDK_REQUIREMENT.to_owned()], &|update| {
+                progress.update(update)
+            })?;
             Ok(())
         })
         .await?
@@ -107,9 +97,7 @@ async fn build_runtime(
     ]);
     printer.note(&format!("building {} on {}", args.tag, args.base));
     let built = kfbox_docker::build_image(docker, context, &args.tag, &build_args, |line| {
-        if !quiet {
-            printer.note(line);
-        }
+        printer.note(line);
     })
     .await;
     match built {

@@ -1,14 +1,18 @@
 //! JupyterLab: `kfbox lab` alone, and the lab `kfbox up` starts beside its server.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use indicatif::MultiProgress;
 use kfbox_cli::LabArgs;
 use kfbox_lab::{workspace, Lab, LabOptions, LAB_REQUIREMENTS};
 use kfbox_python::Requirements;
+use kfbox_server::{LabBoard, LabState, LabStatus};
 
+use crate::env_progress::EnvProgress;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 use crate::ExitStatus;
@@ -22,22 +26,33 @@ const READY_LIMIT: Duration = Duration::from_secs(120);
 fn start(
     settings: &GlobalSettings,
     printer: &Printer,
+    progress: &EnvProgress,
+    board: &LabBoard,
     api_url: &str,
     port: Option<u16>,
 ) -> anyhow::Result<Lab> {
-    let progress = |line: &str| {
-        if !settings.quiet {
-            printer.note(&format!("lab: {line}"));
-        }
-    };
     let requirements = Requirements {
         packages: LAB_REQUIREMENTS.iter().map(|r| (*r).to_owned()).collect(),
         pip_options: Vec::new(),
     };
-    let env = settings
-        .python_envs()
-        .for_requirements(&requirements, &progress)
+    let envs = settings.python_envs();
+    let env = envs
+        .for_requirements(&requirements, &|update| {
+            progress.update(update);
+            board.set(LabStatus {
+                state: LabState::Starting,
+                detail: update.to_string(),
+                fraction: update.fraction(),
+                ..LabStatus::default()
+            });
+        })
         .context("cannot prepare JupyterLab's Python environment")?;
+    board.set(LabStatus {
+        state: LabState::Starting,
+        detail: "starting JupyterLab".into(),
+        log: Some(lab_log(settings).display().to_string()),
+        ..LabStatus::default()
+    });
     let dir = kfbox_lab::workspace_dir(&settings.home);
     let report = workspace::sync(&dir, &workspace::shipped())?;
     if !report.kept.is_empty() {
@@ -58,7 +73,7 @@ fn start(
             .ok()
             .and_then(|exe| exe.parent().map(ToOwned::to_owned))
             .unwrap_or_default(),
-        log: settings.home.join("lab.log"),
+        log: lab_log(settings),
     })?;
     lab.wait_ready(READY_LIMIT)?;
     Ok(lab)
@@ -79,8 +94,18 @@ fn choose_port(asked: Option<u16>) -> anyhow::Result<SocketAddr> {
     Ok(at(any.local_addr()?.port()))
 }
 
-fn announce(printer: &Printer, lab: &Lab) {
-    printer.data(&format!("  JupyterLab: {}", lab.url()));
+fn lab_log(settings: &GlobalSettings) -> PathBuf {
+    settings.home.join("lab.log")
+}
+
+/// The log an error of a lab start points to: the installer's when an environment failed.
+fn log_of(error: &anyhow::Error) -> Option<PathBuf> {
+    error.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<kfbox_python::PythonError>()
+            .and_then(|e| e.log())
+            .map(ToOwned::to_owned)
+    })
 }
 
 /// `kfbox lab`: the lab alone, against the server running for this home.
@@ -102,7 +127,18 @@ pub async fn lab(
     let lab = {
         let settings = settings.clone();
         let printer = printer.clone();
-        tokio::task::spawn_blocking(move || start(&settings, &printer, &server, args.port)).await?
+        tokio::task::spawn_blocking(move || {
+            let progress = EnvProgress::new(&settings, &printer, "lab: ");
+            start(
+                &settings,
+                &printer,
+                &progress,
+                &LabBoard::default(),
+                &server,
+                args.port,
+            )
+        })
+        .await?
     };
     let lab = match lab {
         Ok(lab) => lab,
@@ -111,7 +147,7 @@ pub async fn lab(
             return Ok(ExitStatus::Error);
         }
     };
-    announce(printer, &lab);
+    printer.data(&format!("  JupyterLab: {}", lab.url()));
     printer.note("Press Ctrl-C to stop the lab (and its kernels).");
     stop.await;
     drop(lab);
@@ -134,10 +170,14 @@ struct LabSlot {
 }
 
 impl BackgroundLab {
-    /// Start the lab; its address is printed, and `on_ready` told, once it answers.
+    /// Start the lab, its state kept on `board`; `on_ready` gets its address once it answers.
+    /// Progress bars go to `terminal` (shared with `kfbox up`'s own status line) when it is
+    /// interactive.
     pub fn start(
         settings: &GlobalSettings,
         printer: &Printer,
+        terminal: Option<MultiProgress>,
+        board: LabBoard,
         api_url: String,
         port: Option<u16>,
         on_ready: impl FnOnce(&str) + Send + 'static,
@@ -145,20 +185,43 @@ impl BackgroundLab {
         let this = Self::default();
         let slot = this.slot.clone();
         let (settings, printer) = (settings.clone(), printer.clone());
-        // A plain thread: the runtime would wait for a blocking task (pip) before it could exit.
-        std::thread::spawn(move || match start(&settings, &printer, &api_url, port) {
-            Ok(lab) => {
-                let mut slot = slot.lock().expect("lab slot lock");
-                if slot.stopped {
-                    return;
+        board.set(LabStatus {
+            state: LabState::Starting,
+            ..LabStatus::default()
+        });
+        // A plain thread: the runtime would wait for a blocking task (the installer) before it
+        // could exit.
+        std::thread::spawn(move || {
+            let progress = EnvProgress::on(terminal, &settings, &printer, "lab: ");
+            match start(&settings, &printer, &progress, &board, &api_url, port) {
+                Ok(lab) => {
+                    let mut slot = slot.lock().expect("lab slot lock");
+                    if slot.stopped {
+                        return;
+                    }
+                    board.set(LabStatus {
+                        state: LabState::Ready,
+                        url: Some(lab.url()),
+                        log: Some(lab_log(&settings).display().to_string()),
+                        ..LabStatus::default()
+                    });
+                    on_ready(&lab.url());
+                    slot.lab = Some(lab);
                 }
-                announce(&printer, &lab);
-                on_ready(&lab.url());
-                slot.lab = Some(lab);
+                Err(e) => {
+                    board.set(LabStatus {
+                        state: LabState::Failed,
+                        error: Some(format!("{e:#}")),
+                        log: log_of(&e)
+                            .or_else(|| Some(lab_log(&settings)))
+                            .map(|log| log.display().to_string()),
+                        ..LabStatus::default()
+                    });
+                    printer.error(&e.context(
+                        "JupyterLab did not start (the API and UI run on; `kfbox lab` tries again)",
+                    ))
+                }
             }
-            Err(e) => printer.error(&e.context(
-                "JupyterLab did not start (the API and UI run on; `kfbox lab` tries again)",
-            )),
         });
         this
     }

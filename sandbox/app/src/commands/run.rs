@@ -185,6 +185,10 @@ async fn run_once(
         retry: false,
         gpus,
     };
+    if let Some(server) = super::server::running_url(settings) {
+        // The store is the server's too: the UI shows this run live.
+        printer.note(&format!("In the UI: {server}/#/runs/details/{run_id}"));
+    }
     let executor = Arc::new(executor);
     let (events, receiver) = EventSink::channel();
     let reporter = Reporter::new(settings, printer.clone(), &pipeline_name);

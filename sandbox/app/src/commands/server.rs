@@ -18,7 +18,7 @@ use kfbox_cli::{DownArgs, ExecutorKind, StatusArgs, UpArgs};
 use kfbox_engine::Executor;
 use kfbox_process::ProcessExecutor;
 use kfbox_python::PythonEnvs;
-use kfbox_server::{Bound, BrowserPolicy, Launcher, ServerOptions};
+use kfbox_server::{Bound, BrowserPolicy, LabBoard, LabState, LabStatus, Launcher, ServerOptions};
 use kfbox_spec::LoadedPipeline;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,18 @@ fn running_server(settings: &GlobalSettings) -> Option<ServerInfo> {
     // A server holds the lock while it lives; a killed one that nobody reaped yet does not.
     let holds_lock = matches!(try_lock(settings), Ok(None));
     (holds_lock && kfbox_store::identity_alive(&info.identity)).then_some(info)
+}
+
+/// What the server running for this home listens on: (what, URL) for the API and the lab.
+pub(crate) fn running_addresses(settings: &GlobalSettings) -> Vec<(String, String)> {
+    let Some(info) = running_server(settings) else {
+        return Vec::new();
+    };
+    let mut addresses = vec![(format!("this kfbox's API (pid {})", info.pid), info.url)];
+    if let Some(lab) = info.lab_url {
+        addresses.push((format!("this kfbox's JupyterLab (pid {})", info.pid), lab));
+    }
+    addresses
 }
 
 /// The URL of the server running for this home, if one is.
@@ -191,6 +203,7 @@ pub async fn up(
         pipeline_dir: std::env::current_dir().unwrap_or_default(),
         printer: printer.clone(),
     });
+    let lab_board = LabBoard::default();
     let options = ServerOptions {
         listen,
         token: token.clone(),
@@ -201,6 +214,7 @@ pub async fn up(
         gpus,
         reuse_cache: settings.cache,
         browser,
+        lab: lab_board.clone(),
     };
     fs_err::create_dir_all(&options.runs_dir).context("cannot create the runs directory")?;
     let bound = match Bound::bind(options, store, launcher).await {
@@ -221,26 +235,46 @@ pub async fn up(
         lab_url: None,
     };
     write_info(&info_path(settings), &info)?;
+    let terminal = (!args.background).then(|| crate::env_progress::terminal(settings));
+    let terminal = terminal.flatten();
     if !args.background {
         print_addresses(printer, &url, token.as_deref(), generated);
+        if !args.no_lab {
+            printer
+                .data("  JupyterLab: starting (the first start installs it; its address follows)");
+        }
         printer.note("Press Ctrl-C to stop (running steps are canceled and recorded).");
     }
     let lab = (!args.no_lab).then(|| {
         let path = info_path(settings);
         let info = info.clone();
-        let warn = printer.clone();
+        let printer = printer.clone();
+        let terminal_for_block = terminal.clone();
+        let url = url.clone();
+        let token = token.clone();
         super::lab::BackgroundLab::start(
             settings,
-            printer,
+            &printer.clone(),
+            terminal.clone(),
+            lab_board,
             url.clone(),
             args.lab_port,
             move |lab_url| {
+                // All the addresses again, together, now that everything answers.
+                let block = || {
+                    print_addresses(&printer, &url, token.as_deref(), false);
+                    printer.data(&format!("  JupyterLab: {lab_url}"));
+                };
+                match &terminal_for_block {
+                    Some(terminal) => terminal.suspend(block),
+                    None => block(),
+                }
                 let info = ServerInfo {
                     lab_url: Some(lab_url.to_owned()),
                     ..info
                 };
                 if let Err(e) = write_info(&path, &info) {
-                    warn.warning(&format!(
+                    printer.warning(&format!(
                         "cannot note the lab's address in server.json: {e:#}"
                     ));
                 }
@@ -248,8 +282,8 @@ pub async fn up(
         )
     });
     let counts = bound.counts();
-    let status_line =
-        (settings.interactive && !args.background).then(|| tokio::spawn(show_status(counts)));
+    let status_line = (settings.interactive && !args.background)
+        .then(|| tokio::spawn(show_status(terminal.clone(), counts)));
     let stopped = bound
         .serve(
             crate::signals::stop_requested(!args.background),
@@ -318,8 +352,15 @@ fn write_info(path: &Path, info: &ServerInfo) -> anyhow::Result<()> {
 }
 
 /// A live line on the terminal: how many runs are running and how the others ended.
-async fn show_status(counts: impl Fn() -> kfbox_server::Counts) {
+async fn show_status(
+    terminal: Option<indicatif::MultiProgress>,
+    counts: impl Fn() -> kfbox_server::Counts,
+) {
     let bar = indicatif::ProgressBar::new_spinner();
+    let bar = match terminal {
+        Some(terminal) => terminal.add(bar),
+        None => bar,
+    };
     bar.enable_steady_tick(Duration::from_millis(120));
     loop {
         let c = counts();
@@ -436,15 +477,28 @@ async fn detach(
 
 /// Ask the server's health endpoint; the body on success.
 async fn health(info: &ServerInfo) -> anyhow::Result<String> {
+    api_get(info, "/apis/v2beta1/healthz").await
+}
+
+/// JupyterLab's state as the server knows it (off when it cannot tell).
+async fn lab_status(info: &ServerInfo) -> LabStatus {
+    api_get(info, "/apis/v1alpha1/lab")
+        .await
+        .ok()
+        .and_then(|body| serde_json::from_str(&body).ok())
+        .unwrap_or_default()
+}
+
+/// GET one of the running server's routes: the body of a 200 answer.
+async fn api_get(info: &ServerInfo, path: &str) -> anyhow::Result<String> {
     let address = info
         .url
         .strip_prefix("http://")
         .context("server.json holds no http URL")?;
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(address).await?;
-        let mut request = format!(
-            "GET /apis/v2beta1/healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n"
-        );
+        let mut request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
         if let Some(token) = &info.token {
             request.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
@@ -483,6 +537,7 @@ pub async fn status(
         return Ok(ExitStatus::Failure);
     };
     let health = health(&info).await;
+    let lab = lab_status(&info).await;
     let running_runs = settings
         .open_store(printer)
         .ok()
@@ -504,6 +559,7 @@ pub async fn status(
             "started_at": info.started_at,
             "log": info.log,
             "lab_url": info.lab_url,
+            "lab": lab,
             "runs_running": running_runs,
             "home": settings.home,
         }))?);
@@ -523,8 +579,30 @@ pub async fn status(
                 Err(e) => format!("not answering ({e})"),
             }
         ));
-        if let Some(lab_url) = &info.lab_url {
-            printer.data(&format!("  JupyterLab: {lab_url}"));
+        match lab.state {
+            LabState::Off => {}
+            LabState::Starting => printer.data(&format!(
+                "  JupyterLab: starting{}",
+                if lab.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", lab.detail)
+                }
+            )),
+            LabState::Ready => printer.data(&format!(
+                "  JupyterLab: {}",
+                lab.url
+                    .as_deref()
+                    .or(info.lab_url.as_deref())
+                    .unwrap_or_default()
+            )),
+            LabState::Failed => printer.data(&format!(
+                "  JupyterLab: failed: {}{}",
+                lab.error.as_deref().unwrap_or_default(),
+                lab.log
+                    .map(|log| format!("\n  its log: {log}"))
+                    .unwrap_or_default()
+            )),
         }
         if let Some(log) = &info.log {
             printer.data(&format!("  log: {}", log.display()));

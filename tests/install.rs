@@ -1,0 +1,126 @@
+//! kfbox installed as its users install tools: a wheel built by maturin (`bindings = "bin"`, as
+//! ruff and uv ship), installed with pip into a fresh virtual environment of the OS's Python;
+//! and what installing Python packages looks like while a run waits for it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::served::Served;
+use crate::common::{as_a_newcomer, repo_root, sdk_python, OS_PYTHON};
+
+#[test]
+fn the_wheel_installs_with_pip_and_runs_readmes_example() {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let wheels = work.path().join("wheels");
+    // maturin comes with the tests' Python (tests/run.sh); the dev profile reuses the test
+    // build's compiled crates.
+    let maturin = PathBuf::from(sdk_python()).with_file_name("maturin");
+    let built = Command::new(&maturin)
+        .args(["build", "--profile", "dev", "--strip", "--quiet", "--out"])
+        .arg(&wheels)
+        .current_dir(repo_root().join("sandbox/kfbox"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", maturin.display()));
+    assert!(
+        built.status.success(),
+        "maturin build failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let wheel: PathBuf = std::fs::read_dir(&wheels)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .expect("maturin wrote a wheel");
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("kfbox-0.1.0-py3-none-"), "{name}");
+
+    // `python3 -m venv` and `pip install kfbox-*.whl`, as a user would.
+    let venv = work.path().join("venv");
+    let made = Command::new(OS_PYTHON)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let installed = Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--no-index",
+            "--disable-pip-version-check",
+        ])
+        .arg(&wheel)
+        .output()
+        .unwrap();
+    assert!(
+        installed.status.success(),
+        "pip install {name} failed:\n{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let kfbox = venv.join("bin/kfbox");
+    assert!(
+        kfbox.is_file(),
+        "the wheel put no kfbox in {}",
+        venv.display()
+    );
+
+    let home = work.path().join("home");
+    let user = work.path().join("user");
+    std::fs::create_dir_all(&user).unwrap();
+    let version = as_a_newcomer(&kfbox, &home, &user)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        "kfbox 0.1.0",
+        "{version:?}"
+    );
+    let out = as_a_newcomer(&kfbox, &home, &user)
+        .args(["run", "codelabs/01-hello-pipeline/pipeline.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the README example failed:\n{stderr}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("Output = the sum of squares is 55: big"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_steps_package_install_is_its_phase_in_the_graph_and_its_log() {
+    // A home of its own: no environment exists, so the step's are built as it runs.
+    let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let served = Served::start_in(home, "127.0.0.1", &[]);
+    let out = served.client_test("packages_phase", None);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{out}"));
+    let seen: Value = serde_json::from_str(line).unwrap();
+    let phases: Vec<&str> = seen["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        phases
+            .iter()
+            .any(|p| p.starts_with("Python environment with ")),
+        "the graph never showed the install as the step's phase: {phases:?}"
+    );
+    let log = seen["log"].as_str().unwrap();
+    assert!(
+        log.contains("kfbox: Python environment with six==1.17.0: ready"),
+        "{log}"
+    );
+    assert!(
+        log.contains("kfbox: Python environment with the kfp SDK: creating"),
+        "{log}"
+    );
+}
