@@ -459,6 +459,13 @@ def test_recurring():
 def test_cli():
     c = client()
     package = compile_to(adder, "adder.yaml")
+    # A run from `kfbox run` lands in the Default experiment, which then has a last run.
+    done = subprocess.run([os.environ["KFBOX_BIN"], "run", package], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # ...and, with this home's server up, `kfbox run` says where the UI shows it.
+    assert f"In the UI: {HOST}/#/runs/details/" in done.stderr, done.stderr
+    default = c.get_experiment(experiment_name="Default")
+    assert default.last_run_created_at.year > 1970, default.last_run_created_at
     c.upload_pipeline(package, pipeline_name="cli-listed")
     run = c.create_run_from_pipeline_package(package, run_name="cli-run")
     wait(c, run.run_id)

@@ -282,3 +282,19 @@ async fn docker_report() -> DockerReport {
         cdi_nvidia,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::url_port;
+
+    #[test]
+    fn the_port_of_kfboxs_own_addresses_is_found() {
+        assert_eq!(url_port("http://127.0.0.1:8888"), Some(8888));
+        assert_eq!(
+            url_port("http://127.0.0.1:8889/lab/tree/welcome.ipynb?token=ab:cd"),
+            Some(8889)
+        );
+        assert_eq!(url_port("http://[::1]:9000/"), Some(9000));
+        assert_eq!(url_port("http://localhost/"), None);
+    }
+}
