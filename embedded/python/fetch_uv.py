@@ -78,7 +78,7 @@ def download(version, download_dir):
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0)
-        done = 0
+        done = shown = 0
         while True:
             block = response.read(1 << 16)
             if not block:
@@ -86,7 +86,9 @@ def download(version, download_dir):
             digest.update(block)
             out.write(block)
             done += len(block)
-            print("bytes %d %d" % (done, total), flush=True)
+            if done - shown >= 1 << 20 or done == total:
+                print("bytes %d %d" % (done, total), flush=True)
+                shown = done
     if expected and digest.hexdigest() != expected:
         os.remove(partial)
         sys.exit("%s: SHA-256 %s, the index says %s" % (url, digest.hexdigest(), expected))

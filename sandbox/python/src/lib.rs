@@ -298,6 +298,13 @@ impl PythonEnvs {
             .env("UV_PYTHON_DOWNLOADS", "never")
             .env_remove("VIRTUAL_ENV")
             .env_remove("CONDA_PREFIX");
+        // A mirror configured for pip alone (a company's, a workshop's) serves uv too.
+        let uv_index_set = ["UV_DEFAULT_INDEX", "UV_INDEX_URL"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some());
+        if let (false, Some(url)) = (uv_index_set, std::env::var_os("PIP_INDEX_URL")) {
+            command.env("UV_DEFAULT_INDEX", url);
+        }
         if let Some(wheelhouses) = &self.offline {
             command.arg("--offline");
             for dir in wheelhouses {
@@ -320,8 +327,7 @@ impl PythonEnvs {
         let tool = self.ensure(
             "tool-pip",
             "Python environment with pip",
-            &[],
-            &[],
+            &Requirements::default(),
             None,
             progress,
         )?;
@@ -467,14 +473,11 @@ impl PythonEnvs {
             SDK_REQUIREMENT.replace("==", "-"),
             Self::short_hash([identity.as_str()])
         );
-        self.ensure(
-            &name,
-            BASE_LABEL,
-            &[SDK_REQUIREMENT.to_owned()],
-            &[],
-            None,
-            progress,
-        )
+        let requirements = Requirements {
+            packages: vec![SDK_REQUIREMENT.to_owned()],
+            ..Requirements::default()
+        };
+        self.ensure(&name, BASE_LABEL, &requirements, None, progress)
     }
 
     /// The environment for a component's extra requirements (the base one when there are none).
@@ -493,22 +496,23 @@ impl PythonEnvs {
             .unwrap_or_else(|_| base.dir.clone())
             .display()
             .to_string();
-        let parts = std::iter::once(base_dir.as_str()).chain(
-            requirements
-                .packages
-                .iter()
-                .chain(&requirements.pip_options)
-                .map(String::as_str),
-        );
-        let name = format!("req-{}", Self::short_hash(parts));
+        let excluded = requirements
+            .excluded
+            .iter()
+            .map(|package| format!("excluded:{package}"));
+        let parts: Vec<String> = std::iter::once(base_dir)
+            .chain(requirements.packages.iter().cloned())
+            .chain(requirements.pip_options.iter().cloned())
+            .chain(excluded)
+            .collect();
+        let name = format!("req-{}", Self::short_hash(parts.iter().map(String::as_str)));
         self.ensure(
             &name,
             &format!(
                 "Python environment with {}",
                 requirements.packages.join(" ")
             ),
-            &requirements.packages,
-            &requirements.pip_options,
+            requirements,
             Some(&base),
             progress,
         )
@@ -518,11 +522,11 @@ impl PythonEnvs {
         &self,
         name: &str,
         label: &str,
-        packages: &[String],
-        pip_options: &[String],
+        requirements: &Requirements,
         layered_on: Option<&Env>,
         progress: Progress,
     ) -> Result<Env, PythonError> {
+        let packages = &requirements.packages;
         let envs = self.root.join("envs");
         let dir = envs.join(name);
         if is_ready(&dir) {
@@ -575,10 +579,10 @@ impl PythonEnvs {
             fs_err::write(&pth, format!("{}\n", base_site.display())).map_err(io(&pth))?;
         }
         if !packages.is_empty() {
-            self.install(&uv, &staged, label, packages, pip_options, &log, progress)?;
+            self.install(&uv, &staged, label, requirements, &log, progress)?;
         }
         let marker = Marker {
-            requirements: packages.to_vec(),
+            requirements: packages.clone(),
             python_version,
         };
         let marker_path = dir.join(READY_MARKER);
@@ -596,31 +600,42 @@ impl PythonEnvs {
 
     /// Resolve (a dry run says how many packages must be fetched), then install while counting
     /// what arrives in uv's cache.
-    #[allow(clippy::too_many_arguments)]
     fn install(
         &self,
         uv: &Path,
         env: &Env,
         label: &str,
-        packages: &[String],
-        pip_options: &[String],
+        requirements: &Requirements,
         log: &Path,
         progress: Progress,
     ) -> Result<(), PythonError> {
+        let packages = &requirements.packages;
         let failed = |reason: String| PythonError::Install {
             packages: packages.join(" "),
             reason,
             log: log.to_owned(),
             offline: self.offline.is_some(),
         };
+        let excludes = env.dir.join("kfbox-excluded.txt");
+        if !requirements.excluded.is_empty() {
+            let text: String = requirements
+                .excluded
+                .iter()
+                .map(|p| format!("{p}\n"))
+                .collect();
+            fs_err::write(&excludes, text).map_err(io(&excludes))?;
+        }
         let command = |extra: &[&str]| {
             let mut command = self.uv(uv, &["pip", "install"]);
             command
                 .args(extra)
                 .arg("--python")
                 .arg(&env.python)
-                .args(uv_index_options(pip_options))
-                .args(packages);
+                .args(uv_index_options(&requirements.pip_options));
+            if !requirements.excluded.is_empty() {
+                command.arg("--excludes").arg(&excludes);
+            }
+            command.args(packages);
             command
         };
         progress(Update::Step {

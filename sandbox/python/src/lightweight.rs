@@ -4,13 +4,16 @@
 //! <source> ...`. kfbox drops the install prelude, installs what it asked for into a managed
 //! environment once, and runs the rest of the command line with that environment first on PATH.
 
-/// What a lightweight component asked pip for, minus the SDK itself.
+/// What a lightweight component asked pip for, minus the SDK itself (or what kfbox's own lab
+/// needs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Requirements {
     /// Requirement specifiers, sorted and de-duplicated.
     pub packages: Vec<String>,
     /// `--index-url`, `--extra-index-url`, `--trusted-host` and their values.
     pub pip_options: Vec<String>,
+    /// Packages left out even when a dependency asks for them (never set from a component).
+    pub excluded: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

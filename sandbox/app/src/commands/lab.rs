@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::MultiProgress;
 use kfbox_cli::LabArgs;
-use kfbox_lab::{workspace, Lab, LabOptions, LAB_REQUIREMENTS};
+use kfbox_lab::{workspace, Lab, LabOptions, LAB_EXCLUDED, LAB_REQUIREMENTS};
 use kfbox_python::Requirements;
 use kfbox_server::{LabBoard, LabState, LabStatus};
 
@@ -33,7 +33,8 @@ fn start(
 ) -> anyhow::Result<Lab> {
     let requirements = Requirements {
         packages: LAB_REQUIREMENTS.iter().map(|r| (*r).to_owned()).collect(),
-        pip_options: Vec::new(),
+        excluded: LAB_EXCLUDED.iter().map(|r| (*r).to_owned()).collect(),
+        ..Requirements::default()
     };
     let envs = settings.python_envs();
     let env = envs
