@@ -124,3 +124,41 @@ fn a_steps_package_install_is_its_phase_in_the_graph_and_its_log() {
         "{log}"
     );
 }
+
+#[test]
+fn an_environment_built_once_is_rebuilt_offline_from_the_installers_cache() {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (home, user) = (work.path().join("home"), work.path().join("user"));
+    std::fs::create_dir_all(&user).unwrap();
+    let prepared = as_a_newcomer(&crate::common::kfbox_bin(), &home, &user)
+        .args(["env", "--prepare"])
+        .output()
+        .unwrap();
+    assert!(prepared.status.success(), "{prepared:?}");
+    // The environments go (as after `kfbox env --repair`, or a new kfbox's SDK pin); the
+    // network too: every proxy is a closed port. (The index stays the one used online: uv's
+    // cache is keyed by it.)
+    std::fs::remove_dir_all(home.join("python/envs")).unwrap();
+    let dead = "http://127.0.0.1:9";
+    let rebuilt = as_a_newcomer(&crate::common::kfbox_bin(), &home, &user)
+        .args(["--offline", "env", "--prepare", "--json"])
+        .env("https_proxy", dead)
+        .env("http_proxy", dead)
+        .env("HTTPS_PROXY", dead)
+        .env("HTTP_PROXY", dead)
+        .output()
+        .unwrap();
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let envs: Value = serde_json::from_slice(&rebuilt.stdout).unwrap();
+    assert!(
+        envs.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["ready"] == true && e["requirements"][0] == "kfp==2.17.0"),
+        "{envs:#}"
+    );
+}
