@@ -162,3 +162,36 @@ fn an_environment_built_once_is_rebuilt_offline_from_the_installers_cache() {
         "{envs:#}"
     );
 }
+
+#[test]
+fn a_package_that_cannot_be_installed_fails_its_step_naming_the_installers_log() {
+    let run = crate::common::run_json(&crate::common::compile("missing_package"), &[], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let task = &run.summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"] == "needs-nothing-real")
+        .unwrap_or_else(|| panic!("{:#}", run.summary))
+        .clone();
+    assert_eq!(task["state"], "FAILED");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("installing kfbox-test-no-such-package==1.0 failed"),
+        "{error}"
+    );
+    // The installer's own last lines, then where all of them are.
+    assert!(error.contains("kfbox-test-no-such-package"), "{error}");
+    let log = error
+        .split("the whole output is in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no log named: {error}"))
+        .lines()
+        .next()
+        .unwrap();
+    let logged = std::fs::read_to_string(log).unwrap();
+    assert!(
+        logged.contains("uv pip install") && logged.contains("kfbox-test-no-such-package"),
+        "{logged}"
+    );
+}

@@ -320,8 +320,11 @@ pub(crate) fn render_summary(summary: &RunSummary) -> String {
             task.attempts,
             took
         ));
+        // Errors run to several lines (an installer's last ones, a hint): each indented.
         if let Some(error) = &task.error {
-            out.push_str(&format!("      {}\n", style(shown(error)).red()));
+            for line in crate::human::shown_lines(error).lines() {
+                out.push_str(&format!("      {}\n", style(line).red()));
+            }
         }
         if let Some(reason) = &task.reason {
             out.push_str(&format!("      {}\n", style(shown(reason)).dim()));
