@@ -18,7 +18,7 @@ fn the_wheel_installs_with_pip_and_runs_readmes_example() {
     // build's compiled crates.
     let maturin = PathBuf::from(sdk_python()).with_file_name("maturin");
     let built = Command::new(&maturin)
-        .args(["build", "--profile", "dev", "--strip", "--quiet", "--out"])
+        .args(["build", "--profile", "dev", "--quiet", "--out"])
         .arg(&wheels)
         .current_dir(repo_root().join("sandbox/kfbox"))
         .output()

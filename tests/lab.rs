@@ -158,6 +158,23 @@ fn kfbox_up_starts_a_lab_that_holds_the_codelabs_behind_its_token() {
         .collect();
     assert!(root.contains(&"welcome.ipynb".to_owned()), "{root:?}");
     assert!(root.contains(&"codelabs".to_owned()), "{root:?}");
+    // A workshop's first hour: no pop-up asking to fetch Jupyter's news, no update checks.
+    let (code, body) = get(
+        &base,
+        "/lab/api/settings/@jupyterlab/apputils-extension:notification",
+        Some(&lab.token),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let notification = json_of(&body);
+    assert_eq!(
+        notification["settings"]["fetchNews"], "false",
+        "{notification:#}"
+    );
+    assert_eq!(
+        notification["settings"]["checkForUpdates"], false,
+        "{notification:#}"
+    );
     let (code, body) = get(&base, "/api/contents/codelabs", Some(&lab.token)).unwrap();
     assert_eq!(code, 200, "{body}");
     let listed = json_of(&body);
