@@ -262,6 +262,7 @@ pub async fn up(
             move |lab_url| {
                 // All the addresses again, together, now that everything answers.
                 let block = || {
+                    printer.data("");
                     print_addresses(&printer, &url, token.as_deref(), false);
                     printer.data(&format!("  JupyterLab: {lab_url}"));
                 };
