@@ -117,6 +117,12 @@ impl<K: Eq + Hash + Clone, V: Clone> Default for OncePerKey<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> OncePerKey<K, V> {
+    /// The value, when it is there already (no waiting).
+    pub fn get(&self, key: &K) -> Option<V> {
+        let cells = self.cells.lock().expect("once-per-key lock");
+        cells.get(key).and_then(|cell| cell.get().cloned())
+    }
+
     pub async fn get_or_init<F: Future<Output = V>>(&self, key: &K, init: impl FnOnce() -> F) -> V {
         let cell = self
             .cells

@@ -38,13 +38,32 @@ impl ProcessExecutor {
 
     /// The environment for a requirement set, built at most once per process. The step that
     /// has it built sees the work as its phase and in its log; steps that need the same set
-    /// wait for that build.
+    /// wait for that build, and say so as their phase.
     async fn env_for(
         &self,
         step: &Step,
         requirements: &Requirements,
         events: &EventSink,
     ) -> Result<Env, ExecutorError> {
+        if let Some(ready) = self.ready.get(requirements) {
+            return ready.map_err(ExecutorError::Environment);
+        }
+        // Until it is ready: the step that builds it shows the build instead; the others
+        // (steps asking for the same packages at once) say what they wait for.
+        let phase = |phase: String| {
+            events.send(RunEvent::TaskPhase {
+                path: step.task_path.clone(),
+                phase,
+            })
+        };
+        phase(if requirements.packages.is_empty() {
+            "waiting for the Python environment with the kfp SDK".to_owned()
+        } else {
+            format!(
+                "waiting for the Python environment with {}",
+                requirements.packages.join(" ")
+            )
+        });
         let result = self
             .ready
             .get_or_init(requirements, || {
@@ -95,6 +114,7 @@ impl ProcessExecutor {
                 }
             })
             .await;
+        phase(String::new());
         result.map_err(ExecutorError::Environment)
     }
 }
