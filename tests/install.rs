@@ -14,12 +14,15 @@ use crate::common::{as_a_newcomer, repo_root, sdk_python, OS_PYTHON};
 fn the_wheel_installs_with_pip_and_runs_readmes_example() {
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let wheels = work.path().join("wheels");
-    // maturin comes with the tests' Python (tests/run.sh); the dev profile reuses the test
-    // build's compiled crates.
+    // maturin comes with the tests' Python (tests/run.sh). It links the binary with flags of
+    // its own (stripped), so it builds in a target directory of its own: in the tests' one it
+    // would relink the `kfbox` the other tests are running. Kept between runs, like the rest.
     let maturin = PathBuf::from(sdk_python()).with_file_name("maturin");
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../wheel-build");
     let built = Command::new(&maturin)
         .args(["build", "--profile", "dev", "--quiet", "--out"])
         .arg(&wheels)
+        .env("CARGO_TARGET_DIR", &target)
         .current_dir(repo_root().join("sandbox/kfbox"))
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", maturin.display()));

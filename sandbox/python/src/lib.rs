@@ -154,6 +154,9 @@ impl std::fmt::Display for Update<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Update::Step { env, message } => write!(f, "{env}: {message}"),
+            Update::Packages { env, total: 0, .. } => {
+                write!(f, "{env}: installing what is already downloaded")
+            }
             Update::Packages {
                 env,
                 done,
@@ -201,8 +204,9 @@ impl PythonEnvs {
         &self.root
     }
 
-    /// Where downloaded wheels kfbox keeps go (uv's own, for `kfbox env bundle`).
-    pub fn wheel_cache(&self) -> PathBuf {
+    /// Where kfbox keeps the wheels it downloads itself (uv's, which `kfbox env bundle`
+    /// carries to offline machines).
+    fn wheel_cache(&self) -> PathBuf {
         self.root.join("wheels")
     }
 
@@ -211,7 +215,7 @@ impl PythonEnvs {
     }
 
     /// The installer's output for one environment (or for fetching uv itself).
-    pub fn log_path(&self, name: &str) -> PathBuf {
+    fn log_path(&self, name: &str) -> PathBuf {
         self.root.join("logs").join(format!("{name}.log"))
     }
 
