@@ -115,6 +115,7 @@ pub(crate) async fn start(
         run_dir: run_dir.display().to_string(),
         parameters: parameters.clone(),
         pipeline_spec: spec_text,
+        experiment_id: Some(experiment_id.clone()),
     })?;
     server.store.record_api_run(
         &run_id,

@@ -41,6 +41,7 @@ fn new_run(store: &Store, i: usize) -> kfbox_store::RunHandle {
             run_dir: format!("/tmp/bench/{i}"),
             parameters: Map::from_iter([("n".to_owned(), json!(i))]),
             pipeline_spec: String::new(),
+            experiment_id: None,
         })
         .expect("begin run")
 }

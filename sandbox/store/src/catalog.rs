@@ -596,15 +596,7 @@ impl Store {
                     fields.runtime_config,
                     fields.service_account,
                 ],
-            )?;
-            if let Some(experiment) = &fields.experiment_id {
-                apply(
-                    tx,
-                    "UPDATE kfbox_experiment SET last_run_created_at = ?2 WHERE experiment_id = ?1",
-                    params![experiment, now_ms()],
-                )?;
-            }
-            Ok(())
+            )
         })
     }
 
@@ -923,6 +915,7 @@ mod tests {
                 run_dir: run_dir.display().to_string(),
                 parameters: Map::new(),
                 pipeline_spec: String::new(),
+                experiment_id: None,
             })
             .unwrap();
         let run = store.api_run("r1").unwrap();
@@ -951,5 +944,50 @@ mod tests {
             Err(StoreError::RunNotFound(_))
         ));
         assert!(!run_dir.exists());
+    }
+
+    #[test]
+    fn a_run_sets_the_last_run_of_its_own_experiment_only() {
+        let (dir, store) = store();
+        let default = store.default_experiment().unwrap();
+        let other = store.create_experiment("eval", "").unwrap();
+        let begin = |id: &str, experiment_id: Option<String>| {
+            store
+                .begin_run(&NewRun {
+                    run_id: id.into(),
+                    display_name: id.into(),
+                    pipeline_name: "p".into(),
+                    resource_name: format!("p-{id}"),
+                    run_dir: dir.path().join(id).display().to_string(),
+                    parameters: Map::new(),
+                    pipeline_spec: String::new(),
+                    experiment_id,
+                })
+                .unwrap();
+        };
+        begin("in-eval", Some(other.experiment_id.clone()));
+        assert!(store
+            .experiment(&other.experiment_id)
+            .unwrap()
+            .last_run_created_at
+            .is_some());
+        assert_eq!(
+            store
+                .experiment(&default.experiment_id)
+                .unwrap()
+                .last_run_created_at,
+            None,
+            "a run in another experiment is not Default's last run"
+        );
+        begin("from-the-cli", None);
+        assert!(store
+            .experiment(&default.experiment_id)
+            .unwrap()
+            .last_run_created_at
+            .is_some());
+        assert_eq!(
+            store.api_run("in-eval").unwrap().fields.experiment_id,
+            Some(other.experiment_id)
+        );
     }
 }

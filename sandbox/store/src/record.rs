@@ -68,6 +68,8 @@ pub struct NewRun {
     /// The spec as the API stores it (see `LoadedPipeline::source`), so that every run's
     /// graph can be drawn.
     pub pipeline_spec: String,
+    /// The experiment the run belongs to; `None`: the `Default` one (runs from `kfbox run`).
+    pub experiment_id: Option<String>,
 }
 
 /// What the engine needs to add records to a started run.
@@ -229,13 +231,16 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, 'RUNNING', ?6, ?7, ?8, ?9)",
                 params![run.run_id, context, root_id, run.display_name, run.pipeline_name, now, run.run_dir, pid, pid_started],
             )?;
-            let experiment = crate::catalog::default_experiment_id(tx)?;
+            let experiment = match &run.experiment_id {
+                Some(id) => id.clone(),
+                None => crate::catalog::default_experiment_id(tx)?,
+            };
             exec(
                 tx,
                 "INSERT INTO kfbox_api_run (run_id, experiment_id, created_at, pipeline_spec) VALUES (?1, ?2, ?3, ?4)",
                 params![run.run_id, experiment, now, run.pipeline_spec],
             )?;
-            // As for runs the API creates: the experiment's "last run" is this one.
+            // The one place a run joins its experiment: that experiment's last run is this one.
             exec(
                 tx,
                 "UPDATE kfbox_experiment SET last_run_created_at = ?2 WHERE experiment_id = ?1",

@@ -264,6 +264,7 @@ mod tests {
                     run_dir: format!("/runs/{i}"),
                     parameters: Map::new(),
                     pipeline_spec: String::new(),
+                    experiment_id: None,
                 })
                 .unwrap();
             if i < 2 {

@@ -165,6 +165,7 @@ async fn run_once(
             run_dir: run_dir.display().to_string(),
             parameters: parameters.clone(),
             pipeline_spec: pipeline.source.to_string(),
+            experiment_id: None,
         })
         .context("cannot record the run in the store")?;
     let artifacts = record_root_artifacts(&store, &record, artifacts)?;

@@ -235,8 +235,11 @@ pub async fn up(
         lab_url: None,
     };
     write_info(&info_path(settings), &info)?;
-    let terminal = (!args.background).then(|| crate::env_progress::terminal(settings));
-    let terminal = terminal.flatten();
+    let terminal = if args.background {
+        None
+    } else {
+        crate::env_progress::terminal(settings)
+    };
     if !args.background {
         print_addresses(printer, &url, token.as_deref(), generated);
         if !args.no_lab {
@@ -248,22 +251,23 @@ pub async fn up(
     let lab = (!args.no_lab).then(|| {
         let path = info_path(settings);
         let info = info.clone();
-        let printer = printer.clone();
+        let block_printer = printer.clone();
         let terminal_for_block = terminal.clone();
         let url = url.clone();
         let token = token.clone();
         super::lab::BackgroundLab::start(
             settings,
-            &printer.clone(),
+            printer,
             terminal.clone(),
             lab_board,
             url.clone(),
             args.lab_port,
             move |lab_url| {
                 // All the addresses again, together, now that everything answers.
+                let printer = &block_printer;
                 let block = || {
                     printer.data("");
-                    print_addresses(&printer, &url, token.as_deref(), false);
+                    print_addresses(printer, &url, token.as_deref(), false);
                     printer.data(&format!("  JupyterLab: {lab_url}"));
                 };
                 match &terminal_for_block {
