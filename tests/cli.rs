@@ -107,7 +107,7 @@ fn refused(pipeline: &Path, params: &[&str]) -> String {
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
+    fs_err::write(&path, text).unwrap();
     path
 }
 
@@ -152,7 +152,7 @@ fn parameters_are_checked_before_anything_runs() {
 
 /// Edit a compiled pipeline's text and check the result is refused with a located message.
 fn refused_after_edit(module: &str, from: &str, to: &str, expect: &[&str]) {
-    let text = std::fs::read_to_string(compile(module)).unwrap();
+    let text = fs_err::read_to_string(compile(module)).unwrap();
     assert!(text.contains(from), "fixture text `{from}` not in {module}");
     let dir = tempfile::tempdir().unwrap();
     let edited = write(dir.path(), "edited.yaml", &text.replacen(from, to, 1));
@@ -197,6 +197,55 @@ fn dependency_cycles_are_refused() {
         "      produce:\n        dependentTasks:\n        - consume\n        cachingOptions:",
         &["dependency cycle", "consume", "produce"],
     );
+}
+
+/// Parse a command's `--json` output into the type kfbox declares for it (unknown fields
+/// refused), so an output and its type cannot drift apart.
+fn parsed<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
+    let output = kfbox(args).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "kfbox {args:?} --json does not match its type ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn every_json_output_matches_its_declared_type() {
+    use kfbox_app::json::{
+        ArtifactDetail, ArtifactList, DeletedRunReport, DoctorReport, EnvInfo, LineageReport,
+        RunList, RunSummary, StatusReport,
+    };
+    let pipeline = compile("artifacts");
+    let summary: RunSummary = parsed(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--param",
+        "rows=3",
+    ]);
+    let run = summary.run_id.clone();
+    let stored: RunSummary = parsed(&["runs", "get", &run, "--json"]);
+    assert_eq!(stored.tasks.len(), summary.tasks.len());
+    let list: RunList = parsed(&["runs", "list", "--json", "--limit", "3"]);
+    assert!(list.runs.iter().any(|r| r.run_id == run), "{list:?}");
+    let artifacts: ArtifactList = parsed(&["artifacts", "list", "--run", &run, "--json"]);
+    let first = artifacts.artifacts.first().expect("the run made artifacts");
+    let id = first.id.to_string();
+    let detail: ArtifactDetail = parsed(&["artifacts", "get", &id, "--json"]);
+    assert_eq!(detail.uri, first.uri);
+    assert!(detail.produced_by.is_some());
+    let lineage: LineageReport = parsed(&["lineage", &id, "--json"]);
+    assert_eq!(lineage.artifact.id, first.id);
+    let envs: Vec<EnvInfo> = parsed(&["env", "--json"]);
+    assert!(!envs.is_empty());
+    let _: DoctorReport = parsed(&["doctor", "--json"]);
+    let _: StatusReport = parsed(&["status", "--json"]);
+    let deleted: DeletedRunReport = parsed(&["runs", "delete", &run, "--json"]);
+    assert!(deleted.deleted);
+    assert_eq!(deleted.run_id, run);
 }
 
 #[test]

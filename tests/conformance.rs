@@ -27,7 +27,7 @@ struct Expectation {
 
 fn load_table() -> Vec<Expectation> {
     let path = repo_root().join("tests/conformance/expectations.tsv");
-    let text = std::fs::read_to_string(&path).expect("expectations table");
+    let text = fs_err::read_to_string(&path).expect("expectations table");
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|line| {
@@ -50,7 +50,7 @@ fn load_table() -> Vec<Expectation> {
 
 fn corpus_files(dir: &Path) -> Vec<String> {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).expect("corpus dir").flatten() {
+        for entry in fs_err::read_dir(dir).expect("corpus dir").flatten() {
             let path = entry.path();
             if path.is_dir() {
                 walk(&path, base, out);
@@ -71,7 +71,7 @@ fn corpus_files(dir: &Path) -> Vec<String> {
 
 /// Images a laptop can stand in for with its own Python or shell.
 fn python_or_shell_images(pipeline: &Path) -> bool {
-    let text = std::fs::read_to_string(pipeline).unwrap_or_default();
+    let text = fs_err::read_to_string(pipeline).unwrap_or_default();
     let images: Vec<&str> = text
         .lines()
         .filter_map(|l| {
@@ -105,7 +105,7 @@ fn run_one(exp: &Expectation, pipeline: &Path) -> Observed {
         match p.strip_prefix("artifact:").and_then(|a| a.split_once('=')) {
             Some((name, text)) => {
                 let file = inputs.path().join(name);
-                std::fs::write(&file, text).expect("artifact file");
+                fs_err::write(&file, text).expect("artifact file");
                 args.push("--artifact".into());
                 args.push(format!("{name}={}", file.display()));
             }
@@ -140,7 +140,7 @@ fn run_one(exp: &Expectation, pipeline: &Path) -> Observed {
         text.push_str(&task["error"].to_string());
         if task["state"] == "FAILED" {
             if let Some(log) = task["log"].as_str() {
-                text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+                text.push_str(&fs_err::read_to_string(log).unwrap_or_default());
             }
         }
     }

@@ -165,7 +165,7 @@ fn a_missing_image_fails_naming_it_and_how_to_load_it() {
 fn images_travel_through_save_and_load() {
     let tag = format!("kfbox-test/tiny:{}", crate::common::uuid_like());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hello.txt"), "hello").unwrap();
+    fs_err::write(dir.path().join("hello.txt"), "hello").unwrap();
     let imported = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -219,7 +219,7 @@ fn images_travel_through_save_and_load() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("kfbox-test/nothing:0"));
     let bogus = dir.path().join("bogus.tar");
-    std::fs::write(&bogus, "not an archive").unwrap();
+    fs_err::write(&bogus, "not an archive").unwrap();
     let refused = kfbox(&["images", "load", bogus.to_str().unwrap()])
         .output()
         .unwrap();
@@ -321,11 +321,11 @@ fn files_written_in_containers_belong_to_the_invoking_user() {
     // Everything that user touches lives in a directory it owns: the binary (root's target
     // directory is not theirs to enter), the pipeline and the kfbox home.
     let binary = dir.path().join("kfbox");
-    std::fs::copy(crate::common::kfbox_bin(), &binary).unwrap();
+    fs_err::copy(crate::common::kfbox_bin(), &binary).unwrap();
     let yaml = dir.path().join("writer.yaml");
-    std::fs::copy(&pipeline, &yaml).unwrap();
+    fs_err::copy(&pipeline, &yaml).unwrap();
     let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
+    fs_err::create_dir(&home).unwrap();
     for path in [dir.path(), &binary, &yaml, &home] {
         nix::unistd::chown(path, Some(uid.into()), Some(gid.into())).unwrap();
     }
@@ -353,7 +353,7 @@ fn files_written_in_containers_belong_to_the_invoking_user() {
         .unwrap()
         .to_owned();
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(&data).unwrap();
+    let meta = fs_err::metadata(&data).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid()),
         (uid, gid),

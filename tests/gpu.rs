@@ -11,7 +11,7 @@ use crate::common::{compile_unique, kfbox, parse_run, run_json};
 fn two_gpus() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("nvidia-smi");
-    std::fs::write(
+    fs_err::write(
         &script,
         r#"#!/bin/sh
 case "$1" in
@@ -23,7 +23,7 @@ esac
 "#,
     )
     .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fs_err::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
 
@@ -185,10 +185,10 @@ fn containers_ask_docker_for_their_gpus() {
 #[ignore = "needs an NVIDIA GPU and driver (nvidia-smi); run with `cargo nextest run --run-ignored only -E 'test(real_gpu)'`"]
 fn real_gpu_is_handed_to_a_step() {
     let (pipeline, _) = compile_unique("gpu_many", "gpu-many");
-    let text = std::fs::read_to_string(&pipeline)
+    let text = fs_err::read_to_string(&pipeline)
         .unwrap()
         .replace("'3'", "'1'");
-    std::fs::write(&pipeline, text).unwrap();
+    fs_err::write(&pipeline, text).unwrap();
     let run = run_json(&pipeline, &[], &["--gpu", "require"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.task("train")["outputs"]["parameters"]["Output"], "0");

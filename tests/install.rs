@@ -31,7 +31,7 @@ fn the_wheel_installs_with_pip_and_runs_readmes_example() {
         "maturin build failed:\n{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let wheel: PathBuf = std::fs::read_dir(&wheels)
+    let wheel: PathBuf = fs_err::read_dir(&wheels)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
@@ -71,7 +71,7 @@ fn the_wheel_installs_with_pip_and_runs_readmes_example() {
 
     let home = work.path().join("home");
     let user = work.path().join("user");
-    std::fs::create_dir_all(&user).unwrap();
+    fs_err::create_dir_all(&user).unwrap();
     let version = as_a_newcomer(&kfbox, &home, &user)
         .arg("--version")
         .output()
@@ -132,7 +132,7 @@ fn a_steps_package_install_is_its_phase_in_the_graph_and_its_log() {
 fn an_environment_built_once_is_rebuilt_offline_from_the_installers_cache() {
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (home, user) = (work.path().join("home"), work.path().join("user"));
-    std::fs::create_dir_all(&user).unwrap();
+    fs_err::create_dir_all(&user).unwrap();
     let prepared = as_a_newcomer(&crate::common::kfbox_bin(), &home, &user)
         .args(["env", "--prepare"])
         .output()
@@ -141,7 +141,7 @@ fn an_environment_built_once_is_rebuilt_offline_from_the_installers_cache() {
     // The environments go (as after `kfbox env --repair`, or a new kfbox's SDK pin); the
     // network too: every proxy is a closed port. (The index stays the one used online: uv's
     // cache is keyed by it.)
-    std::fs::remove_dir_all(home.join("python/envs")).unwrap();
+    fs_err::remove_dir_all(home.join("python/envs")).unwrap();
     let dead = "http://127.0.0.1:9";
     let rebuilt = as_a_newcomer(&crate::common::kfbox_bin(), &home, &user)
         .args(["--offline", "env", "--prepare", "--json"])
@@ -192,7 +192,7 @@ fn a_package_that_cannot_be_installed_fails_its_step_naming_the_installers_log()
         .lines()
         .next()
         .unwrap();
-    let logged = std::fs::read_to_string(log).unwrap();
+    let logged = fs_err::read_to_string(log).unwrap();
     assert!(
         logged.contains("uv pip install") && logged.contains("kfbox-test-no-such-package"),
         "{logged}"

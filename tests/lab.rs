@@ -86,7 +86,7 @@ fn start_lab_with(mut command: Command, home: tempfile::TempDir, extra: &[&str])
                 if line.contains("JupyterLab did not start") {
                     let _ = child.kill();
                     let log =
-                        std::fs::read_to_string(home.path().join("lab.log")).unwrap_or_default();
+                        fs_err::read_to_string(home.path().join("lab.log")).unwrap_or_default();
                     panic!("{printed}\nlab.log:\n{log}");
                 }
             }
@@ -231,7 +231,7 @@ fn kfbox_up_starts_a_lab_that_holds_the_codelabs_behind_its_token() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let workspace = std::fs::canonicalize(lab.served.home().join("workspace")).unwrap();
+    let workspace = fs_err::canonicalize(lab.served.home().join("workspace")).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("{} 1 {}", lab.served.url, workspace.display())
@@ -304,27 +304,27 @@ fn kfbox_lab_starts_against_a_running_server_and_keeps_the_users_edits() {
 
     // The user edits the welcome notebook; a codelab is missing as if this kfbox were newer.
     let welcome = workspace.join("welcome.ipynb");
-    let edited = std::fs::read_to_string(&welcome)
+    let edited = fs_err::read_to_string(&welcome)
         .unwrap()
         .replace("Welcome to kfbox", "My own notes");
-    std::fs::write(&welcome, &edited).unwrap();
+    fs_err::write(&welcome, &edited).unwrap();
     let manifest_path = workspace.join(".kfbox/shipped.json");
     let mut manifest: BTreeMap<String, String> =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+        serde_json::from_str(&fs_err::read_to_string(&manifest_path).unwrap()).unwrap();
     let newer = "codelabs/07-laptop-to-cluster/README.md";
     manifest.remove(newer);
-    std::fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
-    std::fs::remove_file(workspace.join(newer)).unwrap();
+    fs_err::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    fs_err::remove_file(workspace.join(newer)).unwrap();
 
     let stderr = start_lab();
-    assert_eq!(std::fs::read_to_string(&welcome).unwrap(), edited);
+    assert_eq!(fs_err::read_to_string(&welcome).unwrap(), edited);
     assert!(
         stderr.contains("kept your edits of welcome.ipynb"),
         "{stderr}"
     );
     assert_eq!(
-        std::fs::read(workspace.join(newer)).unwrap(),
-        std::fs::read(repo_root().join(newer)).unwrap()
+        fs_err::read(workspace.join(newer)).unwrap(),
+        fs_err::read(repo_root().join(newer)).unwrap()
     );
 }
 
@@ -409,7 +409,7 @@ fn every_codelab_runs_top_to_bottom_on_a_lab_installed_offline() {
     let mut notebooks = vec![workspace.join("welcome.ipynb")];
     for codelab in CODELABS {
         let dir = workspace.join("codelabs").join(codelab);
-        let notebook = std::fs::read_dir(&dir)
+        let notebook = fs_err::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .find(|p| p.extension().is_some_and(|e| e == "ipynb"))

@@ -92,7 +92,7 @@ fn artifacts_travel_by_path_with_their_metadata() {
     assert_eq!(produced["data"][0]["metadata"]["rows"], json!(5));
     assert_eq!(produced["metrics"][0]["metadata"]["rows"], json!(5));
     let uri = produced["data"][0]["uri"].as_str().unwrap();
-    assert_eq!(std::fs::read_to_string(uri).unwrap().lines().count(), 5);
+    assert_eq!(fs_err::read_to_string(uri).unwrap().lines().count(), 5);
 }
 
 #[test]

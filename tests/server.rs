@@ -10,7 +10,7 @@ use crate::common::wait_for;
 
 /// Whether a process runs (a zombie waiting for its parent does not).
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+    fs_err::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit(')')
             .next()
             .and_then(|r| r.split_whitespace().next())
@@ -87,14 +87,14 @@ fn the_api_answers_as_its_openapi_document_says_under_schemathesis() {
         .find_map(|l| serde_json::from_str(l).ok())
         .expect("the seed's ids");
     let mut config =
-        std::fs::read_to_string(crate::common::repo_root().join("tests/api/schemathesis.toml"))
+        fs_err::read_to_string(crate::common::repo_root().join("tests/api/schemathesis.toml"))
             .expect("tests/api/schemathesis.toml");
     config.push_str("\n[parameters]\n");
     for (name, value) in ids.as_object().unwrap() {
         config.push_str(&format!("{name} = {value}\n"));
     }
     let config_file = served.home().join("schemathesis.toml");
-    std::fs::write(&config_file, config).unwrap();
+    fs_err::write(&config_file, config).unwrap();
     let output = std::process::Command::new(st)
         .arg("--config-file")
         .arg(&config_file)
@@ -242,7 +242,7 @@ fn detach_runs_in_the_background_until_down() {
     );
     assert!(String::from_utf8_lossy(&up.stdout).contains(&url));
     let info: Value =
-        serde_json::from_str(&std::fs::read_to_string(home.path().join("server.json")).unwrap())
+        serde_json::from_str(&fs_err::read_to_string(home.path().join("server.json")).unwrap())
             .unwrap();
     let pid = info["pid"].as_i64().unwrap();
     assert!(home.path().join("server.log").exists());

@@ -179,9 +179,9 @@ fn cache_hits_chain_and_an_edit_reruns_only_that_step_and_downstream() {
     );
 
     // Edit one step's code: it and what is downstream of it rerun; the rest is reused.
-    let text = std::fs::read_to_string(&pipeline).unwrap();
+    let text = fs_err::read_to_string(&pipeline).unwrap();
     assert!(text.contains("x * 2"));
-    std::fs::write(&pipeline, text.replace("x * 2", "x * 3")).unwrap();
+    fs_err::write(&pipeline, text.replace("x * 2", "x * 3")).unwrap();
     let edited = cached_run(&pipeline, &[]);
     assert_eq!(edited.code, 0, "{}", edited.stderr);
     for (task, expected) in [

@@ -13,5 +13,6 @@ mod safety;
 mod semantics;
 mod server;
 mod store;
+mod structure;
 mod ui;
 mod wasi;

@@ -12,7 +12,7 @@ fn build_modules() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let out = compiled_dir();
-        std::fs::create_dir_all(&out).unwrap();
+        fs_err::create_dir_all(&out).unwrap();
         for name in ["count", "escape", "spin", "hog"] {
             let source = crate::common::repo_root().join(format!("tests/wasi/{name}.c"));
             let partial = out.join(format!("{name}.wasm.{}", std::process::id()));
@@ -29,7 +29,7 @@ fn build_modules() {
                 source.display(),
                 String::from_utf8_lossy(&built.stderr)
             );
-            std::fs::rename(&partial, out.join(format!("{name}.wasm"))).unwrap();
+            fs_err::rename(&partial, out.join(format!("{name}.wasm"))).unwrap();
         }
     });
 }
@@ -46,7 +46,7 @@ fn a_wasm_step_reads_an_artifact_and_writes_outputs_for_process_steps() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(std::fs::read_to_string(report).unwrap(), "lines=9\n");
+    assert_eq!(fs_err::read_to_string(report).unwrap(), "lines=9\n");
     // The container's env reaches the module; its stdout reaches the task log.
     assert!(run
         .log_of("count")
@@ -58,7 +58,7 @@ fn wasm_steps_cannot_escape_and_are_held_to_their_limits() {
     build_modules();
     let (pipeline, _) = compile_unique("wasi_limits", "wasi-limits");
     let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config.path(), "[wasi]\ntime_limit = \"2s\"\n").unwrap();
+    fs_err::write(config.path(), "[wasi]\ntime_limit = \"2s\"\n").unwrap();
     let started = std::time::Instant::now();
     let output = kfbox(&["run", pipeline.to_str().unwrap(), "--json"])
         .env("KFBOX_CONFIG", config.path())
@@ -102,7 +102,7 @@ fn a_missing_module_fails_naming_the_file() {
     let (pipeline, _) = compile_unique("wasi", "wasi");
     // The same pipeline beside no module at all.
     let moved: PathBuf = dir.path().join("wasi.yaml");
-    std::fs::copy(&pipeline, &moved).unwrap();
+    fs_err::copy(&pipeline, &moved).unwrap();
     let run = run_json(&moved, &[], &[]);
     assert_eq!(run.code, 1);
     let error = run.error_of("count");

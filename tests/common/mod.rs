@@ -118,7 +118,7 @@ impl RunResult {
 }
 
 fn fs_read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+    fs_err::read_to_string(path).unwrap_or_default()
 }
 
 /// `kfbox run --json` with parameters; the summary is parsed when the run started.
@@ -174,7 +174,7 @@ pub fn compiled_dir() -> PathBuf {
 /// Compile `tests/pipelines/<module>.py` with the real SDK; returns the YAML path.
 pub fn compile(module: &str) -> PathBuf {
     let out_dir = compiled_dir();
-    std::fs::create_dir_all(&out_dir).expect("compiled dir");
+    fs_err::create_dir_all(&out_dir).expect("compiled dir");
     // Tests compile concurrently: each call writes its own file.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -202,7 +202,7 @@ pub fn compile(module: &str) -> PathBuf {
 pub fn compile_unique(module: &str, pipeline_name: &str) -> (PathBuf, String) {
     let path = compile(module);
     let unique = format!("{pipeline_name}-{}", uuid_like());
-    let text = std::fs::read_to_string(&path).expect("compiled yaml");
+    let text = fs_err::read_to_string(&path).expect("compiled yaml");
     let from = format!("\n  name: {pipeline_name}\n");
     assert!(
         text.contains(&from),
@@ -210,7 +210,7 @@ pub fn compile_unique(module: &str, pipeline_name: &str) -> (PathBuf, String) {
         path.display()
     );
     let text = text.replace(&from, &format!("\n  name: {unique}\n"));
-    std::fs::write(&path, text).expect("write yaml");
+    fs_err::write(&path, text).expect("write yaml");
     (path, unique)
 }
 

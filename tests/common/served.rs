@@ -39,7 +39,7 @@ pub fn free_port() -> u16 {
 pub fn new_home() -> tempfile::TempDir {
     let home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("home");
     let python = shared_home().join("python");
-    std::fs::create_dir_all(&python).expect("shared python dir");
+    fs_err::create_dir_all(&python).expect("shared python dir");
     std::os::unix::fs::symlink(&python, home.path().join("python")).expect("symlink");
     home
 }

@@ -121,10 +121,9 @@ impl Config {
     pub fn wasi_limits(&self) -> Result<kfbox_wasi::WasiLimits, String> {
         let mut limits = kfbox_wasi::WasiLimits::default();
         if let Some(memory) = &self.wasi.memory {
-            limits.memory_bytes =
-                kfbox_spec::resources::parse_quantity(memory).ok_or_else(|| {
-                    format!("wasi.memory `{memory}` is not a size (e.g. `256Mi`, `1G`)")
-                })? as u64;
+            limits.memory_bytes = kfbox_resources::parse_quantity(memory).ok_or_else(|| {
+                format!("wasi.memory `{memory}` is not a size (e.g. `256Mi`, `1G`)")
+            })? as u64;
         }
         if let Some(limit) = &self.wasi.time_limit {
             limits.time_limit = parse_duration(limit).ok_or_else(|| {

@@ -8,11 +8,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use kfbox_cli::ExecutorKind;
 use kfbox_docker::DockerExecutor;
-use kfbox_engine::events::{EventSink, RunEvent};
-use kfbox_engine::{Executor, ExecutorError, Step, StepExit};
 use kfbox_process::ProcessExecutor;
 use kfbox_python::LightweightStep;
 use kfbox_spec::ir::PipelineSpec;
+use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::{Executor, ExecutorError, Step, StepExit};
 use kfbox_wasi::WasiExecutor;
 use tokio_util::sync::CancellationToken;
 
@@ -88,7 +88,7 @@ impl StepRouter {
                         }
                         Ok(executor)
                     }
-                    Err(e) => Err(kfbox_engine::error_chain(&e)),
+                    Err(e) => Err(kfbox_step::error_chain(&e)),
                 },
                 Err(e) => Err(e.to_string()),
             }

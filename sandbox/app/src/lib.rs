@@ -4,37 +4,23 @@ mod commands;
 mod config;
 mod env_progress;
 mod executors;
+mod exit;
+mod home;
 mod human;
+mod instance;
+pub mod json;
 mod printer;
 mod reporter;
 mod settings;
 mod signals;
+mod summary;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use kfbox_cli::{Cli, Command};
 
-/// How a kfbox command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// The work succeeded.
-    Success,
-    /// The work ran and failed (a run FAILED or was CANCELED).
-    Failure,
-    /// The input was unusable or kfbox itself failed; nothing was executed.
-    Error,
-}
-
-impl From<ExitStatus> for ExitCode {
-    fn from(status: ExitStatus) -> Self {
-        match status {
-            ExitStatus::Success => ExitCode::SUCCESS,
-            ExitStatus::Failure => ExitCode::from(1),
-            ExitStatus::Error => ExitCode::from(2),
-        }
-    }
-}
+use exit::{ExitStatus, UsageError};
 
 pub fn main() -> ExitCode {
     // Run data, the store and logs are nobody else's business on a shared machine; steps
@@ -43,7 +29,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = settings::GlobalSettings::resolve(&cli.global);
     settings::init_tracing(&settings);
-    let printer = printer::Printer::new(&settings);
+    let printer = printer::Printer::new(settings.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,8 +60,12 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(status) => status.into(),
+        // The one place an error becomes exit code 2.
         Err(error) => {
-            printer.error(&error);
+            match error.downcast_ref::<UsageError>() {
+                Some(UsageError(problems)) => problems.iter().for_each(|p| printer.error(p)),
+                None => printer.error(&error),
+            }
             ExitStatus::Error.into()
         }
     }

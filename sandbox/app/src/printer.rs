@@ -5,18 +5,15 @@ use console::style;
 
 use crate::human::shown_lines;
 
-use crate::settings::GlobalSettings;
-
 #[derive(Debug, Clone)]
 pub struct Printer {
     quiet: bool,
 }
 
 impl Printer {
-    pub fn new(settings: &GlobalSettings) -> Self {
-        Self {
-            quiet: settings.quiet,
-        }
+    /// `quiet`: notes and warnings are left out; data and errors never are.
+    pub fn new(quiet: bool) -> Self {
+        Self { quiet }
     }
 
     /// Data for the user or for another program.

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kfbox_engine::events::RunEvent;
 use kfbox_engine::model::TaskState;
+use kfbox_step::events::RunEvent;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::human::{shown, shown_lines};

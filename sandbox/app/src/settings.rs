@@ -4,11 +4,12 @@ use std::path::PathBuf;
 
 use kfbox_cli::{env_vars, ColorChoice, GlobalArgs};
 
+use crate::home::Home;
 use crate::printer::Printer;
 
 #[derive(Debug, Clone)]
 pub struct GlobalSettings {
-    pub home: PathBuf,
+    pub home: Home,
     pub python: Option<String>,
     pub quiet: bool,
     pub color: bool,
@@ -47,9 +48,10 @@ impl GlobalSettings {
                 "off" | "0" | "false" | "no"
             )
         });
+        let home = Home::new(home);
         let config = match &args.config {
             Some(path) => (path.clone(), true),
-            None => (home.join("kfbox.toml"), false),
+            None => (home.config_file(), false),
         };
         Self {
             config,
@@ -63,17 +65,9 @@ impl GlobalSettings {
         }
     }
 
-    pub fn runs_dir(&self) -> PathBuf {
-        self.home.join("runs")
-    }
-
-    pub fn python_dir(&self) -> PathBuf {
-        self.home.join("python")
-    }
-
     /// The managed Python environments, offline when asked.
     pub fn python_envs(&self) -> kfbox_python::PythonEnvs {
-        let envs = kfbox_python::PythonEnvs::new(self.python_dir(), self.python.clone());
+        let envs = kfbox_python::PythonEnvs::new(self.home.python_dir(), self.python.clone());
         match &self.offline {
             Some(wheelhouses) => envs.offline(wheelhouses.clone()),
             None => envs,
@@ -82,12 +76,6 @@ impl GlobalSettings {
 
     pub fn load_config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
         crate::config::Config::load(&self.config.0, self.config.1)
-    }
-
-    /// Create `KFBOX_HOME` (owner-only) when it does not exist yet.
-    pub fn create_home(&self) -> anyhow::Result<()> {
-        use anyhow::Context;
-        kfbox_paths::create_private_dir_all(&self.home).context("cannot create KFBOX_HOME")
     }
 
     /// Open the store (creating `KFBOX_HOME` and the file on first use), and say which runs
@@ -108,8 +96,8 @@ impl GlobalSettings {
         open: fn(&std::path::Path) -> Result<kfbox_store::Store, kfbox_store::StoreError>,
     ) -> anyhow::Result<kfbox_store::Store> {
         use anyhow::Context;
-        self.create_home()?;
-        let path = self.home.join(kfbox_store::STORE_FILE);
+        self.home.create()?;
+        let path = self.home.store_file();
         let store =
             open(&path).with_context(|| format!("cannot open the run store {}", path.display()))?;
         for message in store.recovered() {
@@ -119,10 +107,27 @@ impl GlobalSettings {
     }
 }
 
+// What each command is given: a flag, else `kfbox.toml`, else the default, decided here.
+
+/// Where `kfbox up` listens without `--listen` or `server.listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
+
+/// Steps at once: `--parallelism`, else as many as [`default_parallelism`] allows.
+pub fn parallelism(flag: Option<u32>) -> usize {
+    flag.map_or_else(default_parallelism, |n| n as usize).max(1)
+}
+
+/// The address `kfbox up` listens on: `--listen`, else `server.listen`, else loopback.
+pub fn listen_address(flag: Option<&str>, config: &crate::config::Config) -> String {
+    flag.map(str::to_owned)
+        .or(config.server.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned())
+}
+
 /// Steps mostly wait (on imports, I/O, sleeps, the network), so more of them than cores can
 /// usefully overlap; four per core, at least eight, keeps a 2-core laptop busy without
 /// thrashing it.
-pub fn default_parallelism() -> usize {
+fn default_parallelism() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (cores * 4).max(8)
 }
@@ -136,4 +141,24 @@ pub fn init_tracing(settings: &GlobalSettings) {
         .with_ansi(settings.color)
         .without_time()
         .try_init();
+}
+
+/// The machine's GPUs and what requests do without them (`--gpu`, else `gpu.policy`).
+pub(crate) async fn plan_gpus(
+    config: &crate::config::Config,
+    choice: Option<kfbox_cli::GpuChoice>,
+    printer: &Printer,
+) -> kfbox_gpu::GpuPlan {
+    let policy = match choice.or(config.gpu.policy) {
+        Some(kfbox_cli::GpuChoice::Require) => kfbox_gpu::GpuPolicy::Require,
+        Some(kfbox_cli::GpuChoice::Prefer) | None => kfbox_gpu::GpuPolicy::Prefer,
+        Some(kfbox_cli::GpuChoice::Ignore) => kfbox_gpu::GpuPolicy::Ignore,
+    };
+    let inventory = tokio::task::spawn_blocking(kfbox_gpu::detect)
+        .await
+        .unwrap_or_default();
+    if let Some(problem) = &inventory.problem {
+        printer.warning(&format!("no GPU will be used: {problem}"));
+    }
+    kfbox_gpu::GpuPlan::new(inventory.gpus.len(), config.gpu.share, policy)
 }

@@ -10,12 +10,14 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
-use kfbox_engine::events::{EventSink, RunEvent};
-use kfbox_engine::{Executor, ExecutorError, OncePerKey, Step, StepExit};
+use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::process::ProcessIdentity;
+use kfbox_step::{Executor, ExecutorError, OncePerKey, Step, StepExit};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::{labels, DockerError};
+use crate::daemon::DockerError;
+use crate::labels;
 
 /// Seconds a cancelled container gets between SIGTERM and SIGKILL (as the process executor).
 const GRACE_SECONDS: i32 = 5;
@@ -29,7 +31,7 @@ pub struct DockerExecutor {
 /// Whose containers these are.
 struct Who {
     home: String,
-    /// [`kfbox_store::process_identity`] of this kfbox.
+    /// [`ProcessIdentity`] of this kfbox.
     owner: String,
     /// `uid:gid` of the invoking user.
     user: String,
@@ -43,7 +45,7 @@ impl DockerExecutor {
             docker,
             who: Who {
                 home: home.display().to_string(),
-                owner: kfbox_store::process_identity(),
+                owner: ProcessIdentity::current().to_string(),
                 user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
             },
             images: OncePerKey::default(),
@@ -68,7 +70,7 @@ impl DockerExecutor {
                 .and_then(|l| l.get(labels::OWNER))
                 .cloned()
                 .unwrap_or_default();
-            if kfbox_store::identity_alive(&owner) {
+            if ProcessIdentity::parse(&owner).is_some_and(|o| o.is_alive()) {
                 continue;
             }
             if let Some(id) = &container.id {
@@ -381,8 +383,8 @@ fn unavailable(image: &str, reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kfbox_engine::Mount;
-    use kfbox_spec::resources::Resources;
+    use kfbox_resources::Resources;
+    use kfbox_step::Mount;
 
     fn step(command: &[&str], args: &[&str], gpus: Option<Vec<u32>>) -> Step {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();

@@ -18,8 +18,9 @@ use kfbox_store::{
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventSink, RunEvent};
-use crate::model::{RuntimeArtifact, TaskKind, TaskRecord, TaskState};
+use crate::model::{RuntimeArtifact, TaskRecord, TaskState};
+use crate::recorded::ExecutionKind;
+use kfbox_step::events::{EventSink, RunEvent};
 
 type Artifacts = BTreeMap<String, Vec<RuntimeArtifact>>;
 
@@ -57,7 +58,7 @@ pub(crate) struct Placement<'a> {
     pub task_name: &'a str,
     pub display_name: &'a str,
     pub path: &'a str,
-    pub kind: &'static str,
+    pub kind: ExecutionKind,
     pub parent: i64,
 }
 
@@ -72,20 +73,14 @@ fn mlmd_state(state: TaskState) -> i64 {
     }
 }
 
-pub(crate) fn execution_type(kind: TaskKind) -> ExecutionType {
+pub(crate) fn execution_type(kind: ExecutionKind) -> ExecutionType {
     match kind {
-        TaskKind::Container => ExecutionType::Container,
-        TaskKind::Importer => ExecutionType::Importer,
-        TaskKind::Dag | TaskKind::Loop => ExecutionType::Dag,
-    }
-}
-
-pub(crate) fn kind_label(kind: TaskKind) -> &'static str {
-    match kind {
-        TaskKind::Container => "container",
-        TaskKind::Importer => "importer",
-        TaskKind::Dag => "dag",
-        TaskKind::Loop => "loop",
+        ExecutionKind::Container => ExecutionType::Container,
+        ExecutionKind::Importer => ExecutionType::Importer,
+        ExecutionKind::Root
+        | ExecutionKind::Dag
+        | ExecutionKind::Loop
+        | ExecutionKind::Iteration => ExecutionType::Dag,
     }
 }
 
@@ -154,7 +149,7 @@ impl Ledger {
         let text = format!(
             "{doing} in {} failed: {}",
             self.store.path().display(),
-            crate::error_chain(error)
+            kfbox_step::error_chain(error)
         );
         self.events.send(RunEvent::Warning(text.clone()));
         text
@@ -162,7 +157,6 @@ impl Ledger {
 
     pub(crate) fn draft(
         &self,
-        kind: ExecutionType,
         at: &Placement<'_>,
         parameters: &Map<String, Value>,
         artifacts: &Artifacts,
@@ -172,7 +166,7 @@ impl Ledger {
             (props::TASK_NAME, Prop::Text(at.task_name.to_owned())),
             (props::INPUTS, Prop::Struct(parameters.clone())),
             (props::PATH, Prop::Text(at.path.to_owned())),
-            (props::KIND, Prop::Text(at.kind.to_owned())),
+            (props::KIND, Prop::Text(at.kind.as_str().to_owned())),
         ];
         if at.parent != 0 {
             props.push((props::PARENT_DAG_ID, Prop::Int(at.parent)));
@@ -182,7 +176,7 @@ impl Ledger {
             .flat_map(|(name, list)| list.iter().filter_map(|a| Some((name.clone(), a.id?))))
             .collect();
         Draft {
-            kind,
+            kind: execution_type(at.kind),
             props,
             inputs,
             opened: None,

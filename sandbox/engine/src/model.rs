@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use kfbox_step::TaskState;
+
 /// An artifact as it travels between tasks: URI, type and the metadata its producer wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeArtifact {
@@ -42,36 +44,6 @@ impl RuntimeArtifact {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TaskState {
-    /// Still running (only seen when reading a run in progress from the store).
-    Running,
-    Succeeded,
-    Failed,
-    Skipped,
-    Canceled,
-    Cached,
-}
-
-impl TaskState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "RUNNING",
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::Skipped => "SKIPPED",
-            Self::Canceled => "CANCELED",
-            Self::Cached => "CACHED",
-        }
-    }
-
-    /// Downstream tasks with the default trigger strategy run after these states.
-    pub fn lets_dependents_run(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Cached | Self::Skipped)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunState {
     /// Still running (only seen when reading a run in progress from the store).
     Running,
@@ -88,6 +60,13 @@ impl RunState {
             Self::Failed => "FAILED",
             Self::Canceled => "CANCELED",
         }
+    }
+
+    /// The state [`RunState::as_str`] wrote, or `None` for text it never writes.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Running, Self::Succeeded, Self::Failed, Self::Canceled]
+            .into_iter()
+            .find(|state| state.as_str() == text)
     }
 }
 

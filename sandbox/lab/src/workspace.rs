@@ -154,8 +154,8 @@ mod tests {
         let first = sync(dir.path(), &v1).unwrap();
         assert_eq!(first.added.len(), 3);
         // The user edits one file and deletes another.
-        std::fs::write(dir.path().join("codelabs/a/README.md"), b"mine").unwrap();
-        std::fs::remove_file(dir.path().join("codelabs/b/README.md")).unwrap();
+        fs_err::write(dir.path().join("codelabs/a/README.md"), b"mine").unwrap();
+        fs_err::remove_file(dir.path().join("codelabs/b/README.md")).unwrap();
         let v2 = [
             Shipped {
                 path: "welcome.ipynb".into(),
@@ -183,7 +183,7 @@ mod tests {
                 kept: vec!["codelabs/a/README.md".into(), "codelabs/b/README.md".into()],
             }
         );
-        let read = |p: &str| std::fs::read(dir.path().join(p)).ok();
+        let read = |p: &str| fs_err::read(dir.path().join(p)).ok();
         assert_eq!(read("welcome.ipynb").as_deref(), Some(&b"w2"[..]));
         assert_eq!(read("codelabs/a/README.md").as_deref(), Some(&b"mine"[..]));
         assert_eq!(read("codelabs/b/README.md"), None);

@@ -239,9 +239,9 @@ mod tests {
     fn reads_resolve_symlinks_before_checking_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("runs");
-        std::fs::create_dir_all(root.join("run")).unwrap();
-        std::fs::write(dir.path().join("secret"), "key").unwrap();
-        std::fs::write(root.join("run/ok"), "data").unwrap();
+        fs_err::create_dir_all(root.join("run")).unwrap();
+        fs_err::write(dir.path().join("secret"), "key").unwrap();
+        fs_err::write(root.join("run/ok"), "data").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("run/link")).unwrap();
         assert!(resolve_under(&root, &root.join("run/ok")).is_ok());
         assert!(matches!(
@@ -262,7 +262,7 @@ mod tests {
     fn paths_a_step_names_must_stay_in_its_run() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("run");
-        std::fs::create_dir_all(root.join("artifacts")).unwrap();
+        fs_err::create_dir_all(root.join("artifacts")).unwrap();
         assert!(check_under(&root, &root.join("artifacts/model/new")).is_ok());
         assert!(check_under(&root, &root.join("artifacts/../../x")).is_err());
         assert!(check_under(&root, Path::new("/etc/passwd")).is_err());
@@ -276,9 +276,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("runs");
         let outside = dir.path().join("keep");
-        std::fs::create_dir_all(root.join("run/artifacts")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("file"), "mine").unwrap();
+        fs_err::create_dir_all(root.join("run/artifacts")).unwrap();
+        fs_err::create_dir_all(&outside).unwrap();
+        fs_err::write(outside.join("file"), "mine").unwrap();
         // `..` that walks out of the root, textually under it.
         let walked = root.join("run/artifacts/../../../keep");
         assert!(matches!(

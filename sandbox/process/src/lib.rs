@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kfbox_engine::events::{EventSink, RunEvent};
-use kfbox_engine::{Executor, ExecutorError, OncePerKey, Step, StepExit};
 use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements, Update};
+use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::{Executor, ExecutorError, OncePerKey, Step, StepExit};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
@@ -108,7 +108,7 @@ impl ProcessExecutor {
                     .await;
                     match built {
                         Ok(Ok(env)) => Ok(env),
-                        Ok(Err(e)) => Err(kfbox_engine::error_chain(&e)),
+                        Ok(Err(e)) => Err(kfbox_step::error_chain(&e)),
                         Err(e) => Err(e.to_string()),
                     }
                 }
@@ -212,7 +212,7 @@ async fn run_process(
     })?;
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
     if let Some(id) = child.id() {
-        if let Err(e) = kfbox_store::note_process(&step.process_file, id) {
+        if let Err(e) = kfbox_step::process::note_process(&step.process_file, id) {
             tracing::warn!(
                 "cannot note the step's process in {}: {e}",
                 step.process_file.display()

@@ -142,7 +142,7 @@ impl CacheWatch {
 }
 
 fn entries(dir: &Path) -> HashSet<std::ffi::OsString> {
-    std::fs::read_dir(dir)
+    fs_err::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -154,13 +154,13 @@ fn entries(dir: &Path) -> HashSet<std::ffi::OsString> {
 }
 
 fn tree_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
+    let Ok(meta) = fs_err::symlink_metadata(path) else {
         return 0;
     };
     if !meta.is_dir() {
         return meta.len();
     }
-    std::fs::read_dir(path)
+    fs_err::read_dir(path)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
@@ -175,6 +175,18 @@ fn tree_size(path: &Path) -> u64 {
 pub fn would_download(line: &str) -> Option<usize> {
     let rest = line.trim().strip_prefix("Would download ")?;
     rest.split(' ').next()?.parse().ok()
+}
+
+/// pip's index options as a component gives them, in uv's words (`--trusted-host` is pip's
+/// name for uv's `--allow-insecure-host`).
+pub(crate) fn uv_index_options(pip_options: &[String]) -> Vec<String> {
+    pip_options
+        .iter()
+        .map(|word| match word.as_str() {
+            "--trusted-host" => "--allow-insecure-host".to_owned(),
+            _ => word.clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

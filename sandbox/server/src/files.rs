@@ -11,28 +11,16 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use kfbox_store::{props, ExecutionRow};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::filter::Params;
-use crate::model::latest_per_task;
-use crate::Server;
-
-pub(crate) fn routes() -> Router<Arc<Server>> {
-    Router::new()
-        .route(
-            "/apis/v2beta1/runs/{run_id}/nodes/{node_id}/artifacts/{artifact}",
-            get(read_artifact),
-        )
-        .route(
-            "/apis/v1alpha1/runs/{run_id}/nodes/{node_id}/log",
-            get(read_log),
-        )
-}
+use crate::state::Server;
+use kfbox_engine::model::TaskState;
+use kfbox_engine::recorded::{execution_state, latest_per_task};
 
 /// Refuse names that try to walk the file system, before anything is looked up: `checked` is
 /// the verdict of `kfbox_paths` on `name` (a node id is a task id or a task path, names joined
@@ -53,8 +41,8 @@ fn refuse_unsafe(
 /// The task a node id names: its execution id (`task_id`), or its path or name in the run.
 fn find_node(server: &Server, run_id: &str, node_id: &str) -> ApiResult<ExecutionRow> {
     refuse_unsafe("node id", node_id, kfbox_paths::check_names(node_id))?;
-    let run = server.store.api_run(run_id)?.run;
-    let executions = server.store.run_executions(&run)?;
+    let run = server.store().api_run(run_id)?.run;
+    let executions = server.store().run_executions(&run)?;
     let tasks = latest_per_task(&executions);
     let found = tasks
         .iter()
@@ -86,7 +74,7 @@ pub(crate) fn inside_runs(server: &Server, path: &str) -> ApiResult<PathBuf> {
 
 /// `…/artifacts/{name}:read`: `{"data": base64}` of the file, or of a tar archive of a
 /// directory, as the backend answers.
-async fn read_artifact(
+pub(crate) async fn read_artifact(
     State(server): State<Arc<Server>>,
     Path((run_id, node_id, artifact)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ArtifactData>> {
@@ -112,7 +100,7 @@ async fn read_artifact(
                     .join(", ")
             ))
         })?;
-    let artifact = server.store.artifact(artifact_id)?;
+    let artifact = server.store().artifact(artifact_id)?;
     let (bytes, _) = artifact_bytes(&server, &artifact.uri, None).await?;
     Ok(Json(ArtifactData {
         data: base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -145,7 +133,7 @@ pub(crate) async fn artifact_bytes(
             return archive.into_inner();
         }
         let mut bytes = Vec::new();
-        std::fs::File::open(&path)?
+        fs_err::File::open(&path)?
             .take(limit.unwrap_or(u64::MAX))
             .read_to_end(&mut bytes)?;
         Ok(bytes)
@@ -157,12 +145,12 @@ pub(crate) async fn artifact_bytes(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct LogParams {
+pub(crate) struct LogParams {
     follow: Option<bool>,
 }
 
 /// A task's log as text; with `follow=true`, streamed until the task ends.
-async fn read_log(
+pub(crate) async fn read_log(
     State(server): State<Arc<Server>>,
     Path((run_id, node_id)): Path<(String, String)>,
     Params(params): Params<LogParams>,
@@ -174,7 +162,7 @@ async fn read_log(
             .text(props::CACHED_EXECUTION_ID)
             .and_then(|id| id.parse().ok())
         {
-            task = server.store.execution(reused)?;
+            task = server.store().execution(reused)?;
         }
     }
     let log = task.text(props::LOG).map(str::to_owned).ok_or_else(|| {
@@ -252,7 +240,7 @@ impl LogTail {
     }
 
     fn read_more(&mut self) -> std::io::Result<Bytes> {
-        let mut file = match std::fs::File::open(&self.path) {
+        let mut file = match fs_err::File::open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Bytes::new()),
             Err(e) => return Err(e),
@@ -268,8 +256,8 @@ impl LogTail {
         !self.server.stopping.is_cancelled()
             && self
                 .server
-                .store
+                .store()
                 .execution(self.execution)
-                .is_ok_and(|e| e.state == "RUNNING" || e.state == "NEW")
+                .is_ok_and(|e| execution_state(&e) == TaskState::Running)
     }
 }

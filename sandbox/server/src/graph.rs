@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use kfbox_engine::recorded::{ExecutionKind, RecordedTask};
 use kfbox_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
-use kfbox_store::{props, ExecutionRow};
+use kfbox_store::ExecutionRow;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -85,9 +86,10 @@ pub struct Edge {
 /// preview); `ended` says whether the run is over, so tasks that never started are NOT_RUN
 /// rather than PENDING.
 pub fn build(spec: &PipelineSpec, executions: &[&ExecutionRow], ended: bool) -> Graph {
-    let by_path: HashMap<&str, &ExecutionRow> = executions
+    let by_path: HashMap<String, RecordedTask> = executions
         .iter()
-        .filter_map(|e| e.text(props::PATH).map(|p| (p, *e)))
+        .map(|e| RecordedTask::of(e))
+        .map(|task| (task.path.clone(), task))
         .collect();
     let mut builder = Builder {
         spec,
@@ -106,7 +108,7 @@ pub fn build(spec: &PipelineSpec, executions: &[&ExecutionRow], ended: bool) -> 
 
 struct Builder<'a> {
     spec: &'a PipelineSpec,
-    by_path: HashMap<&'a str, &'a ExecutionRow>,
+    by_path: HashMap<String, RecordedTask>,
     ended: bool,
     graph: Graph,
 }
@@ -180,7 +182,7 @@ impl<'a> Builder<'a> {
         parent: Option<&str>,
         task: &TaskSpec,
     ) {
-        let execution = self.by_path.get(path).copied();
+        let execution = self.by_path.get(path);
         let mut node = Node::new(path, name, kind, parent, execution, self.ended);
         node.component = task.component_ref.name.clone();
         if kind == "condition" {
@@ -196,15 +198,15 @@ impl Node {
         name: &str,
         kind: &'static str,
         parent: Option<&str>,
-        execution: Option<&ExecutionRow>,
+        task: Option<&RecordedTask>,
         ended: bool,
     ) -> Self {
-        let state = match execution {
-            Some(e) => e.text(props::STATE).unwrap_or(e.state).to_owned(),
+        let state = match task {
+            Some(task) => task.state.as_str().to_owned(),
             None if ended => "NOT_RUN".to_owned(),
             None => "PENDING".to_owned(),
         };
-        let text = |name: &str| execution.and_then(|e| e.text(name)).map(str::to_owned);
+        let field = |get: fn(&RecordedTask) -> &Option<String>| task.and_then(|t| get(t).clone());
         Node {
             id: path.to_owned(),
             name: name.to_owned(),
@@ -212,22 +214,22 @@ impl Node {
             parent: parent.map(str::to_owned),
             component: String::new(),
             state,
-            execution_id: execution.map(|e| e.id),
-            attempts: execution.and_then(|e| e.int(props::ATTEMPTS)),
+            execution_id: task.map(|t| t.execution_id),
+            attempts: task.map(|t| i64::from(t.attempts)),
             iteration_count: (kind == "loop")
-                .then(|| execution.and_then(|e| e.int(props::ITERATION_COUNT)))
+                .then(|| task.and_then(|t| t.iteration_count).map(|n| n as i64))
                 .flatten(),
             condition: None,
-            started_at: text(props::STARTED_AT),
-            finished_at: text(props::FINISHED_AT),
-            error: text(props::ERROR),
-            reason: text(props::REASON),
+            started_at: field(|t| &t.started_at),
+            finished_at: field(|t| &t.finished_at),
+            error: field(|t| &t.error),
+            reason: field(|t| &t.reason),
             phase: None,
-            cached_from: text(props::CACHED_EXECUTION_ID),
-            inputs: parameters(execution, props::INPUTS),
-            outputs: parameters(execution, props::OUTPUTS),
-            input_artifacts: execution.map(|e| e.inputs.clone()).unwrap_or_default(),
-            output_artifacts: execution.map(|e| e.outputs.clone()).unwrap_or_default(),
+            cached_from: field(|t| &t.cached_from),
+            inputs: task.and_then(|t| t.inputs.clone()),
+            outputs: task.and_then(|t| t.outputs.clone()),
+            input_artifacts: task.map(|t| t.input_artifacts.clone()).unwrap_or_default(),
+            output_artifacts: task.map(|t| t.output_artifacts.clone()).unwrap_or_default(),
         }
     }
 }
@@ -237,30 +239,27 @@ impl Node {
 pub fn from_executions(executions: &[&ExecutionRow], ended: bool) -> Graph {
     let nodes = executions
         .iter()
-        .filter_map(|e| {
-            let path = e.text(props::PATH).filter(|p| !p.is_empty())?;
-            let (parent, name) = match path.rsplit_once('/') {
+        .map(|e| RecordedTask::of(e))
+        .filter(|task| !task.path.is_empty())
+        .map(|task| {
+            let (parent, name) = match task.path.rsplit_once('/') {
                 Some((parent, name)) => (Some(parent), name),
-                None => (None, path),
+                None => (None, task.path.as_str()),
             };
-            let kind = match e.text(props::KIND).unwrap_or_default() {
-                "importer" => "importer",
-                "dag" => "dag",
-                "loop" => "loop",
-                "iteration" => "iteration",
+            let kind = match task.kind {
+                Some(ExecutionKind::Importer) => "importer",
+                Some(ExecutionKind::Dag) => "dag",
+                Some(ExecutionKind::Loop) => "loop",
+                Some(ExecutionKind::Iteration) => "iteration",
                 _ => "container",
             };
-            Some(Node::new(path, name, kind, parent, Some(e), ended))
+            Node::new(&task.path, name, kind, parent, Some(&task), ended)
         })
         .collect();
     Graph {
         nodes,
         edges: Vec::new(),
     }
-}
-
-fn parameters(execution: Option<&ExecutionRow>, name: &str) -> Option<Map<String, Value>> {
-    execution?.props.get(name)?.as_struct().cloned()
 }
 
 fn join(prefix: &str, name: &str) -> String {

@@ -14,16 +14,10 @@
 //! - Bodies are JSON (`application/json`), or multipart on the upload routes: the content types
 //!   a page can send without asking the server first (`text/plain`, forms) are refused (415).
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::error::{ApiError, Code};
-use crate::Server;
 
 /// Which requests a browser may make: the listen address and what `kfbox.toml` adds.
 #[derive(Debug, Clone, Default)]
@@ -35,29 +29,11 @@ pub struct BrowserPolicy {
     pub allowed_origins: Vec<String>,
 }
 
-pub(crate) async fn browser_guard(
-    State(server): State<Arc<Server>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let policy = &server.options.browser;
-    match check(
-        policy,
-        server.options.listen,
-        request.method(),
-        request.headers(),
-        request.uri().path(),
-    ) {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => refusal.into_response(),
-    }
-}
-
 fn forbidden(message: String) -> ApiError {
     ApiError::new(Code::PermissionDenied, message)
 }
 
-fn check(
+pub(crate) fn check(
     policy: &BrowserPolicy,
     listen: SocketAddr,
     method: &Method,

@@ -3,13 +3,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-use crate::Server;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -56,12 +51,4 @@ impl LabBoard {
     pub fn get(&self) -> LabStatus {
         self.0.read().expect("lab board lock").clone()
     }
-}
-
-pub(crate) fn routes() -> Router<Arc<Server>> {
-    Router::new().route("/apis/v1alpha1/lab", get(read))
-}
-
-async fn read(State(server): State<Arc<Server>>) -> Json<LabStatus> {
-    Json(server.options.lab.get())
 }

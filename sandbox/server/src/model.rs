@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat};
+use kfbox_engine::model::{RunState, TaskState};
+use kfbox_engine::recorded::{latest_per_task, RecordedTask};
 use kfbox_store::{
-    props, ApiRunRow, ExecutionRow, ExperimentRow, Page, PipelineRow, PipelineVersionRow,
-    RecurringRunRow,
+    ApiRunRow, ExecutionRow, ExperimentRow, Page, PipelineRow, PipelineVersionRow, RecurringRunRow,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -164,16 +165,26 @@ pub enum RuntimeState {
 }
 
 impl RuntimeState {
-    /// A run's or an execution's state as the store writes it.
-    fn of(text: &str) -> Self {
-        match text {
-            "RUNNING" => Self::Running,
-            "SUCCEEDED" | "COMPLETE" | "CACHED" => Self::Succeeded,
-            "SKIPPED" => Self::Skipped,
-            "FAILED" => Self::Failed,
-            "CANCELED" => Self::Canceled,
-            "CANCELING" => Self::Canceling,
-            _ => Self::Pending,
+    /// A run's state as the run index holds it.
+    fn of_run(text: &str) -> Self {
+        match RunState::parse(text) {
+            Some(RunState::Running) => Self::Running,
+            Some(RunState::Succeeded) => Self::Succeeded,
+            Some(RunState::Failed) => Self::Failed,
+            Some(RunState::Canceled) => Self::Canceled,
+            None => Self::Pending,
+        }
+    }
+}
+
+impl From<TaskState> for RuntimeState {
+    fn from(state: TaskState) -> Self {
+        match state {
+            TaskState::Running => Self::Running,
+            TaskState::Succeeded | TaskState::Cached => Self::Succeeded,
+            TaskState::Skipped => Self::Skipped,
+            TaskState::Failed => Self::Failed,
+            TaskState::Canceled => Self::Canceled,
         }
     }
 }
@@ -274,7 +285,7 @@ pub fn run(
     executions: Option<&[ExecutionRow]>,
 ) -> Run {
     let run = &row.run;
-    let state = match RuntimeState::of(&run.state) {
+    let state = match RuntimeState::of_run(&run.state) {
         RuntimeState::Running if canceling => RuntimeState::Canceling,
         other => other,
     };
@@ -285,7 +296,7 @@ pub fn run(
     if let Some(finished) = run.finished_at {
         history.push(RuntimeStatus {
             update_time: time(Some(finished)),
-            state: RuntimeState::of(&run.state),
+            state: RuntimeState::of_run(&run.state),
         });
     }
     let version = row.fields.pipeline_version_id.clone();
@@ -324,30 +335,16 @@ pub fn run(
     }
 }
 
-/// One entry per task: the newest execution of each task path (a retried run has several).
-pub fn latest_per_task(executions: &[ExecutionRow]) -> Vec<&ExecutionRow> {
-    let mut newest: BTreeMap<&str, &ExecutionRow> = BTreeMap::new();
-    for execution in executions {
-        let path = execution.text(props::PATH).unwrap_or_default();
-        match newest.get(path) {
-            Some(seen) if seen.id > execution.id => {}
-            _ => {
-                newest.insert(path, execution);
-            }
-        }
-    }
-    let mut list: Vec<&ExecutionRow> = newest.into_values().collect();
-    list.sort_by_key(|e| e.id);
-    list
-}
-
 fn task_details(run_id: &str, executions: &[ExecutionRow]) -> Vec<TaskDetail> {
-    let tasks = latest_per_task(executions);
+    let tasks: Vec<RecordedTask> = latest_per_task(executions)
+        .into_iter()
+        .map(RecordedTask::of)
+        .collect();
     let mut children: HashMap<i64, Vec<ChildTask>> = HashMap::new();
     for task in &tasks {
-        if let Some(parent) = task.int(props::PARENT_DAG_ID) {
+        if let Some(parent) = task.parent_execution {
             children.entry(parent).or_default().push(ChildTask {
-                task_id: task.id.to_string(),
+                task_id: task.execution_id.to_string(),
             });
         }
     }
@@ -365,30 +362,30 @@ fn task_details(run_id: &str, executions: &[ExecutionRow]) -> Vec<TaskDetail> {
         by_name
     };
     tasks
-        .iter()
+        .into_iter()
         .map(|task| {
-            let name = task
-                .text(props::TASK_NAME)
-                .filter(|n| !n.is_empty())
-                .or_else(|| task.text(props::DISPLAY_NAME))
-                .unwrap_or_default();
-            let path = task.text(props::PATH).unwrap_or_default();
-            let text = |name| task.text(name).map(str::to_owned);
+            let name = if !task.path.is_empty() {
+                task.path.clone()
+            } else if !task.task_name.is_empty() {
+                task.task_name.clone()
+            } else {
+                task.display_name.clone()
+            };
             TaskDetail {
                 run_id: run_id.to_owned(),
-                task_id: task.id.to_string(),
-                display_name: if path.is_empty() { name } else { path }.to_owned(),
-                create_time: text(props::STARTED_AT).or(text(props::FINISHED_AT)),
-                start_time: text(props::STARTED_AT),
-                end_time: text(props::FINISHED_AT),
-                state: RuntimeState::of(task.text(props::STATE).unwrap_or(task.state)),
-                execution_id: task.id.to_string(),
-                inputs: artifacts(&task.inputs),
-                outputs: artifacts(&task.outputs),
-                parent_task_id: task.int(props::PARENT_DAG_ID).map(|p| p.to_string()),
-                child_tasks: children.remove(&task.id).unwrap_or_default(),
+                task_id: task.execution_id.to_string(),
+                display_name: name,
+                create_time: task.started_at.clone().or(task.finished_at.clone()),
+                start_time: task.started_at.clone(),
+                end_time: task.finished_at.clone(),
+                state: task.state.into(),
+                execution_id: task.execution_id.to_string(),
+                inputs: artifacts(&task.input_artifacts),
+                outputs: artifacts(&task.output_artifacts),
+                parent_task_id: task.parent_execution.map(|p| p.to_string()),
+                child_tasks: children.remove(&task.execution_id).unwrap_or_default(),
                 pod_name: String::new(),
-                error: text(props::ERROR).map(|message| RunError { code: 2, message }),
+                error: task.error.map(|message| RunError { code: 2, message }),
             }
         })
         .collect()

@@ -4,38 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::{Multipart, Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use kfbox_spec::{parse_documents, pipeline_from_documents, LoadedPipeline};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::experiments::body;
 use crate::filter::{ListParams, Params};
 use crate::model::{self, Empty, ListPipelineVersions, ListPipelines, Pipeline, PipelineVersion};
-use crate::Server;
-
-pub(crate) fn routes() -> Router<Arc<Server>> {
-    Router::new()
-        .route("/apis/v2beta1/pipelines", get(list).post(create))
-        .route("/apis/v2beta1/pipelines/create", post(create_with_version))
-        .route("/apis/v2beta1/pipelines/upload", post(upload))
-        .route(
-            "/apis/v2beta1/pipelines/upload_version",
-            post(upload_version),
-        )
-        .route("/apis/v2beta1/pipelines/names/{name}", get(read_by_name))
-        .route("/apis/v2beta1/pipelines/{id}", get(read).delete(delete))
-        .route(
-            "/apis/v2beta1/pipelines/{id}/versions",
-            get(list_versions).post(create_version),
-        )
-        .route(
-            "/apis/v2beta1/pipelines/{id}/versions/{version}",
-            get(read_version).delete(delete_version),
-        )
-}
+use crate::request::body;
+use crate::state::Server;
 
 /// Parse and validate a compiled pipeline (YAML or JSON, with or without platform spec) and
 /// return it as the JSON the API stores and returns: the PipelineSpec, or the
@@ -103,13 +81,13 @@ fn names(name: Option<String>, display: Option<String>, what: &str) -> ApiResult
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<Pipeline>> {
     let pipeline: PipelineBody = body(&bytes, "Pipeline")?;
     let (name, display) = names(pipeline.name, pipeline.display_name, "pipeline")?;
-    let (row, _) = server.store.create_pipeline(
+    let (row, _) = server.store().create_pipeline(
         &name,
         &display,
         pipeline.description.as_deref().unwrap_or_default(),
@@ -126,7 +104,7 @@ pub(crate) struct PipelineAndVersion {
     pipeline_version: Option<VersionBody>,
 }
 
-async fn create_with_version(
+pub(crate) async fn create_with_version(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<Pipeline>> {
@@ -142,7 +120,7 @@ async fn create_with_version(
         version.display_name,
         "pipeline_version",
     )?;
-    let (row, _) = server.store.create_pipeline(
+    let (row, _) = server.store().create_pipeline(
         &name,
         &display,
         pipeline.description.as_deref().unwrap_or_default(),
@@ -157,7 +135,7 @@ async fn create_with_version(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct UploadParams {
+pub(crate) struct UploadParams {
     name: Option<String>,
     display_name: Option<String>,
     description: Option<String>,
@@ -165,7 +143,7 @@ struct UploadParams {
 }
 
 /// The uploaded file: its name and text.
-async fn uploaded_file(mut multipart: Multipart) -> ApiResult<(String, String)> {
+pub(crate) async fn uploaded_file(mut multipart: Multipart) -> ApiResult<(String, String)> {
     while let Some(field) = multipart
         .next_field()
         .await
@@ -191,7 +169,7 @@ async fn uploaded_file(mut multipart: Multipart) -> ApiResult<(String, String)> 
     ))
 }
 
-async fn upload(
+pub(crate) async fn upload(
     State(server): State<Arc<Server>>,
     Params(params): Params<UploadParams>,
     multipart: Multipart,
@@ -204,7 +182,7 @@ async fn upload(
         "pipeline",
     )?;
     let description = params.description.unwrap_or_default();
-    let (row, _) = server.store.create_pipeline(
+    let (row, _) = server.store().create_pipeline(
         &name,
         &display,
         &description,
@@ -214,7 +192,7 @@ async fn upload(
     Ok(Json(model::pipeline(&row)))
 }
 
-async fn upload_version(
+pub(crate) async fn upload_version(
     State(server): State<Arc<Server>>,
     Params(params): Params<UploadParams>,
     multipart: Multipart,
@@ -225,7 +203,7 @@ async fn upload_version(
     let (file_name, text) = uploaded_file(multipart).await?;
     let (spec, _) = spec_json(&text, &file_name)?;
     let (name, display) = names(params.name, params.display_name, "pipeline version")?;
-    let row = server.store.create_pipeline_version(
+    let row = server.store().create_pipeline_version(
         &pipeline_id,
         &name,
         &display,
@@ -235,48 +213,48 @@ async fn upload_version(
     Ok(Json(model::pipeline_version(&row)))
 }
 
-async fn read(
+pub(crate) async fn read(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Pipeline>> {
-    Ok(Json(model::pipeline(&server.store.pipeline(&id)?)))
+    Ok(Json(model::pipeline(&server.store().pipeline(&id)?)))
 }
 
-async fn read_by_name(
+pub(crate) async fn read_by_name(
     State(server): State<Arc<Server>>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Pipeline>> {
     Ok(Json(model::pipeline(
-        &server.store.pipeline_by_name(&name)?,
+        &server.store().pipeline_by_name(&name)?,
     )))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(server): State<Arc<Server>>,
     Params(params): Params<ListParams>,
 ) -> ApiResult<Json<ListPipelines>> {
     let query = params.query()?;
-    let page = server.store.list_pipelines(&query)?;
+    let page = server.store().list_pipelines(&query)?;
     Ok(Json(ListPipelines::of(page, model::pipeline)))
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct DeleteParams {
+pub(crate) struct DeleteParams {
     cascade: Option<bool>,
 }
 
-async fn delete(
+pub(crate) async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
     Params(params): Params<DeleteParams>,
 ) -> ApiResult<Json<Empty>> {
     server
-        .store
+        .store()
         .delete_pipeline(&id, params.cascade.unwrap_or(false))?;
     Ok(Json(Empty {}))
 }
 
-async fn create_version(
+pub(crate) async fn create_version(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
     bytes: axum::body::Bytes,
@@ -284,7 +262,7 @@ async fn create_version(
     let version: VersionBody = body(&bytes, "PipelineVersion")?;
     let spec = spec_from_value(&version.pipeline_spec, "pipeline_version.pipeline_spec")?;
     let (name, display) = names(version.name, version.display_name, "pipeline version")?;
-    let row = server.store.create_pipeline_version(
+    let row = server.store().create_pipeline_version(
         &id,
         &name,
         &display,
@@ -294,20 +272,20 @@ async fn create_version(
     Ok(Json(model::pipeline_version(&row)))
 }
 
-async fn list_versions(
+pub(crate) async fn list_versions(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
     Params(params): Params<ListParams>,
 ) -> ApiResult<Json<ListPipelineVersions>> {
     let query = params.query()?;
-    let page = server.store.list_pipeline_versions(&id, &query)?;
+    let page = server.store().list_pipeline_versions(&id, &query)?;
     Ok(Json(ListPipelineVersions::of(
         page,
         model::pipeline_version,
     )))
 }
 
-async fn read_version(
+pub(crate) async fn read_version(
     State(server): State<Arc<Server>>,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<PipelineVersion>> {
@@ -321,7 +299,7 @@ fn version_of(
     id: &str,
     version: &str,
 ) -> ApiResult<kfbox_store::PipelineVersionRow> {
-    let row = server.store.pipeline_version(version)?;
+    let row = server.store().pipeline_version(version)?;
     if row.pipeline_id != id {
         return Err(ApiError::not_found(format!(
             "pipeline {id} has no version {version}"
@@ -330,11 +308,11 @@ fn version_of(
     Ok(row)
 }
 
-async fn delete_version(
+pub(crate) async fn delete_version(
     State(server): State<Arc<Server>>,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Empty>> {
     version_of(&server, &id, &version)?;
-    server.store.delete_pipeline_version(&version)?;
+    server.store().delete_pipeline_version(&version)?;
     Ok(Json(Empty {}))
 }

@@ -7,28 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use kfbox_store::RecurringRunRow;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::experiments::{body, split_action};
 use crate::filter::{ListParams, Params};
 use crate::model::{self, Empty, ListRecurringRuns, RecurringRun, RecurringRunRequest};
 use crate::pipelines::spec_value;
+use crate::request::{body, split_action};
 use crate::runs::{start, RunRequest};
-use crate::Server;
-
-pub(crate) fn routes() -> Router<Arc<Server>> {
-    Router::new()
-        .route("/apis/v2beta1/recurringruns", get(list).post(create))
-        .route(
-            "/apis/v2beta1/recurringruns/{id}",
-            get(read).delete(delete).post(action),
-        )
-}
+use crate::state::Server;
 
 /// When a recurring run starts runs.
 #[derive(Debug, Clone)]
@@ -150,7 +140,7 @@ impl Plan {
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<RecurringRun>> {
@@ -186,7 +176,7 @@ async fn create(
         .and_then(|r| r.pipeline_version_id.as_deref())
         .filter(|v| !v.is_empty())
     {
-        server.store.pipeline_version(version)?;
+        server.store().pipeline_version(version)?;
     } else {
         return Err(ApiError::invalid(
             "a recurring run needs `pipeline_spec` or `pipeline_version_reference.pipeline_version_id`",
@@ -235,37 +225,37 @@ async fn create(
         last_fired_at: None,
         body: request.to_string(),
     };
-    server.store.create_recurring_run(&row)?;
+    server.store().create_recurring_run(&row)?;
     Ok(Json(model::recurring_run(&row)))
 }
 
-async fn read(
+pub(crate) async fn read(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RecurringRun>> {
     Ok(Json(model::recurring_run(
-        &server.store.recurring_run(&id)?,
+        &server.store().recurring_run(&id)?,
     )))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(server): State<Arc<Server>>,
     Params(params): Params<ListParams>,
 ) -> ApiResult<Json<ListRecurringRuns>> {
     let query = params.query_in_experiment()?;
-    let page = server.store.list_recurring_runs(&query)?;
+    let page = server.store().list_recurring_runs(&query)?;
     // Upstream's JSON names this list in camelCase.
     Ok(Json(ListRecurringRuns::of(page, model::recurring_run)))
 }
 
-async fn action(
+pub(crate) async fn action(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Empty>> {
     let (id, verb) = split_action(&id)?;
     match verb {
-        "enable" => server.store.set_recurring_mode(id, true)?,
-        "disable" => server.store.set_recurring_mode(id, false)?,
+        "enable" => server.store().set_recurring_mode(id, true)?,
+        "disable" => server.store().set_recurring_mode(id, false)?,
         other => {
             return Err(ApiError::not_found(format!(
                 "recurring runs have no method `{other}` (enable, disable)"
@@ -275,11 +265,11 @@ async fn action(
     Ok(Json(Empty {}))
 }
 
-async fn delete(
+pub(crate) async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Empty>> {
-    server.store.delete_recurring_run(&id)?;
+    server.store().delete_recurring_run(&id)?;
     Ok(Json(Empty {}))
 }
 
@@ -293,12 +283,12 @@ pub(crate) async fn schedule(server: Arc<Server>) {
         tick.tick().await;
         // The planner's statistics follow the store's growth: at start, then hourly.
         if ticks.is_multiple_of(7200) {
-            if let Err(e) = server.store.optimize() {
+            if let Err(e) = server.store().optimize() {
                 tracing::warn!("cannot refresh the store's statistics: {e}");
             }
         }
         ticks += 1;
-        let due = match server.store.enabled_recurring_runs() {
+        let due = match server.store().enabled_recurring_runs() {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!("cannot read recurring runs: {e}");
@@ -318,7 +308,7 @@ pub(crate) async fn schedule(server: Arc<Server>) {
     }
 }
 
-async fn fire_if_due(server: &Arc<Server>, row: &RecurringRunRow) -> ApiResult<()> {
+pub(crate) async fn fire_if_due(server: &Arc<Server>, row: &RecurringRunRow) -> ApiResult<()> {
     let body: Value = serde_json::from_str(&row.body).unwrap_or_default();
     let plan = plan(&body)?;
     let last = DateTime::from_timestamp_millis(row.last_fired_at.unwrap_or(row.created_at))
@@ -326,12 +316,12 @@ async fn fire_if_due(server: &Arc<Server>, row: &RecurringRunRow) -> ApiResult<(
     let Some(scheduled) = plan.due(last, Utc::now()) else {
         return Ok(());
     };
-    if server.store.active_runs_of(&row.recurring_run_id)? >= plan.max_concurrency {
+    if server.store().active_runs_of(&row.recurring_run_id)? >= plan.max_concurrency {
         return Ok(());
     }
     // Marked first: a run that cannot start must not be retried twice a second.
     server
-        .store
+        .store()
         .mark_recurring_fired(&row.recurring_run_id, scheduled.timestamp_millis())?;
     let mut request: RunRequest = serde_json::from_value(body).unwrap_or_default();
     request.display_name = Some(format!(

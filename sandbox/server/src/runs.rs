@@ -4,30 +4,22 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use kfbox_engine::events::{EventSink, RunEvent};
-use kfbox_engine::{execute, resolve_root_parameters, GivenValue, RunOptions};
+use axum::Json;
+use kfbox_engine::model::RunState;
+use kfbox_engine::{launch, resolve_root_parameters, GivenValue, Launch, LaunchError, LaunchedRun};
 use kfbox_spec::LoadedPipeline;
-use kfbox_store::{ApiRunFields, NewRun, RunHandle};
+use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::Executor;
+use kfbox_store::ApiRunFields;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::experiments::{body, split_action};
 use crate::filter::{ListParams, Params};
 use crate::model::{self, Empty, ListRuns, Run, RuntimeConfig, VersionReference};
 use crate::pipelines::{spec_json, spec_value};
-use crate::Server;
-
-pub(crate) fn routes() -> Router<Arc<Server>> {
-    Router::new()
-        .route("/apis/v2beta1/runs", get(list).post(create))
-        .route(
-            "/apis/v2beta1/runs/{id}",
-            get(read).delete(delete).post(action),
-        )
-}
+use crate::request::{body, non_empty, split_action};
+use crate::state::Server;
 
 /// A run as clients create it (the API's `Run`, and what a recurring run holds): a compiled
 /// `pipeline_spec`, or a reference to a pipeline version.
@@ -47,10 +39,6 @@ pub(crate) struct RunRequest {
     #[serde(default)]
     pub runtime_config: RuntimeConfig,
     pub service_account: Option<String>,
-}
-
-fn non_empty(text: &Option<String>) -> Option<&str> {
-    text.as_deref().filter(|t| !t.is_empty())
 }
 
 /// Check a run request, record the run and start executing it; returns the run id.
@@ -78,14 +66,14 @@ pub(crate) async fn start(
             None,
         )
     } else if let Some(version_id) = version_id {
-        let version = server.store.pipeline_version(&version_id)?;
+        let version = server.store().pipeline_version(&version_id)?;
         (
             spec_json(&version.pipeline_spec, &label)?,
             Some(version.pipeline_id),
             Some(version_id),
         )
     } else if let Some(pipeline_id) = non_empty(&reference.pipeline_id) {
-        let version = server.store.latest_pipeline_version(pipeline_id)?;
+        let version = server.store().latest_pipeline_version(pipeline_id)?;
         (
             spec_json(&version.pipeline_spec, &label)?,
             Some(version.pipeline_id),
@@ -102,22 +90,21 @@ pub(crate) async fn start(
         .executor(&pipeline)
         .await
         .map_err(ApiError::internal)?;
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let run_dir = server.options.runs_dir.join(&run_id);
-    std::fs::create_dir_all(&run_dir)
-        .map_err(|e| ApiError::internal(format!("cannot create {}: {e}", run_dir.display())))?;
-    let pipeline_name = pipeline.spec.pipeline_info.name.clone();
-    let record = server.store.begin_run(&NewRun {
-        run_id: run_id.clone(),
-        display_name: display_name.clone(),
-        pipeline_name: pipeline_name.clone(),
-        resource_name: kfbox_engine::resource_name(&pipeline_name, &run_id),
-        run_dir: run_dir.display().to_string(),
-        parameters: parameters.clone(),
-        pipeline_spec: spec_text,
-        experiment_id: Some(experiment_id.clone()),
-    })?;
-    server.store.record_api_run(
+    let launched = launch(
+        &server.runtime,
+        Launch {
+            pipeline: Arc::new(pipeline),
+            spec_text,
+            parameters,
+            artifacts: Default::default(),
+            display_name: Some(display_name),
+            experiment_id: Some(experiment_id.clone()),
+            retry_of: None,
+        },
+    )
+    .map_err(launch_failed)?;
+    let run_id = launched.run_id().to_owned();
+    server.store().record_api_run(
         &run_id,
         &ApiRunFields {
             experiment_id: Some(experiment_id),
@@ -129,19 +116,17 @@ pub(crate) async fn start(
             service_account: request.service_account.clone().unwrap_or_default(),
         },
     )?;
-    spawn_run(
-        server,
-        Planned {
-            pipeline,
-            record,
-            run_name: display_name,
-            run_dir,
-            parameters,
-            executor,
-            retry: false,
-        },
-    );
+    spawn_run(server, launched, executor);
     Ok(run_id)
+}
+
+/// A store error keeps its API code (a retry of a running run is a failed precondition);
+/// anything else is the server's problem.
+fn launch_failed(error: LaunchError) -> ApiError {
+    match error {
+        LaunchError::Store(e) => e.into(),
+        other => ApiError::internal(kfbox_step::error_chain(&other)),
+    }
 }
 
 /// Root parameters from `runtime_config.parameters`, typed against the pipeline.
@@ -166,44 +151,10 @@ fn parameters(
     })
 }
 
-/// A recorded run, ready to execute.
-struct Planned {
-    pipeline: LoadedPipeline,
-    record: RunHandle,
-    run_name: String,
-    run_dir: std::path::PathBuf,
-    parameters: Map<String, Value>,
-    executor: Arc<dyn kfbox_engine::Executor>,
-    /// A retry: reuse what succeeded in earlier attempts.
-    retry: bool,
-}
-
-fn spawn_run(server: &Arc<Server>, planned: Planned) {
-    let Planned {
-        pipeline,
-        record,
-        run_name,
-        run_dir,
-        parameters,
-        executor,
-        retry,
-    } = planned;
-    let run_id = record.run_id.clone();
+fn spawn_run(server: &Arc<Server>, launched: LaunchedRun, executor: Arc<dyn Executor>) {
+    let run_id = launched.run_id().to_owned();
     let cancel = server.stopping.child_token();
     server.active().insert(run_id.clone(), cancel.clone());
-    let options = RunOptions {
-        run_id: run_id.clone(),
-        run_name,
-        run_dir: run_dir.clone(),
-        parameters,
-        artifacts: Default::default(),
-        step_slots: server.step_slots.clone(),
-        store: server.store.clone(),
-        record,
-        reuse_cache: server.options.reuse_cache,
-        retry,
-        gpus: server.options.gpus.clone(),
-    };
     let server = server.clone();
     server.runs.clone().spawn(async move {
         let (events, mut receiver) = EventSink::channel();
@@ -231,25 +182,20 @@ fn spawn_run(server: &Arc<Server>, planned: Planned) {
                 }
             }
         });
-        let summary = execute(Arc::new(pipeline), options, executor, events, cancel).await;
+        let summary = launched.execute(executor, events, cancel).await;
         let _ = watched.await;
         server.phases().remove(&run_id);
-        if let Ok(text) = serde_json::to_string_pretty(&summary) {
-            if let Err(e) = std::fs::write(run_dir.join("summary.json"), text) {
-                tracing::warn!("run {run_id}: cannot write its summary: {e}");
-            }
-        }
         server.active().remove(&run_id);
         let mut counts = server.ended();
         match summary.state {
-            kfbox_engine::model::RunState::Succeeded => counts.succeeded += 1,
-            kfbox_engine::model::RunState::Canceled => counts.canceled += 1,
+            RunState::Succeeded => counts.succeeded += 1,
+            RunState::Canceled => counts.canceled += 1,
             _ => counts.failed += 1,
         }
     });
 }
 
-async fn create(
+pub(crate) async fn create(
     State(server): State<Arc<Server>>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<Run>> {
@@ -258,10 +204,13 @@ async fn create(
     read(State(server), Path(run_id)).await
 }
 
-async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
-    let row = server.store.api_run(&id)?;
-    let executions = server.store.run_executions(&row.run)?;
-    let spec = server.store.api_run_spec(&id)?;
+pub(crate) async fn read(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Run>> {
+    let row = server.store().api_run(&id)?;
+    let executions = server.store().run_executions(&row.run)?;
+    let spec = server.store().api_run_spec(&id)?;
     let canceling = server.active().get(&id).is_some_and(|t| t.is_cancelled());
     Ok(Json(model::run(
         &row,
@@ -271,12 +220,12 @@ async fn read(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiR
     )))
 }
 
-async fn list(
+pub(crate) async fn list(
     State(server): State<Arc<Server>>,
     Params(params): Params<ListParams>,
 ) -> ApiResult<Json<ListRuns>> {
     let query = params.query_in_experiment()?;
-    let page = server.store.list_api_runs(&query)?;
+    let page = server.store().list_api_runs(&query)?;
     let active = server.active();
     Ok(Json(ListRuns::of(page, |row| {
         let canceling = active
@@ -286,7 +235,7 @@ async fn list(
     })))
 }
 
-async fn action(
+pub(crate) async fn action(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Empty>> {
@@ -294,8 +243,8 @@ async fn action(
     match verb {
         "terminate" => terminate(&server, id)?,
         "retry" => retry(&server, id).await?,
-        "archive" => server.store.set_run_storage(id, true)?,
-        "unarchive" => server.store.set_run_storage(id, false)?,
+        "archive" => server.store().set_run_storage(id, true)?,
+        "unarchive" => server.store().set_run_storage(id, false)?,
         other => {
             return Err(ApiError::not_found(format!(
                 "runs have no method `{other}` (terminate, retry, archive, unarchive)"
@@ -310,7 +259,7 @@ fn terminate(server: &Server, id: &str) -> ApiResult<()> {
         token.cancel();
         return Ok(());
     }
-    let row = server.store.api_run(id)?;
+    let row = server.store().api_run(id)?;
     Err(ApiError::precondition(if row.run.state == "RUNNING" {
         format!("run {id} is executed by another kfbox process (`kfbox run`); stop it there")
     } else {
@@ -320,11 +269,11 @@ fn terminate(server: &Server, id: &str) -> ApiResult<()> {
 
 /// Run a failed or canceled run again under the same id: tasks that succeeded are reused,
 /// the others run.
-async fn retry(server: &Arc<Server>, id: &str) -> ApiResult<()> {
+pub(crate) async fn retry(server: &Arc<Server>, id: &str) -> ApiResult<()> {
     if server.active().contains_key(id) {
         return Err(ApiError::precondition(format!("run {id} is still running")));
     }
-    let row = server.store.api_run(id)?;
+    let row = server.store().api_run(id)?;
     if !matches!(row.run.state.as_str(), "FAILED" | "CANCELED") {
         return Err(ApiError::precondition(format!(
             "only failed or canceled runs can be retried; run {id} is {}",
@@ -332,7 +281,7 @@ async fn retry(server: &Arc<Server>, id: &str) -> ApiResult<()> {
         )));
     }
     let spec = server
-        .store
+        .store()
         .api_run_spec(id)?
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
@@ -349,23 +298,24 @@ async fn retry(server: &Arc<Server>, id: &str) -> ApiResult<()> {
         .executor(&pipeline)
         .await
         .map_err(ApiError::internal)?;
-    let record = server.store.reopen_run(id)?;
-    spawn_run(
-        server,
-        Planned {
-            pipeline,
-            record,
-            run_name: row.run.display_name.clone(),
-            run_dir: row.run.run_dir.clone().into(),
+    let launched = launch(
+        &server.runtime,
+        Launch {
+            pipeline: Arc::new(pipeline),
+            spec_text: spec,
             parameters,
-            executor,
-            retry: true,
+            artifacts: Default::default(),
+            display_name: None,
+            experiment_id: None,
+            retry_of: Some(id.to_owned()),
         },
-    );
+    )
+    .map_err(launch_failed)?;
+    spawn_run(server, launched, executor);
     Ok(())
 }
 
-async fn delete(
+pub(crate) async fn delete(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Empty>> {
@@ -374,9 +324,9 @@ async fn delete(
             "run {id} is running; terminate it first"
         )));
     }
-    let row = server.store.api_run(&id)?;
+    let row = server.store().api_run(&id)?;
     server
-        .store
+        .store()
         .discard_run(&row.run, &server.options.runs_dir)?;
     Ok(Json(Empty {}))
 }

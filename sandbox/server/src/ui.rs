@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::Server;
+use crate::state::Server;
 
 struct Asset {
     bytes: &'static [u8],

@@ -8,8 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use kfbox_store::{props, ArtifactRow, LineageStep};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -18,32 +17,20 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ApiResult};
 use crate::files::artifact_bytes;
 use crate::filter::Params;
-use crate::model::{latest_per_task, time};
+use crate::graph;
+use crate::lab::LabStatus;
+use crate::model::time;
 use crate::pipelines::spec_json;
-use crate::{graph, Server};
+use crate::state::Server;
+use kfbox_engine::recorded::{execution_state, latest_per_task};
 
-pub(crate) fn routes() -> Router<Arc<Server>> {
-    Router::new()
-        .route("/apis/v1alpha1/runs/{run_id}/graph", get(run_graph))
-        .route(
-            "/apis/v1alpha1/pipelines/{pipeline_id}/versions/{version_id}/graph",
-            get(version_graph),
-        )
-        .route("/apis/v1alpha1/runs/{run_id}/artifacts", get(run_artifacts))
-        .route("/apis/v1alpha1/artifacts/{artifact_id}", get(artifact))
-        .route(
-            "/apis/v1alpha1/artifacts/{artifact_id}/content",
-            get(artifact_content),
-        )
-}
-
-async fn run_graph(
+pub(crate) async fn run_graph(
     State(server): State<Arc<Server>>,
     Path(run_id): Path<String>,
 ) -> ApiResult<Json<graph::Graph>> {
-    let row = server.store.api_run(&run_id)?;
-    let spec = server.store.api_run_spec(&run_id)?.unwrap_or_default();
-    let executions = server.store.run_executions(&row.run)?;
+    let row = server.store().api_run(&run_id)?;
+    let spec = server.store().api_run_spec(&run_id)?.unwrap_or_default();
+    let executions = server.store().run_executions(&row.run)?;
     let latest = latest_per_task(&executions);
     let ended = row.run.finished_at.is_some();
     if spec.is_empty() {
@@ -61,11 +48,11 @@ async fn run_graph(
     Ok(Json(graph))
 }
 
-async fn version_graph(
+pub(crate) async fn version_graph(
     State(server): State<Arc<Server>>,
     Path((pipeline_id, version_id)): Path<(String, String)>,
 ) -> ApiResult<Json<graph::Graph>> {
-    let version = server.store.pipeline_version(&version_id)?;
+    let version = server.store().pipeline_version(&version_id)?;
     if version.pipeline_id != pipeline_id {
         return Err(ApiError::not_found(format!(
             "pipeline {pipeline_id} has no version {version_id}"
@@ -155,18 +142,18 @@ pub struct ArtifactLineage {
 }
 
 /// Every output artifact of a run's tasks (cache hits included: they output what they reused).
-async fn run_artifacts(
+pub(crate) async fn run_artifacts(
     State(server): State<Arc<Server>>,
     Path(run_id): Path<String>,
 ) -> ApiResult<Json<RunArtifacts>> {
-    let row = server.store.api_run(&run_id)?;
-    let executions = server.store.run_executions(&row.run)?;
+    let row = server.store().api_run(&run_id)?;
+    let executions = server.store().run_executions(&row.run)?;
     let mut artifacts = Vec::new();
     for task in latest_per_task(&executions) {
         for (name, id) in &task.outputs {
             artifacts.push(TaskArtifact {
                 artifact: NamedArtifact {
-                    artifact: Artifact::of(&server.store.artifact(*id)?),
+                    artifact: Artifact::of(&server.store().artifact(*id)?),
                     name: name.clone(),
                 },
                 task: task.text(props::PATH).unwrap_or_default().to_owned(),
@@ -186,11 +173,11 @@ fn artifact_id(text: &str) -> ApiResult<i64> {
     })
 }
 
-async fn artifact(
+pub(crate) async fn artifact(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ArtifactLineage>> {
-    let lineage = server.store.lineage(artifact_id(&id)?)?;
+    let lineage = server.store().lineage(artifact_id(&id)?)?;
     let step = |step: &LineageStep| LineageExecution {
         execution_id: step.execution.id,
         run_id: step.execution.run_id.clone(),
@@ -199,11 +186,7 @@ async fn artifact(
             .text(props::PATH)
             .unwrap_or_default()
             .to_owned(),
-        state: step
-            .execution
-            .text(props::STATE)
-            .unwrap_or(step.execution.state)
-            .to_owned(),
+        state: execution_state(&step.execution).as_str().to_owned(),
         name: step.name.clone(),
     };
     Ok(Json(ArtifactLineage {
@@ -222,7 +205,7 @@ async fn artifact(
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct ContentParams {
+pub(crate) struct ContentParams {
     /// Send it as a file to save.
     download: Option<bool>,
     /// At most this many bytes from the start (previews of large files).
@@ -232,12 +215,12 @@ struct ContentParams {
 
 /// An artifact's bytes (a directory as a tar archive). Never rendered by the browser on this
 /// origin: the UI reads it with `fetch`, and the headers forbid sniffing and scripts.
-async fn artifact_content(
+pub(crate) async fn artifact_content(
     State(server): State<Arc<Server>>,
     Path(id): Path<String>,
     Params(params): Params<ContentParams>,
 ) -> ApiResult<Response> {
-    let artifact = server.store.artifact(artifact_id(&id)?)?;
+    let artifact = server.store().artifact(artifact_id(&id)?)?;
     let limit = match params.limit {
         Some(n) if n < 0 => {
             return Err(ApiError::invalid(format!(
@@ -276,4 +259,9 @@ async fn artifact_content(
         Body::from(bytes),
     )
         .into_response())
+}
+
+/// JupyterLab's state, as whoever starts the lab writes it.
+pub(crate) async fn lab_status(State(server): State<Arc<Server>>) -> Json<LabStatus> {
+    Json(server.options.lab.get())
 }

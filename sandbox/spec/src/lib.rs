@@ -7,7 +7,6 @@ pub mod limits;
 mod load;
 pub mod placeholder;
 pub mod platform;
-pub mod resources;
 mod validate;
 pub mod value;
 

@@ -424,7 +424,7 @@ fn check_executor(
         }
         return;
     };
-    if let Err(e) = crate::resources::Resources::from_ir(container.resources.as_ref()) {
+    if let Err(e) = kfbox_resources::Resources::from_ir(container.resources.as_ref()) {
         push(
             format!(
                 "deploymentSpec.executors.{}.container.resources",

@@ -11,7 +11,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::{Store, StoreError};
+use crate::db::Store;
+use crate::error::StoreError;
 
 /// A comparison, as the API's `Filter.Predicate.Operation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,47 +8,17 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use kfbox_paths::{remove_under, Confinement};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::record::{event, state, CachedExecution, RunHandle};
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::props;
+use crate::record::RunHandle;
+use crate::run_index::{find_run, RunRow, RUN_COLUMNS};
+use crate::sql::{event, is_disk_full, state};
 use crate::value::Prop;
-use crate::{props, Store, StoreError};
-
-/// One run as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunRow {
-    pub run_id: String,
-    pub display_name: String,
-    pub pipeline_name: String,
-    pub state: String,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
-    pub finished_at: Option<i64>,
-    pub error: Option<String>,
-    pub run_dir: String,
-    #[serde(skip)]
-    pub context_id: i64,
-}
-
-const RUN_COLUMNS: &str = "run_id, display_name, pipeline_name, state, created_at, finished_at, error, run_dir, context_id";
-
-impl RunRow {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            run_id: row.get(0)?,
-            display_name: row.get(1)?,
-            pipeline_name: row.get(2)?,
-            state: row.get(3)?,
-            created_at: row.get(4)?,
-            finished_at: row.get(5)?,
-            error: row.get(6)?,
-            run_dir: row.get(7)?,
-            context_id: row.get(8)?,
-        })
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -61,6 +31,16 @@ pub struct RunFilter {
 pub struct RunPage {
     pub runs: Vec<RunRow>,
     pub next_page_token: Option<String>,
+}
+
+/// An earlier execution whose outputs a cache hit reuses.
+#[derive(Debug, Clone)]
+pub struct CachedExecution {
+    pub execution_id: i64,
+    pub run_id: Option<String>,
+    pub outputs: Map<String, Value>,
+    /// Output artifacts by output name: id, URI, schema title and metadata.
+    pub artifacts: BTreeMap<String, Vec<ArtifactRow>>,
 }
 
 /// How a command names a run: its full id or an unambiguous prefix.
@@ -471,7 +451,7 @@ impl Store {
         let (removable, kept) = match self.delete_run(run) {
             Ok(uris) => uris,
             // Deleting the records needs a little space: on a full disk the files go first.
-            Err(e) if crate::is_disk_full(&e) => {
+            Err(e) if is_disk_full(&e) => {
                 let (removable, kept) = deletion_plan(&self.conn(), run)?.uris();
                 remove_run_files(run, runs_dir, &removable, &kept)?;
                 self.delete_run(run)?
@@ -552,38 +532,6 @@ fn parse_page_token(token: &str) -> Result<(i64, String), StoreError> {
         .split_once('.')
         .and_then(|(created, id)| Some((created.parse().ok()?, id.to_owned())))
         .ok_or_else(|| StoreError::BadPageToken(token.to_owned()))
-}
-
-pub(crate) fn find_run(conn: &Connection, selector: &str) -> Result<RunRow, StoreError> {
-    let exact = conn
-        .prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM kfbox_run WHERE run_id = ?1"
-        ))?
-        .query_row([selector], RunRow::from_row)
-        .optional()?;
-    if let Some(run) = exact {
-        return Ok(run);
-    }
-    // A prefix is a range on the primary key.
-    let upper = format!("{selector}\u{10ffff}");
-    let found = conn
-        .prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM kfbox_run WHERE run_id >= ?1 AND run_id < ?2 ORDER BY run_id LIMIT 3"
-        ))?
-        .query_map(params![selector, upper], RunRow::from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    match found.len() {
-        0 => Err(StoreError::RunNotFound(selector.to_owned())),
-        1 => Ok(found.into_iter().next().expect("one run")),
-        _ => Err(StoreError::AmbiguousRun {
-            prefix: selector.to_owned(),
-            examples: found
-                .iter()
-                .map(|r| r.run_id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
 }
 
 fn run_of_execution(conn: &Connection, execution: i64) -> Result<Option<String>, StoreError> {

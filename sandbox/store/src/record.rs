@@ -1,28 +1,17 @@
 //! Writing runs: contexts, executions, artifacts and events, as the backend's driver and
 //! launcher write them to MLMD.
 
-use std::collections::BTreeMap;
-
+use kfbox_step::process::ProcessIdentity;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
+use crate::api::default_experiment_id;
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::props;
+use crate::run_index::{find_run, RunRow};
+use crate::sql::{event, exec, now_ms, put_props, state, Owner};
 use crate::value::Prop;
-use crate::{now_ms, props, Store, StoreError};
-
-/// MLMD `Execution.State`.
-pub(crate) mod state {
-    pub const RUNNING: i64 = 2;
-    pub const COMPLETE: i64 = 3;
-    pub const FAILED: i64 = 4;
-    pub const CACHED: i64 = 5;
-    pub const CANCELED: i64 = 6;
-}
-
-/// MLMD `Event.Type`.
-pub(crate) mod event {
-    pub const INPUT: i64 = 3;
-    pub const OUTPUT: i64 = 4;
-}
 
 /// MLMD `Artifact.State.LIVE`.
 const ARTIFACT_LIVE: i64 = 2;
@@ -145,20 +134,13 @@ pub struct RunOutcome {
     pub output_artifacts: Map<String, Value>,
 }
 
-/// An earlier execution whose outputs a cache hit reuses.
-#[derive(Debug, Clone)]
-pub struct CachedExecution {
-    pub execution_id: i64,
-    pub run_id: Option<String>,
-    pub outputs: Map<String, Value>,
-    /// Output artifacts by output name: id, URI, schema title and metadata.
-    pub artifacts: BTreeMap<String, Vec<crate::ArtifactRow>>,
-}
-
 impl Store {
     /// Record a run's start: its contexts, its root DAG execution and its index row.
     pub fn begin_run(&self, run: &NewRun) -> Result<RunHandle, StoreError> {
-        let (pid, pid_started) = crate::recovery::this_process();
+        let ProcessIdentity {
+            pid,
+            started: pid_started,
+        } = ProcessIdentity::current();
         self.write(|tx| {
             let now = now_ms();
             let pipeline_type = type_id(tx, PIPELINE_CONTEXT, TypeKind::Context)?;
@@ -233,7 +215,7 @@ impl Store {
             )?;
             let experiment = match &run.experiment_id {
                 Some(id) => id.clone(),
-                None => crate::catalog::default_experiment_id(tx)?,
+                None => default_experiment_id(tx)?,
             };
             exec(
                 tx,
@@ -304,10 +286,14 @@ impl Store {
 
     /// Open an ended run again for a retry: the same contexts and root execution, RUNNING
     /// again and owned by this process. New executions join the earlier ones.
-    pub fn reopen_run(&self, run_id: &str) -> Result<RunHandle, StoreError> {
-        let (pid, pid_started) = crate::recovery::this_process();
+    /// Returns the handle and the run as it was recorded (its name and directory).
+    pub fn reopen_run(&self, run_id: &str) -> Result<(RunHandle, RunRow), StoreError> {
+        let ProcessIdentity {
+            pid,
+            started: pid_started,
+        } = ProcessIdentity::current();
         self.write(|tx| {
-            let run = crate::query::find_run(tx, run_id)?;
+            let run = find_run(tx, run_id)?;
             if run.run_id != run_id {
                 return Err(StoreError::RunNotFound(run_id.to_owned()));
             }
@@ -349,12 +335,13 @@ impl Store {
                 "UPDATE kfbox_run SET state = 'RUNNING', finished_at = NULL, error = NULL, pid = ?2, pid_started = ?3 WHERE run_id = ?1",
                 params![run_id, pid, pid_started],
             )?;
-            Ok(RunHandle {
+            let handle = RunHandle {
                 run_id: run_id.to_owned(),
                 context_id: run.context_id,
                 pipeline_context_id: pipeline_context,
                 root_execution_id: root,
-            })
+            };
+            Ok((handle, run))
         })
     }
 
@@ -557,47 +544,4 @@ fn type_id(tx: &Transaction<'_>, name: &str, kind: TypeKind) -> Result<i64, Stor
         params![name, kind as i64],
     )?;
     Ok(tx.last_insert_rowid())
-}
-
-/// Execute one statement through the connection's statement cache: each run repeats the same
-/// few statements thousands of times, and parsing them anew cost more than executing them.
-pub(crate) fn exec(
-    tx: &Transaction<'_>,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> rusqlite::Result<usize> {
-    tx.prepare_cached(sql)?.execute(params)
-}
-
-#[derive(Clone, Copy)]
-pub(crate) enum Owner {
-    Execution(i64),
-    Artifact(i64),
-    Context(i64),
-}
-
-impl Owner {
-    pub(crate) fn table(self) -> (&'static str, &'static str, i64) {
-        match self {
-            Self::Execution(id) => ("ExecutionProperty", "execution_id", id),
-            Self::Artifact(id) => ("ArtifactProperty", "artifact_id", id),
-            Self::Context(id) => ("ContextProperty", "context_id", id),
-        }
-    }
-}
-
-pub(crate) fn put_props(
-    tx: &Transaction<'_>,
-    owner: Owner,
-    values: &[(&str, Prop)],
-) -> Result<(), StoreError> {
-    let (table, column, id) = owner.table();
-    let mut statement = tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {table} ({column}, name, is_custom_property, int_value, double_value, string_value) VALUES (?1, ?2, 1, ?3, ?4, ?5)"
-    ))?;
-    for (name, value) in values {
-        let (int, double, text) = value.columns();
-        statement.execute(params![id, name, int, double, text])?;
-    }
-    Ok(())
 }

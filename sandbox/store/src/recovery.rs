@@ -4,86 +4,19 @@
 //! A run records its process id and that process's start time: a pid alone could have been
 //! reused by an unrelated process since. Steps are noted the same way (by the executor, in the
 //! file their execution's `kfbox.process_file` names), and a dead run's steps still running
-//! are killed with their process group.
+//! are stopped through `kfbox_step::process`.
 
 use std::path::Path;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use kfbox_step::process::{stop_noted_process, ProcessIdentity};
 use rusqlite::{params, OptionalExtension};
 
-use crate::record::{end_run, exec, put_props, state, Owner};
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::props;
+use crate::record::end_run;
+use crate::sql::{exec, now_ms, put_props, state, Owner};
 use crate::value::Prop;
-use crate::{now_ms, props, Store, StoreError};
-
-/// This process's id and start time (clock ticks since boot; 0 where the OS does not say).
-pub(crate) fn this_process() -> (i64, i64) {
-    let pid = std::process::id() as i64;
-    (pid, start_time(pid).unwrap_or(0))
-}
-
-fn start_time(pid: i64) -> Option<i64> {
-    proc_stat(pid).map(|(_, started)| started)
-}
-
-/// State letter and start time of a process, from `/proc/<pid>/stat`.
-fn proc_stat(pid: i64) -> Option<(String, i64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses; fields are counted after the last ')'.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?.to_owned();
-    Some((state, fields.nth(18)?.parse().ok()?))
-}
-
-/// Write `<pid> <start time>` of a step's process group leader to `file`.
-pub fn note_process(file: &Path, pid: u32) -> std::io::Result<()> {
-    let started = start_time(pid.into()).unwrap_or(0);
-    std::fs::write(file, format!("{pid} {started}\n"))
-}
-
-/// Kill the process group a note names, if its leader is still the process that was noted.
-/// Returns whether it did.
-fn stop_noted_process(file: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return false;
-    };
-    let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().ok());
-    let (Some(Some(pid)), Some(Some(started))) = (fields.next(), fields.next()) else {
-        return false;
-    };
-    if started == 0 || start_time(pid) != Some(started) {
-        return false;
-    }
-    i32::try_from(pid).is_ok_and(|raw| killpg(Pid::from_raw(raw), Signal::SIGKILL).is_ok())
-}
-
-/// `<pid> <start time>` of this process: a name for it that survives pid reuse, for labels on
-/// what it starts outside the store (containers).
-pub fn process_identity() -> String {
-    let (pid, started) = this_process();
-    format!("{pid} {started}")
-}
-
-/// Whether the process a [`process_identity`] names still runs.
-pub fn identity_alive(identity: &str) -> bool {
-    let mut fields = identity.split_whitespace().map(|f| f.parse::<i64>().ok());
-    match (fields.next(), fields.next()) {
-        (Some(Some(pid)), Some(Some(started))) => is_alive(pid, started),
-        _ => false,
-    }
-}
-
-fn is_alive(pid: i64, started: i64) -> bool {
-    if std::path::Path::new("/proc/self/stat").exists() {
-        // A zombie has ended; only its parent's reaping is missing.
-        return proc_stat(pid)
-            .is_some_and(|(state, t)| state != "Z" && (started == 0 || t == started));
-    }
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
 
 /// Every `kfbox_run` column from MLMD's rows: the run context, its properties, its parent
 /// pipeline context and its root execution.
@@ -127,7 +60,13 @@ impl Store {
             [run_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        Ok(pid.is_some_and(|pid| pid != 0 && is_alive(pid, started.unwrap_or(0))))
+        Ok(pid.is_some_and(|pid| {
+            ProcessIdentity {
+                pid,
+                started: started.unwrap_or(0),
+            }
+            .is_alive()
+        }))
     }
 
     /// Mark runs whose kfbox process is gone as FAILED (done on every open; callers that
@@ -147,7 +86,11 @@ impl Store {
         };
         for (run_id, context, pid, started) in active {
             let pid = pid.unwrap_or(0);
-            if pid != 0 && is_alive(pid, started.unwrap_or(0)) {
+            let owner = ProcessIdentity {
+                pid,
+                started: started.unwrap_or(0),
+            };
+            if owner.is_alive() {
                 continue;
             }
             let error = format!(
@@ -222,33 +165,9 @@ impl Store {
 mod tests {
     use serde_json::Map;
 
-    use crate::{NewRun, RunFilter, RunOutcome, Store};
-
-    #[test]
-    fn a_process_that_ended_is_not_alive_even_before_it_is_reaped() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("0.2")
-            .spawn()
-            .unwrap();
-        let identity = format!(
-            "{} {}",
-            child.id(),
-            super::start_time(child.id().into()).unwrap()
-        );
-        assert!(super::identity_alive(&identity));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while super::identity_alive(&identity) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still alive after it ended"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        // Not reaped until now: it was a zombie while the loop above saw it as ended.
-        assert!(std::fs::metadata(format!("/proc/{}", child.id())).is_ok());
-        child.wait().unwrap();
-        assert!(!super::identity_alive(&format!("{} 0", child.id())));
-    }
+    use crate::db::Store;
+    use crate::query::RunFilter;
+    use crate::record::{NewRun, RunOutcome};
 
     #[test]
     fn the_run_index_is_rebuilt_from_mlmd_records_alone() {

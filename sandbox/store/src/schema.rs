@@ -8,7 +8,7 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// The MLMD schema version this store writes and reads.
 pub const MLMD_SCHEMA_VERSION: i64 = 10;
@@ -273,6 +273,7 @@ fn check_mlmd_version(conn: &Connection) -> Result<(), StoreError> {
         Some(MLMD_SCHEMA_VERSION) => Ok(()),
         found => Err(StoreError::MlmdSchema {
             found: found.unwrap_or(0),
+            known: MLMD_SCHEMA_VERSION,
         }),
     }
 }
@@ -297,7 +298,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let store = crate::Store::open(&path).unwrap();
+        let store = crate::db::Store::open(&path).unwrap();
         let default = store.default_experiment().unwrap();
         assert_eq!(default.experiment_id.len(), 36, "{default:?}");
         let run = store.api_run("old").unwrap();
@@ -322,7 +323,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
-        let store = crate::Store::open(&path).unwrap();
+        let store = crate::db::Store::open(&path).unwrap();
         let default = store.default_experiment().unwrap().experiment_id;
         assert_eq!(
             store.api_run("cli").unwrap().fields.experiment_id,
@@ -338,10 +339,10 @@ mod tests {
             Some("e1")
         );
         let newest = store
-            .list_api_runs(&crate::ListQuery {
+            .list_api_runs(&crate::listing::ListQuery {
                 descending: true,
                 page_size: 1,
-                ..crate::ListQuery::default()
+                ..crate::listing::ListQuery::default()
             })
             .unwrap();
         assert_eq!(newest.total_size, 2);

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use kfbox_engine::events::{EventSink, RunEvent};
-use kfbox_engine::{Executor, ExecutorError, Step, StepExit};
+use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::{Executor, ExecutorError, Step, StepExit};
 use tokio_util::sync::CancellationToken;
 use wasmtime::{
     Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,

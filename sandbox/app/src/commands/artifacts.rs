@@ -2,12 +2,13 @@
 
 use kfbox_cli::{ArtifactArg, ArtifactsCommand, ArtifactsListArgs, LineageArgs};
 use kfbox_store::{props, ArtifactRow, ExecutionRow, LineageStep, RunSelector, Store};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::exit::ExitStatus;
 use crate::human;
+use crate::json::{ArtifactList, ArtifactListing, ExecutionListing, LineageReport};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
-use crate::ExitStatus;
 
 pub fn artifacts(
     settings: &GlobalSettings,
@@ -30,16 +31,16 @@ fn short_id(run_id: Option<&str>) -> &str {
     run_id.map_or("", |r| &r[..r.len().min(8)])
 }
 
-fn artifact_json(a: &ArtifactRow) -> Value {
-    json!({
-        "id": a.id,
-        "type": a.type_name,
-        "name": a.display_name(),
-        "uri": a.uri,
-        "run_id": a.run_id,
-        "created_at": human::rfc3339(a.created_at),
-        "metadata": a.metadata,
-    })
+fn listing(a: &ArtifactRow) -> ArtifactListing {
+    ArtifactListing {
+        id: a.id,
+        type_name: a.type_name.clone(),
+        name: a.display_name().to_owned(),
+        uri: a.uri.clone(),
+        run_id: a.run_id.clone(),
+        created_at: human::rfc3339(a.created_at),
+        metadata: a.metadata.clone(),
+    }
 }
 
 fn list(store: &Store, printer: &Printer, args: ArtifactsListArgs) -> anyhow::Result<ExitStatus> {
@@ -49,10 +50,10 @@ fn list(store: &Store, printer: &Printer, args: ArtifactsListArgs) -> anyhow::Re
         .transpose()?;
     let found = store.list_artifacts(run.as_ref(), args.limit as usize)?;
     if args.json {
-        let items: Vec<Value> = found.iter().map(artifact_json).collect();
-        printer.data(&serde_json::to_string_pretty(
-            &json!({ "artifacts": items }),
-        )?);
+        let list = ArtifactList {
+            artifacts: found.iter().map(listing).collect(),
+        };
+        printer.data(&serde_json::to_string_pretty(&list)?);
         return Ok(ExitStatus::Success);
     }
     if found.is_empty() {
@@ -83,9 +84,8 @@ fn get(store: &Store, printer: &Printer, args: ArtifactArg) -> anyhow::Result<Ex
     let a = &lineage.artifact;
     let producer = lineage.producers.first();
     if args.json {
-        let mut out = artifact_json(a);
-        out["produced_by"] = producer.map_or(Value::Null, step_json);
-        printer.data(&serde_json::to_string_pretty(&out)?);
+        let detail = listing(a).with_producer(producer.map(execution));
+        printer.data(&serde_json::to_string_pretty(&detail)?);
         return Ok(ExitStatus::Success);
     }
     let mut out = format!(
@@ -118,17 +118,17 @@ fn task_path(e: &ExecutionRow) -> &str {
     e.text(props::PATH).unwrap_or_default()
 }
 
-fn step_json(step: &LineageStep) -> Value {
+fn execution(step: &LineageStep) -> ExecutionListing {
     let e = &step.execution;
-    json!({
-        "execution_id": e.id,
-        "type": e.type_name,
-        "state": e.state,
-        "run_id": e.run_id,
-        "task": task_path(e),
-        "as": step.name,
-        "cached_execution_id": e.text(props::CACHED_EXECUTION_ID),
-    })
+    ExecutionListing {
+        execution_id: e.id,
+        type_name: e.type_name.clone(),
+        state: e.state.to_owned(),
+        run_id: e.run_id.clone(),
+        task: task_path(e).to_owned(),
+        used_as: step.name.clone(),
+        cached_execution_id: e.text(props::CACHED_EXECUTION_ID).map(str::to_owned),
+    }
 }
 
 /// One execution as a row of at most 74 columns: run, task path, the name it used, execution
@@ -163,23 +163,19 @@ pub fn lineage(
         None => (None, &[][..]),
     };
     if args.json {
-        let inputs: Vec<Value> = lineage
+        let inputs = lineage
             .inputs
             .iter()
-            .map(|(name, a)| {
-                let mut v = artifact_json(a);
-                v["as"] = Value::from(name.clone());
-                v
-            })
+            .map(|(used_as, a)| listing(a).used_as(used_as.clone()))
             .collect();
-        let out = json!({
-            "artifact": artifact_json(&lineage.artifact),
-            "produced_by": producer.map_or(Value::Null, step_json),
-            "inputs": inputs,
-            "reused_by": reusers.iter().map(step_json).collect::<Vec<_>>(),
-            "consumed_by": lineage.consumers.iter().map(step_json).collect::<Vec<_>>(),
-        });
-        printer.data(&serde_json::to_string_pretty(&out)?);
+        let report = LineageReport {
+            artifact: listing(&lineage.artifact),
+            produced_by: producer.map(execution),
+            inputs,
+            reused_by: reusers.iter().map(execution).collect(),
+            consumed_by: lineage.consumers.iter().map(execution).collect(),
+        };
+        printer.data(&serde_json::to_string_pretty(&report)?);
         return Ok(ExitStatus::Success);
     }
     let a = &lineage.artifact;

@@ -3,68 +3,15 @@
 use std::path::Path;
 
 use kfbox_cli::DoctorArgs;
-use serde::Serialize;
 
 use crate::env_progress::EnvProgress;
+use crate::exit::ExitStatus;
+use crate::json::{Check, DockerReport, DoctorReport, GpuDevice, GpuReport, PortReport};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
-use crate::ExitStatus;
 
 /// Ports kfbox serves on by default: the API and UI, then JupyterLab.
 const PORTS: [u16; 2] = [8888, 8889];
-
-#[derive(Debug, Serialize)]
-struct Report {
-    kfbox: &'static str,
-    home: String,
-    free_disk_bytes: Option<u64>,
-    python: Check,
-    docker: DockerReport,
-    gpus: GpuReport,
-    ports: Vec<PortReport>,
-}
-
-#[derive(Debug, Serialize)]
-struct Check {
-    ok: bool,
-    detail: String,
-}
-
-#[derive(Debug, Serialize)]
-struct DockerReport {
-    ok: bool,
-    detail: String,
-    runtimes: Vec<String>,
-    nvidia_runtime: bool,
-    cdi_nvidia: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct GpuReport {
-    count: usize,
-    cuda_version: Option<String>,
-    devices: Vec<GpuDevice>,
-    problem: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct GpuDevice {
-    vendor: &'static str,
-    index: u32,
-    name: String,
-    memory_mib: u64,
-    driver_version: String,
-    uuid: String,
-}
-
-#[derive(Debug, Serialize)]
-struct PortReport {
-    port: u16,
-    free: bool,
-    /// Taken by this home's own kfbox server or lab (not a conflict).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kfbox: Option<String>,
-}
 
 pub async fn doctor(
     settings: &GlobalSettings,
@@ -81,10 +28,10 @@ pub async fn doctor(
         (inventory, cuda)
     })
     .await?;
-    let report = Report {
-        kfbox: env!("CARGO_PKG_VERSION"),
+    let report = DoctorReport {
+        kfbox: env!("CARGO_PKG_VERSION").into(),
         home: settings.home.display().to_string(),
-        free_disk_bytes: free_disk(&settings.home),
+        free_disk_bytes: free_disk(settings.home.path()),
         python: python_check(settings, printer).await,
         docker: docker_report().await,
         gpus: GpuReport {
@@ -95,7 +42,7 @@ pub async fn doctor(
                 .iter()
                 .map(|g| GpuDevice {
                     // nvidia-smi is the only source of GPUs kfbox reads.
-                    vendor: "NVIDIA",
+                    vendor: "NVIDIA".into(),
                     index: g.index,
                     name: g.name.clone(),
                     memory_mib: g.memory_mib,
@@ -106,7 +53,7 @@ pub async fn doctor(
             problem: inventory.problem.clone(),
         },
         ports: {
-            let ours = super::server::running_addresses(settings);
+            let ours = crate::instance::running_addresses(settings);
             PORTS
                 .iter()
                 .map(|&port| {
@@ -131,7 +78,7 @@ pub async fn doctor(
     Ok(ExitStatus::Success)
 }
 
-fn render(report: &Report) -> String {
+fn render(report: &DoctorReport) -> String {
     let mark = |ok: bool| if ok { "ok  " } else { "--  " };
     let mut out = format!("kfbox {}\n", report.kfbox);
     let disk = report.free_disk_bytes.map_or_else(
@@ -218,7 +165,7 @@ async fn python_check(settings: &GlobalSettings, printer: &Printer) -> Check {
             detail: format!(
                 "{version} ({python}); uv {} made a test environment with it; environments under {}",
                 kfbox_python::UV_VERSION,
-                settings.python_dir().display()
+                settings.home.python_dir().display()
             ),
         },
         Ok(Err(e)) => Check {

@@ -6,9 +6,9 @@ use kfbox_lab::{CODELAB_REQUIREMENTS, LAB_REQUIREMENTS};
 use kfbox_python::{SDK_REQUIREMENT, SEED_PACKAGES};
 
 use crate::env_progress::EnvProgress;
+use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
-use crate::ExitStatus;
 
 pub async fn env(
     settings: &GlobalSettings,
@@ -106,9 +106,6 @@ async fn bundle(
             ));
             Ok(ExitStatus::Success)
         }
-        Err(e) => {
-            printer.error(&e.context(format!("cannot write the wheelhouse {}", dir.display())));
-            Ok(ExitStatus::Error)
-        }
+        Err(e) => Err(e.context(format!("cannot write the wheelhouse {}", dir.display()))),
     }
 }

@@ -8,9 +8,9 @@ use kfbox_docker::BuildContext;
 use kfbox_python::SDK_REQUIREMENT;
 
 use crate::env_progress::EnvProgress;
+use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
-use crate::ExitStatus;
 
 /// images/runtime/Dockerfile, built into kfbox so `kfbox images build` works from any directory.
 const RUNTIME_DOCKERFILE: &str = include_str!("../../../../images/runtime/Dockerfile");
@@ -20,13 +20,7 @@ pub async fn images(
     printer: &Printer,
     args: ImagesArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let docker = match kfbox_docker::connect().await {
-        Ok(docker) => docker,
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            return Ok(ExitStatus::Error);
-        }
-    };
+    let docker = kfbox_docker::connect().await?;
     let result = match args.command {
         ImagesCommand::Build(build) => {
             return build_runtime(settings, printer, &docker, build).await
@@ -46,13 +40,8 @@ pub async fn images(
                 printer.note(&format!("saved {} to {}", images.join(" "), file.display()));
             }),
     };
-    match result {
-        Ok(()) => Ok(ExitStatus::Success),
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            Ok(ExitStatus::Error)
-        }
-    }
+    result?;
+    Ok(ExitStatus::Success)
 }
 
 async fn build_runtime(
@@ -76,10 +65,7 @@ async fn build_runtime(
         })
         .await?
     };
-    if let Err(e) = made {
-        printer.error(&e);
-        return Ok(ExitStatus::Error);
-    }
+    made?;
     let mut context = BuildContext::default();
     context.add("Dockerfile", RUNTIME_DOCKERFILE.as_bytes().to_vec());
     for entry in fs_err::read_dir(wheels.path())? {
@@ -108,10 +94,6 @@ async fn build_runtime(
             ));
             Ok(ExitStatus::Success)
         }
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            printer.note("hint: the base image needs python3 with its venv module; without a registry, `images/base/build.sh` makes one from Debian's packages and `--base kfbox/base:bookworm` uses it");
-            Ok(ExitStatus::Error)
-        }
+        Err(e) => Err(anyhow::anyhow!("{}\nhint: the base image needs python3 with its venv module; without a registry, `images/base/build.sh` makes one from Debian's packages and `--base kfbox/base:bookworm` uses it", kfbox_step::error_chain(&e))),
     }
 }

@@ -13,9 +13,9 @@ use kfbox_python::Requirements;
 use kfbox_server::{LabBoard, LabState, LabStatus};
 
 use crate::env_progress::EnvProgress;
+use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
-use crate::ExitStatus;
 
 const DEFAULT_PORT: u16 = 8889;
 /// Generous: the first start on a slow disk compiles JupyterLab's Python files.
@@ -51,10 +51,10 @@ fn start(
     board.set(LabStatus {
         state: LabState::Starting,
         detail: "starting JupyterLab".into(),
-        log: Some(lab_log(settings).display().to_string()),
+        log: Some(settings.home.lab_log().display().to_string()),
         ..LabStatus::default()
     });
-    let dir = kfbox_lab::workspace_dir(&settings.home);
+    let dir = settings.home.workspace();
     let report = workspace::sync(&dir, &workspace::shipped())?;
     if !report.kept.is_empty() {
         printer.note(&format!(
@@ -67,14 +67,14 @@ fn start(
         python: env.python,
         workspace: dir,
         listen,
-        token: super::server::new_token(),
+        token: crate::instance::new_token(),
         api_url: api_url.to_owned(),
-        home: settings.home.clone(),
+        home: settings.home.path().to_owned(),
         kfbox_dir: std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(ToOwned::to_owned))
             .unwrap_or_default(),
-        log: lab_log(settings),
+        log: settings.home.lab_log(),
     })?;
     lab.wait_ready(READY_LIMIT)?;
     Ok(lab)
@@ -95,10 +95,6 @@ fn choose_port(asked: Option<u16>) -> anyhow::Result<SocketAddr> {
     Ok(at(any.local_addr()?.port()))
 }
 
-fn lab_log(settings: &GlobalSettings) -> PathBuf {
-    settings.home.join("lab.log")
-}
-
 /// The log an error of a lab start points to: the installer's when an environment failed.
 fn log_of(error: &anyhow::Error) -> Option<PathBuf> {
     error.chain().find_map(|cause| {
@@ -115,12 +111,11 @@ pub async fn lab(
     printer: &Printer,
     args: LabArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let Some(server) = super::server::running_url(settings) else {
-        printer.error(&anyhow::anyhow!(
+    let Some(server) = crate::instance::running_url(settings) else {
+        return Err(anyhow::anyhow!(
             "no kfbox server is running for {}; start one with `kfbox up --no-lab` (or plain `kfbox up`, which starts the lab too)",
             settings.home.display()
         ));
-        return Ok(ExitStatus::Error);
     };
     // Watched from the start: a Ctrl-C right after the address is printed must stop the lab,
     // not kill kfbox and leave the lab running.
@@ -141,13 +136,7 @@ pub async fn lab(
         })
         .await?
     };
-    let lab = match lab {
-        Ok(lab) => lab,
-        Err(e) => {
-            printer.error(&e);
-            return Ok(ExitStatus::Error);
-        }
-    };
+    let lab = lab?;
     printer.data(&format!("  JupyterLab: {}", lab.url()));
     printer.note("Press Ctrl-C to stop the lab (and its kernels).");
     stop.await;
@@ -203,7 +192,7 @@ impl BackgroundLab {
                     board.set(LabStatus {
                         state: LabState::Ready,
                         url: Some(lab.url()),
-                        log: Some(lab_log(&settings).display().to_string()),
+                        log: Some(settings.home.lab_log().display().to_string()),
                         ..LabStatus::default()
                     });
                     on_ready(&lab.url());
@@ -214,7 +203,7 @@ impl BackgroundLab {
                         state: LabState::Failed,
                         error: Some(format!("{e:#}")),
                         log: log_of(&e)
-                            .or_else(|| Some(lab_log(&settings)))
+                            .or_else(|| Some(settings.home.lab_log()))
                             .map(|log| log.display().to_string()),
                         ..LabStatus::default()
                     });

@@ -3,31 +3,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use chrono::DateTime;
-use console::style;
-use kfbox_cli::{GpuChoice, RunArgs};
-use kfbox_engine::events::EventSink;
-use kfbox_engine::model::RuntimeArtifact;
-use kfbox_engine::model::{RunState, RunSummary};
+use kfbox_cli::RunArgs;
+use kfbox_engine::model::RunState;
 use kfbox_engine::{
-    execute, parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue,
-    RunOptions,
+    launch, parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue, Launch,
+    Runtime,
 };
-use kfbox_gpu::{GpuPlan, GpuPolicy};
 use kfbox_process::ProcessExecutor;
 use kfbox_spec::load_pipeline;
-use kfbox_spec::value::value_to_text;
-use kfbox_store::{NewArtifact, NewRun, RunHandle, Store};
-use std::collections::BTreeMap;
+use kfbox_step::events::EventSink;
 use tokio_util::sync::CancellationToken;
 
 use crate::executors::StepRouter;
-use crate::human::shown;
+use crate::exit::{ExitStatus, UsageError};
 use crate::printer::Printer;
-use crate::reporter::{state_label, Reporter};
-use crate::settings::{default_parallelism, GlobalSettings};
-use crate::ExitStatus;
+use crate::reporter::Reporter;
+use crate::settings::{parallelism, plan_gpus, GlobalSettings};
+use crate::summary::render_summary;
 
 pub async fn run(
     settings: &GlobalSettings,
@@ -64,7 +56,7 @@ pub async fn run(
 /// the same for a moment (a compiler may write it in pieces).
 async fn changed(path: &std::path::Path) {
     const POLL: Duration = Duration::from_millis(200);
-    let read = || std::fs::read(path).ok();
+    let read = || fs_err::read(path).ok();
     let before = read();
     loop {
         tokio::time::sleep(POLL).await;
@@ -85,52 +77,25 @@ async fn run_once(
     args: &RunArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitStatus> {
-    let pipeline = match load_pipeline(&args.pipeline) {
-        Ok(pipeline) => pipeline,
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            return Ok(ExitStatus::Error);
-        }
-    };
-    let assignments = match parse_assignments("--param", &args.params) {
-        Ok(a) => a,
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            return Ok(ExitStatus::Error);
-        }
-    };
+    let pipeline = load_pipeline(&args.pipeline)?;
+    let assignments = parse_assignments("--param", &args.params)?;
     let given: Vec<(String, GivenValue)> = assignments
         .into_iter()
         .map(|(name, text)| (name, GivenValue::Text(text)))
         .collect();
-    let parameters = match resolve_root_parameters(&pipeline.spec, &given) {
-        Ok(p) => p,
-        Err(errors) => {
-            for e in errors {
-                printer.error(&anyhow::anyhow!("{}: {e}", args.pipeline.display()));
-            }
-            return Ok(ExitStatus::Error);
-        }
+    let in_file = |errors: Vec<kfbox_engine::ParamError>| {
+        UsageError::all(
+            errors
+                .into_iter()
+                .map(|e| anyhow::anyhow!("{}: {e}", args.pipeline.display())),
+        )
     };
-    let artifacts = match parse_assignments("--artifact", &args.artifacts)
+    let parameters = resolve_root_parameters(&pipeline.spec, &given).map_err(in_file)?;
+    let artifacts = parse_assignments("--artifact", &args.artifacts)
         .map_err(|e| vec![e])
         .and_then(|given| resolve_root_artifacts(&pipeline.spec, &given))
-    {
-        Ok(a) => a,
-        Err(errors) => {
-            for e in errors {
-                printer.error(&anyhow::anyhow!("{}: {e}", args.pipeline.display()));
-            }
-            return Ok(ExitStatus::Error);
-        }
-    };
-    let config = match settings.load_config() {
-        Ok(config) => config,
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            return Ok(ExitStatus::Error);
-        }
-    };
+        .map_err(in_file)?;
+    let config = settings.load_config()?;
     let gpus = plan_gpus(&config, args.gpu, printer).await;
     let envs = settings.python_envs();
     let pipeline_dir = std::path::absolute(&args.pipeline)
@@ -142,65 +107,43 @@ async fn run_once(
         config,
         ProcessExecutor::new(envs),
         &pipeline.spec,
-        &settings.home,
+        settings.home.path(),
         pipeline_dir,
         printer,
     )
     .await?;
-    let store = Arc::new(settings.open_store(printer)?);
-    let run_id = uuid::Uuid::new_v4().to_string();
-    let run_dir = settings.runs_dir().join(&run_id);
-    fs_err::create_dir_all(&run_dir).context("cannot create the run directory")?;
-    let pipeline_name = pipeline.spec.pipeline_info.name.clone();
-    let run_name = args
-        .run_name
-        .clone()
-        .unwrap_or_else(|| format!("{pipeline_name}-{}", &run_id[..8]));
-    let record = store
-        .begin_run(&NewRun {
-            run_id: run_id.clone(),
-            display_name: run_name.clone(),
-            pipeline_name: pipeline_name.clone(),
-            resource_name: kfbox_engine::resource_name(&pipeline_name, &run_id),
-            run_dir: run_dir.display().to_string(),
-            parameters: parameters.clone(),
-            pipeline_spec: pipeline.source.to_string(),
-            experiment_id: None,
-        })
-        .context("cannot record the run in the store")?;
-    let artifacts = record_root_artifacts(&store, &record, artifacts)?;
-    let options = RunOptions {
-        run_id: run_id.clone(),
-        run_name,
-        run_dir: run_dir.clone(),
-        parameters,
-        artifacts,
-        step_slots: Arc::new(tokio::sync::Semaphore::new(
-            args.parallelism
-                .map_or_else(default_parallelism, |n| n as usize)
-                .max(1),
-        )),
-        store: store.clone(),
-        record: record.clone(),
+    let runtime = Runtime {
+        store: Arc::new(settings.open_store(printer)?),
+        runs_dir: settings.home.runs_dir(),
+        step_slots: Arc::new(tokio::sync::Semaphore::new(parallelism(args.parallelism))),
         reuse_cache: settings.cache && !args.no_cache,
-        retry: false,
         gpus,
     };
-    if let Some(server) = super::server::running_url(settings) {
+    let pipeline_name = pipeline.spec.pipeline_info.name.clone();
+    let launched = launch(
+        &runtime,
+        Launch {
+            spec_text: pipeline.source.to_string(),
+            pipeline: Arc::new(pipeline),
+            parameters,
+            artifacts,
+            display_name: args.run_name.clone(),
+            experiment_id: None,
+            retry_of: None,
+        },
+    )?;
+    if let Some(server) = crate::instance::running_url(settings) {
         // The store is the server's too: the UI shows this run live.
-        printer.note(&format!("In the UI: {server}/#/runs/details/{run_id}"));
+        printer.note(&format!(
+            "In the UI: {server}/#/runs/details/{}",
+            launched.run_id()
+        ));
     }
-    let executor = Arc::new(executor);
     let (events, receiver) = EventSink::channel();
     let reporter = Reporter::new(settings, printer.clone(), &pipeline_name);
     let reporting = tokio::spawn(reporter.consume(receiver));
-    let summary = execute(Arc::new(pipeline), options, executor, events, cancel).await;
+    let summary = launched.execute(Arc::new(executor), events, cancel).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), reporting).await;
-    // The run is over whatever happens here: its state, not a full disk, decides the exit.
-    let summary_path = run_dir.join("summary.json");
-    if let Err(e) = fs_err::write(&summary_path, serde_json::to_string_pretty(&summary)?) {
-        printer.warning(&format!("cannot write the run summary: {e}"));
-    }
     if args.json {
         printer.data(&serde_json::to_string_pretty(&summary)?);
     } else {
@@ -210,55 +153,6 @@ async fn run_once(
         RunState::Succeeded => ExitStatus::Success,
         RunState::Failed | RunState::Canceled | RunState::Running => ExitStatus::Failure,
     })
-}
-
-/// The machine's GPUs and what requests do without them (`--gpu`, else `gpu.policy`).
-pub(crate) async fn plan_gpus(
-    config: &crate::config::Config,
-    choice: Option<GpuChoice>,
-    printer: &Printer,
-) -> GpuPlan {
-    let policy = match choice.or(config.gpu.policy) {
-        Some(GpuChoice::Require) => GpuPolicy::Require,
-        Some(GpuChoice::Prefer) | None => GpuPolicy::Prefer,
-        Some(GpuChoice::Ignore) => GpuPolicy::Ignore,
-    };
-    let inventory = tokio::task::spawn_blocking(kfbox_gpu::detect)
-        .await
-        .unwrap_or_default();
-    if let Some(problem) = &inventory.problem {
-        printer.warning(&format!("no GPU will be used: {problem}"));
-    }
-    GpuPlan::new(inventory.gpus.len(), config.gpu.share, policy)
-}
-
-/// Root input artifacts are recorded first, so steps that use them have INPUT events to them.
-fn record_root_artifacts(
-    store: &Store,
-    record: &RunHandle,
-    mut artifacts: BTreeMap<String, Vec<RuntimeArtifact>>,
-) -> anyhow::Result<BTreeMap<String, Vec<RuntimeArtifact>>> {
-    let new: Vec<(String, NewArtifact)> = artifacts
-        .iter()
-        .flat_map(|(name, list)| {
-            list.iter().map(|a| {
-                let artifact = NewArtifact {
-                    schema_title: a.schema_title.clone(),
-                    uri: a.uri.clone(),
-                    metadata: a.metadata.clone(),
-                };
-                (name.clone(), artifact)
-            })
-        })
-        .collect();
-    let ids = store
-        .record_artifacts(record, &new)
-        .context("cannot record the run's input artifacts")?;
-    let mut ids = ids.into_iter();
-    for artifact in artifacts.values_mut().flatten() {
-        artifact.id = ids.next();
-    }
-    Ok(artifacts)
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel the run: steps live in process
@@ -271,76 +165,4 @@ async fn cancel_on_signal(cancel: CancellationToken, printer: Printer, watching:
         "canceling the run: stopping running steps..."
     });
     cancel.cancel();
-}
-
-pub(crate) fn seconds_between(start: &str, end: &str) -> Option<f64> {
-    let start = DateTime::parse_from_rfc3339(start).ok()?;
-    let end = DateTime::parse_from_rfc3339(end).ok()?;
-    Some((end - start).num_milliseconds() as f64 / 1000.0)
-}
-
-pub(crate) fn render_summary(summary: &RunSummary) -> String {
-    let mut out = String::new();
-    let took = seconds_between(&summary.started_at, &summary.finished_at).unwrap_or_default();
-    let state = match summary.state {
-        RunState::Succeeded => style(summary.state.as_str()).green().bold(),
-        RunState::Failed => style(summary.state.as_str()).red().bold(),
-        RunState::Canceled => style(summary.state.as_str()).yellow().bold(),
-        RunState::Running => style(summary.state.as_str()).blue().bold(),
-    };
-    out.push_str(&format!(
-        "Run {} of {}: {state} in {took:.1}s\n",
-        summary.run_id,
-        style(shown(&summary.pipeline)).bold()
-    ));
-    // 2 + 14 + 1 + 2 + 8 + 2 + 7 leaves 44 of 80 columns for the task path.
-    let width = summary
-        .tasks
-        .iter()
-        .map(|t| t.path.chars().count())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 44);
-    out.push_str(&format!(
-        "  {:<14} {:<width$}  {:>8}  {:>7}\n",
-        "STATE", "TASK", "ATTEMPTS", "TIME"
-    ));
-    for task in &summary.tasks {
-        let took = match (&task.started_at, &task.finished_at) {
-            (Some(s), Some(f)) => {
-                seconds_between(s, f).map_or(String::new(), |t| format!("{t:.1}s"))
-            }
-            _ => String::new(),
-        };
-        let label = state_label(task.state);
-        let pad = 14usize.saturating_sub(console::measure_text_width(&label));
-        out.push_str(&format!(
-            "  {label}{} {:<width$}  {:>8}  {:>7}\n",
-            " ".repeat(pad),
-            crate::human::fit_left(&task.path, width),
-            task.attempts,
-            took
-        ));
-        // Errors run to several lines (an installer's last ones, a hint): each indented.
-        if let Some(error) = &task.error {
-            for line in crate::human::shown_lines(error).lines() {
-                out.push_str(&format!("      {}\n", style(line).red()));
-            }
-        }
-        if let Some(reason) = &task.reason {
-            out.push_str(&format!("      {}\n", style(shown(reason)).dim()));
-        }
-    }
-    if !summary.outputs.is_empty() {
-        out.push_str("Outputs:\n");
-        for (name, value) in &summary.outputs {
-            out.push_str(&format!(
-                "  {} = {}\n",
-                shown(name),
-                shown(&value_to_text(value))
-            ));
-        }
-    }
-    out.push_str(&format!("Logs and artifacts: {}", summary.run_dir));
-    out
 }

@@ -6,17 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kfbox_cli::{LogsArgs, RunArg, RunsCommand, RunsListArgs};
-use kfbox_engine::model::{
-    ArtifactRef, RunState, RunSummary, TaskKind, TaskOutputs, TaskRecord, TaskState,
-};
-use kfbox_store::value::Prop;
-use kfbox_store::{props, DeletedRun, ExecutionRow, RunFilter, RunRow, RunSelector, Store};
-use serde_json::{json, Map, Value};
+use kfbox_engine::recorded::recorded_summary;
+use kfbox_store::{props, DeletedRun, RunFilter, RunRow, RunSelector, Store};
 
+use crate::exit::ExitStatus;
 use crate::human;
+use crate::json::{DeletedRunReport, RunList, RunListing};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
-use crate::ExitStatus;
 
 pub fn runs(
     settings: &GlobalSettings,
@@ -39,9 +36,11 @@ fn list(store: &Store, printer: &Printer, args: RunsListArgs) -> anyhow::Result<
     };
     let page = store.list_runs(&filter, args.page_token.as_deref(), args.limit as usize)?;
     if args.json {
-        let runs: Vec<Value> = page.runs.iter().map(run_json).collect();
-        let out = json!({"runs": runs, "next_page_token": page.next_page_token});
-        printer.data(&serde_json::to_string_pretty(&out)?);
+        let list = RunList {
+            runs: page.runs.iter().map(listing).collect(),
+            next_page_token: page.next_page_token.clone(),
+        };
+        printer.data(&serde_json::to_string_pretty(&list)?);
         return Ok(ExitStatus::Success);
     }
     if page.runs.is_empty() {
@@ -74,26 +73,26 @@ fn list(store: &Store, printer: &Printer, args: RunsListArgs) -> anyhow::Result<
     Ok(ExitStatus::Success)
 }
 
-fn run_json(run: &RunRow) -> Value {
-    json!({
-        "run_id": run.run_id,
-        "display_name": run.display_name,
-        "pipeline": run.pipeline_name,
-        "state": run.state,
-        "created_at": human::rfc3339(run.created_at),
-        "finished_at": run.finished_at.map(human::rfc3339),
-        "error": run.error,
-        "run_dir": run.run_dir,
-    })
+fn listing(run: &RunRow) -> RunListing {
+    RunListing {
+        run_id: run.run_id.clone(),
+        display_name: run.display_name.clone(),
+        pipeline: run.pipeline_name.clone(),
+        state: run.state.clone(),
+        created_at: human::rfc3339(run.created_at),
+        finished_at: run.finished_at.map(human::rfc3339),
+        error: run.error.clone(),
+        run_dir: run.run_dir.clone(),
+    }
 }
 
 fn get(store: &Store, printer: &Printer, args: RunArg) -> anyhow::Result<ExitStatus> {
     let run = store.find_run(&RunSelector(args.run))?;
-    let summary = summary_from_store(store, &run)?;
+    let summary = recorded_summary(store, &run)?;
     if args.json {
         printer.data(&serde_json::to_string_pretty(&summary)?);
     } else {
-        printer.data(&super::run::render_summary(&summary));
+        printer.data(&crate::summary::render_summary(&summary));
     }
     Ok(ExitStatus::Success)
 }
@@ -108,15 +107,15 @@ fn delete(
     let DeletedRun {
         artifacts_removed: removed,
         artifacts_kept: kept_here,
-    } = store.discard_run(&run, &settings.runs_dir())?;
+    } = store.discard_run(&run, &settings.home.runs_dir())?;
     if args.json {
-        let out = json!({
-            "run_id": run.run_id,
-            "deleted": true,
-            "artifacts_removed": removed,
-            "artifacts_kept": kept_here,
-        });
-        printer.data(&serde_json::to_string_pretty(&out)?);
+        let report = DeletedRunReport {
+            run_id: run.run_id.clone(),
+            deleted: true,
+            artifacts_removed: removed,
+            artifacts_kept: kept_here.clone(),
+        };
+        printer.data(&serde_json::to_string_pretty(&report)?);
     } else {
         let mut text = format!("Deleted run {} ({removed} artifacts removed", run.run_id);
         if !kept_here.is_empty() {
@@ -129,138 +128,6 @@ fn delete(
         printer.data(&text);
     }
     Ok(ExitStatus::Success)
-}
-
-/// The run as `kfbox run --json` reported it, rebuilt from the store (also while it runs).
-pub(crate) fn summary_from_store(store: &Store, run: &RunRow) -> anyhow::Result<RunSummary> {
-    let executions = store.run_executions(run)?;
-    let artifact_ref = |id: i64| -> Option<ArtifactRef> {
-        let row = store.artifact(id).ok()?;
-        let mut metadata = row.metadata;
-        metadata.remove(props::STORE_SESSION_INFO);
-        metadata.remove(props::DISPLAY_NAME);
-        Some(ArtifactRef {
-            uri: row.uri,
-            metadata,
-        })
-    };
-    let listed_ids = |e: &ExecutionRow| -> BTreeMap<String, Vec<ArtifactRef>> {
-        let Some(map) = e
-            .props
-            .get(props::OUTPUT_ARTIFACTS)
-            .and_then(Prop::as_struct)
-        else {
-            return BTreeMap::new();
-        };
-        map.iter()
-            .map(|(name, ids)| {
-                let refs = ids
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_i64)
-                    .filter_map(artifact_ref)
-                    .collect();
-                (name.clone(), refs)
-            })
-            .collect()
-    };
-    let mut tasks = Vec::new();
-    let mut outputs = Map::new();
-    for execution in &executions {
-        let kind = execution.text(props::KIND).unwrap_or_default();
-        let parameters = execution
-            .props
-            .get(props::OUTPUTS)
-            .and_then(Prop::as_struct)
-            .cloned()
-            .unwrap_or_default();
-        if kind == "root" {
-            outputs = parameters;
-            for (name, refs) in listed_ids(execution) {
-                outputs.insert(name, serde_json::to_value(refs)?);
-            }
-            continue;
-        }
-        let kind = match kind {
-            "container" => TaskKind::Container,
-            "importer" => TaskKind::Importer,
-            "dag" => TaskKind::Dag,
-            "loop" => TaskKind::Loop,
-            _ => continue,
-        };
-        let artifacts = match kind {
-            TaskKind::Dag | TaskKind::Loop => listed_ids(execution),
-            TaskKind::Container | TaskKind::Importer => {
-                let mut map: BTreeMap<String, Vec<ArtifactRef>> = BTreeMap::new();
-                for (name, id) in &execution.outputs {
-                    if let Some(r) = artifact_ref(*id) {
-                        map.entry(name.clone()).or_default().push(r);
-                    }
-                }
-                map
-            }
-        };
-        let text = |name: &str| execution.text(name).map(str::to_owned);
-        tasks.push(TaskRecord {
-            name: text(props::TASK_NAME).unwrap_or_default(),
-            path: text(props::PATH).unwrap_or_default(),
-            kind,
-            state: task_state(execution),
-            attempts: execution.int(props::ATTEMPTS).unwrap_or(0) as u32,
-            started_at: text(props::STARTED_AT),
-            finished_at: text(props::FINISHED_AT),
-            outputs: TaskOutputs {
-                parameters,
-                artifacts,
-            },
-            error: text(props::ERROR),
-            reason: text(props::REASON),
-            iterations: execution.int(props::ITERATION_COUNT).map(|n| n as usize),
-            log: text(props::LOG),
-        });
-    }
-    tasks.sort_by(|a, b| {
-        let key = |t: &TaskRecord| t.started_at.clone().or(t.finished_at.clone());
-        key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
-    });
-    let state = match run.state.as_str() {
-        "SUCCEEDED" => RunState::Succeeded,
-        "CANCELED" => RunState::Canceled,
-        "RUNNING" => RunState::Running,
-        _ => RunState::Failed,
-    };
-    Ok(RunSummary {
-        run_id: run.run_id.clone(),
-        pipeline: run.pipeline_name.clone(),
-        state,
-        outputs,
-        tasks,
-        started_at: human::rfc3339(run.created_at),
-        finished_at: human::rfc3339(
-            run.finished_at
-                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
-        ),
-        run_dir: run.run_dir.clone(),
-        error: run.error.clone(),
-    })
-}
-
-fn task_state(execution: &ExecutionRow) -> TaskState {
-    match execution.text(props::STATE) {
-        Some("SUCCEEDED") => TaskState::Succeeded,
-        Some("FAILED") => TaskState::Failed,
-        Some("SKIPPED") => TaskState::Skipped,
-        Some("CANCELED") => TaskState::Canceled,
-        Some("CACHED") => TaskState::Cached,
-        _ => match execution.state {
-            "COMPLETE" => TaskState::Succeeded,
-            "FAILED" => TaskState::Failed,
-            "CACHED" => TaskState::Cached,
-            "CANCELED" => TaskState::Canceled,
-            _ => TaskState::Running,
-        },
-    }
 }
 
 /// `kfbox logs RUN [TASK] [--follow]`.
@@ -294,7 +161,7 @@ pub async fn logs(
         let several = logs.len() > 1;
         for (path, file) in &logs {
             let offset = offsets.entry(file.clone()).or_insert(0);
-            let Some(text) = read_from(&settings.runs_dir(), file, offset)? else {
+            let Some(text) = read_from(&settings.home.runs_dir(), file, offset)? else {
                 continue;
             };
             if several {

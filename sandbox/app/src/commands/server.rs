@@ -4,7 +4,6 @@
 //! kernel drops it when the process dies, even by kill -9) and describes itself in
 //! `server.json` (address, pid, token, log), readable only by the user.
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,94 +14,24 @@ use async_trait::async_trait;
 use chrono::Utc;
 use clap::ValueEnum;
 use kfbox_cli::{DownArgs, ExecutorKind, StatusArgs, UpArgs};
-use kfbox_engine::Executor;
 use kfbox_process::ProcessExecutor;
 use kfbox_python::PythonEnvs;
 use kfbox_server::{Bound, BrowserPolicy, LabBoard, LabState, LabStatus, Launcher, ServerOptions};
 use kfbox_spec::LoadedPipeline;
-use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
+use kfbox_step::process::ProcessIdentity;
+use kfbox_step::Executor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
 use crate::executors::StepRouter;
+use crate::exit::ExitStatus;
+use crate::instance::{new_token, running_server, try_lock, ServerInfo};
+use crate::json::{Serving, StatusReport, Stopped};
 use crate::printer::Printer;
-use crate::settings::{default_parallelism, GlobalSettings};
-use crate::ExitStatus;
+use crate::settings::{listen_address, parallelism, GlobalSettings};
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
 /// How long shutting down waits for canceled runs to record their end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-
-/// What `server.json` says about the running server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ServerInfo {
-    pid: u32,
-    /// `<pid> <start time>`: tells a live server from a reused pid.
-    identity: String,
-    url: String,
-    started_at: String,
-    log: Option<PathBuf>,
-    token: Option<String>,
-    /// JupyterLab's address with its token, once the lab answers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    lab_url: Option<String>,
-}
-
-fn lock_path(settings: &GlobalSettings) -> PathBuf {
-    settings.home.join("server.lock")
-}
-
-fn info_path(settings: &GlobalSettings) -> PathBuf {
-    settings.home.join("server.json")
-}
-
-fn log_path(settings: &GlobalSettings) -> PathBuf {
-    settings.home.join("server.log")
-}
-
-/// The server lock, or `None` when another process holds it.
-fn try_lock(settings: &GlobalSettings) -> anyhow::Result<Option<Flock<File>>> {
-    settings.create_home()?;
-    let file = fs_err::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock_path(settings))?
-        .into_parts()
-        .0;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(anyhow::anyhow!(e).context("cannot lock server.lock")),
-    }
-}
-
-/// The server serving this home, if one is alive.
-fn running_server(settings: &GlobalSettings) -> Option<ServerInfo> {
-    let text = std::fs::read_to_string(info_path(settings)).ok()?;
-    let info: ServerInfo = serde_json::from_str(&text).ok()?;
-    // A server holds the lock while it lives; a killed one that nobody reaped yet does not.
-    let holds_lock = matches!(try_lock(settings), Ok(None));
-    (holds_lock && kfbox_store::identity_alive(&info.identity)).then_some(info)
-}
-
-/// What the server running for this home listens on: (what, URL) for the API and the lab.
-pub(crate) fn running_addresses(settings: &GlobalSettings) -> Vec<(String, String)> {
-    let Some(info) = running_server(settings) else {
-        return Vec::new();
-    };
-    let mut addresses = vec![(format!("this kfbox's API (pid {})", info.pid), info.url)];
-    if let Some(lab) = info.lab_url {
-        addresses.push((format!("this kfbox's JupyterLab (pid {})", info.pid), lab));
-    }
-    addresses
-}
-
-/// The URL of the server running for this home, if one is.
-pub(crate) fn running_url(settings: &GlobalSettings) -> Option<String> {
-    running_server(settings).map(|info| info.url)
-}
 
 fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
     text.parse().map_err(|_| {
@@ -121,38 +50,14 @@ fn client_url(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-pub(crate) fn new_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
 pub async fn up(
     settings: &GlobalSettings,
     printer: &Printer,
     args: UpArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let config = match settings.load_config() {
-        Ok(config) => config,
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            return Ok(ExitStatus::Error);
-        }
-    };
-    let listen_text = args
-        .listen
-        .clone()
-        .or(config.server.listen.clone())
-        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    let listen = match parse_listen(&listen_text) {
-        Ok(addr) => addr,
-        Err(e) => {
-            printer.error(&e);
-            return Ok(ExitStatus::Error);
-        }
-    };
+    let config = settings.load_config()?;
+    let listen_text = listen_address(args.listen.as_deref(), &config);
+    let listen = parse_listen(&listen_text)?;
     let mut generated = false;
     let token = match args.token.clone().filter(|t| !t.is_empty()) {
         Some(token) => Some(token),
@@ -163,7 +68,7 @@ pub async fn up(
         None => None,
     };
     if let Some(info) = running_server(settings) {
-        return Ok(already_running(settings, printer, &info));
+        return Err(already_running(settings, &info));
     }
     if args.detach {
         return detach(settings, printer, &args, listen, token, generated).await;
@@ -179,18 +84,17 @@ pub async fn up(
     }
     let Some(_lock) = lock else {
         match running_server(settings) {
-            Some(info) => return Ok(already_running(settings, printer, &info)),
+            Some(info) => return Err(already_running(settings, &info)),
             None => {
-                printer.error(&anyhow::anyhow!(
+                return Err(anyhow::anyhow!(
                     "another kfbox is starting a server for {}; try again in a moment",
                     settings.home.display()
                 ));
-                return Ok(ExitStatus::Error);
             }
         }
     };
     let store = Arc::new(settings.open_store(printer)?);
-    let gpus = super::run::plan_gpus(&config, None, printer).await;
+    let gpus = crate::settings::plan_gpus(&config, None, printer).await;
     let browser = BrowserPolicy {
         allowed_hosts: config.server.allowed_hosts.clone(),
         allowed_origins: config.server.allowed_origins.clone(),
@@ -199,7 +103,7 @@ pub async fn up(
         chosen: args.executor,
         config,
         envs: settings.python_envs(),
-        home: settings.home.clone(),
+        home: settings.home.path().to_owned(),
         pipeline_dir: std::env::current_dir().unwrap_or_default(),
         printer: printer.clone(),
     });
@@ -207,34 +111,26 @@ pub async fn up(
     let options = ServerOptions {
         listen,
         token: token.clone(),
-        runs_dir: settings.runs_dir(),
-        parallelism: args
-            .parallelism
-            .map_or_else(default_parallelism, |n| n as usize),
+        runs_dir: settings.home.runs_dir(),
+        parallelism: parallelism(args.parallelism),
         gpus,
         reuse_cache: settings.cache,
         browser,
         lab: lab_board.clone(),
     };
     fs_err::create_dir_all(&options.runs_dir).context("cannot create the runs directory")?;
-    let bound = match Bound::bind(options, store, launcher).await {
-        Ok(bound) => bound,
-        Err(e) => {
-            printer.error(&anyhow::Error::new(e));
-            return Ok(ExitStatus::Error);
-        }
-    };
+    let bound = Bound::bind(options, store, launcher).await?;
     let url = client_url(bound.local_addr());
     let info = ServerInfo {
         pid: std::process::id(),
-        identity: kfbox_store::process_identity(),
+        identity: ProcessIdentity::current().to_string(),
         url: url.clone(),
         started_at: Utc::now().to_rfc3339(),
-        log: args.background.then(|| log_path(settings)),
+        log: args.background.then(|| settings.home.server_log()),
         token: token.clone(),
         lab_url: None,
     };
-    write_info(&info_path(settings), &info)?;
+    write_info(&settings.home.server_info(), &info)?;
     let terminal = if args.background {
         None
     } else {
@@ -249,7 +145,7 @@ pub async fn up(
         printer.note("Press Ctrl-C to stop (running steps are canceled and recorded).");
     }
     let lab = (!args.no_lab).then(|| {
-        let path = info_path(settings);
+        let path = settings.home.server_info();
         let info = info.clone();
         let block_printer = printer.clone();
         let terminal_for_block = terminal.clone();
@@ -301,7 +197,7 @@ pub async fn up(
     if let Some(lab) = lab {
         lab.stop();
     }
-    let _ = std::fs::remove_file(info_path(settings));
+    let _ = fs_err::remove_file(settings.home.server_info());
     let stopped = stopped?;
     printer.note(&format!(
         "kfbox stopped{}",
@@ -313,14 +209,13 @@ pub async fn up(
     Ok(ExitStatus::Success)
 }
 
-fn already_running(settings: &GlobalSettings, printer: &Printer, info: &ServerInfo) -> ExitStatus {
-    printer.error(&anyhow::anyhow!(
+fn already_running(settings: &GlobalSettings, info: &ServerInfo) -> anyhow::Error {
+    anyhow::anyhow!(
         "kfbox is already serving {} at {} (pid {}); `kfbox down` stops it, or set KFBOX_HOME to start another",
         settings.home.display(),
         info.url,
         info.pid
-    ));
-    ExitStatus::Error
+    )
 }
 
 fn print_addresses(printer: &Printer, url: &str, token: Option<&str>, generated: bool) {
@@ -341,16 +236,15 @@ fn print_addresses(printer: &Printer, url: &str, token: Option<&str>, generated:
 
 /// `server.json`, readable by its owner only (it holds the token).
 fn write_info(path: &Path, info: &ServerInfo) -> anyhow::Result<()> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension("json.tmp");
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = fs_err::OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .mode(0o600)
-        .open(&temporary)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
+        .open(&temporary)?;
     file.write_all(serde_json::to_string_pretty(info)?.as_bytes())?;
     fs_err::rename(&temporary, path)?;
     Ok(())
@@ -387,8 +281,8 @@ async fn detach(
     generated: bool,
 ) -> anyhow::Result<ExitStatus> {
     use std::os::unix::process::CommandExt;
-    settings.create_home()?;
-    let log = log_path(settings);
+    settings.home.create()?;
+    let log = settings.home.server_log();
     let log_file = fs_err::OpenOptions::new()
         .create(true)
         .append(true)
@@ -401,7 +295,7 @@ async fn detach(
     );
     command
         .arg("--home")
-        .arg(&settings.home)
+        .arg(settings.home.path())
         .arg("up")
         .arg("--background")
         .arg("--listen")
@@ -462,19 +356,17 @@ async fn detach(
             }
         }
         if let Some(status) = child.try_wait()? {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = fs_err::read_to_string(&log).unwrap_or_default();
             let tail = text.get(start_of_log as usize..).unwrap_or_default().trim();
-            printer.error(&anyhow::anyhow!(
+            return Err(anyhow::anyhow!(
                 "the background server exited ({status}):\n{tail}"
             ));
-            return Ok(ExitStatus::Error);
         }
         if started.elapsed() > Duration::from_secs(60) {
-            printer.error(&anyhow::anyhow!(
+            return Err(anyhow::anyhow!(
                 "the background server did not answer within 60 s; see {}",
                 log.display()
             ));
-            return Ok(ExitStatus::Error);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -531,8 +423,11 @@ pub async fn status(
 ) -> anyhow::Result<ExitStatus> {
     let Some(info) = running_server(settings) else {
         if args.json {
-            printer
-                .data(&serde_json::json!({ "running": false, "home": settings.home }).to_string());
+            let report = StatusReport::Stopped(Stopped {
+                running: false,
+                home: settings.home.display().to_string(),
+            });
+            printer.data(&serde_json::to_string(&report)?);
         } else {
             printer.data(&format!(
                 "kfbox is not serving {} (`kfbox up` starts it)",
@@ -555,19 +450,20 @@ pub async fn status(
         })
         .map_or(0, |page| page.runs.len());
     if args.json {
-        printer.data(&serde_json::to_string_pretty(&serde_json::json!({
-            "running": true,
-            "healthy": health.is_ok(),
-            "problem": health.as_ref().err().map(ToString::to_string),
-            "url": info.url,
-            "pid": info.pid,
-            "started_at": info.started_at,
-            "log": info.log,
-            "lab_url": info.lab_url,
-            "lab": lab,
-            "runs_running": running_runs,
-            "home": settings.home,
-        }))?);
+        let report = StatusReport::Serving(Box::new(Serving {
+            running: true,
+            healthy: health.is_ok(),
+            problem: health.as_ref().err().map(ToString::to_string),
+            url: info.url.clone(),
+            pid: info.pid,
+            started_at: info.started_at.clone(),
+            log: info.log.as_ref().map(|l| l.display().to_string()),
+            lab_url: info.lab_url.clone(),
+            lab: lab.clone(),
+            runs_running: running_runs,
+            home: settings.home.display().to_string(),
+        }));
+        printer.data(&serde_json::to_string_pretty(&report)?);
     } else {
         let up_for = chrono::DateTime::parse_from_rfc3339(&info.started_at)
             .map(|t| {
@@ -642,9 +538,9 @@ pub async fn down(
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     // The kernel drops the lock while the process is still exiting: stopped means the
     // process itself has ended (a zombie counts, its reaping is its parent's business).
-    while kfbox_store::identity_alive(&info.identity) {
+    while ProcessIdentity::parse(&info.identity).is_some_and(|p| p.is_alive()) {
         if Instant::now() > deadline {
-            printer.error(&anyhow::anyhow!(
+            return Err(anyhow::anyhow!(
                 "the server (pid {}) is still stopping after {} s; see {}",
                 info.pid,
                 args.timeout,
@@ -653,7 +549,6 @@ pub async fn down(
                     .unwrap_or(Path::new("its terminal"))
                     .display()
             ));
-            return Ok(ExitStatus::Error);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

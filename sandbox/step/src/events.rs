@@ -1,8 +1,9 @@
-//! Progress of a run as events, for reporters (terminal table, JSON, later the server).
+//! Progress of a run as events, for reporters (the terminal table, the server's task phases),
+//! and the states a task passes through.
 
 use tokio::sync::mpsc;
 
-use crate::model::TaskState;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone)]
 pub enum RunEvent {
@@ -59,5 +60,48 @@ impl EventSink {
         if let Some(tx) = &self.0 {
             let _ = tx.send(event);
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    /// Still running (only seen when reading a run in progress from the store).
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Canceled,
+    Cached,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Skipped => "SKIPPED",
+            Self::Canceled => "CANCELED",
+            Self::Cached => "CACHED",
+        }
+    }
+
+    /// The state [`TaskState::as_str`] wrote, or `None` for text it never writes.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" => Self::Succeeded,
+            "FAILED" => Self::Failed,
+            "SKIPPED" => Self::Skipped,
+            "CANCELED" => Self::Canceled,
+            "CACHED" => Self::Cached,
+            _ => return None,
+        })
+    }
+
+    /// Downstream tasks with the default trigger strategy run after these states.
+    pub fn lets_dependents_run(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Cached | Self::Skipped)
     }
 }

@@ -1,0 +1,150 @@
+//! The scheduler: walks DAGs, resolves inputs, evaluates conditions, fans loops out and in, and
+//! hands container steps to the executor.
+//!
+//! Failure follows the backend on Argo: inside one DAG, once a task fails no new task starts
+//! (fail-fast) except those with `ALL_UPSTREAM_TASKS_COMPLETED` (exit handlers, ignore upstream
+//! failure); a DAG fails when any of its tasks failed; running tasks are never interrupted by a
+//! sibling's failure.
+
+mod attempt;
+mod container;
+mod context;
+mod dag;
+mod importer;
+mod inputs;
+mod loops;
+mod outputs;
+mod step_input;
+
+pub(crate) use context::{resource_name, RunOptions};
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use kfbox_spec::LoadedPipeline;
+use tokio_util::sync::CancellationToken;
+
+use crate::ledger::Ledger;
+use crate::model::{ArtifactRef, RunState, RunSummary, TaskKind, TaskRecord, TaskState};
+use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::Executor;
+
+use context::{now, Inputs, Run};
+use dag::run_dag;
+
+/// Run a pipeline to its end. Never fails as a whole: every problem lands in a task record.
+pub(crate) async fn execute(
+    pipeline: Arc<LoadedPipeline>,
+    options: RunOptions,
+    executor: Arc<dyn Executor>,
+    events: EventSink,
+    cancel: CancellationToken,
+) -> RunSummary {
+    let started_at = now();
+    // Stops the run as a cancel does, also when recording it fails.
+    let cancel = cancel.child_token();
+    let run = Arc::new(Run {
+        executor,
+        events: events.clone(),
+        cancel: cancel.clone(),
+        create_time: started_at.clone(),
+        resource_name: resource_name(&pipeline.spec.pipeline_info.name, &options.run_id),
+        records: Mutex::new(Vec::new()),
+        ledger: Ledger::new(
+            options.store.clone(),
+            options.record.clone(),
+            events.clone(),
+            cancel,
+        ),
+        options,
+        pipeline,
+    });
+    warn_about_platform_settings(&run);
+    let inputs = Inputs {
+        parameters: run.options.parameters.clone(),
+        artifacts: run.options.artifacts.clone(),
+    };
+    let root_id = run.ledger.root_execution_id();
+    let root = run_dag(run.clone(), None, String::new(), inputs, root_id).await;
+    let recording_failed = run.ledger.failure();
+    let state = if recording_failed.is_some() {
+        RunState::Failed
+    } else if run.cancel.is_cancelled() {
+        RunState::Canceled
+    } else {
+        match root.state {
+            TaskState::Failed => RunState::Failed,
+            TaskState::Canceled => RunState::Canceled,
+            _ => RunState::Succeeded,
+        }
+    };
+    let mut outputs = root.parameters.clone();
+    for (name, list) in &root.artifacts {
+        let refs: Vec<ArtifactRef> = list.iter().map(ArtifactRef::from).collect();
+        outputs.insert(name.clone(), serde_json::to_value(refs).unwrap_or_default());
+    }
+    let mut tasks = std::mem::take(&mut *run.records.lock().expect("records lock"));
+    tasks.sort_by(|a, b| {
+        let key = |t: &TaskRecord| t.started_at.clone().or(t.finished_at.clone());
+        key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
+    });
+    let error = match (state, recording_failed) {
+        (_, Some(failure)) => Some(format!("{failure}; kfbox stopped the run")),
+        (RunState::Failed, None) => tasks
+            .iter()
+            .find(|t| t.state == TaskState::Failed && t.kind != TaskKind::Dag)
+            .or_else(|| tasks.iter().find(|t| t.state == TaskState::Failed))
+            .map(|t| match &t.error {
+                Some(e) => format!("task `{}` failed: {e}", t.path),
+                None => format!("task `{}` failed", t.path),
+            }),
+        (RunState::Canceled, None) => Some("the run was canceled".into()),
+        (RunState::Succeeded | RunState::Running, None) => None,
+    };
+    run.ledger.finish_run(
+        state.as_str(),
+        error.clone(),
+        &root.parameters,
+        &root.artifacts,
+    );
+    RunSummary {
+        run_id: run.options.run_id.clone(),
+        pipeline: run.pipeline.spec.pipeline_info.name.clone(),
+        state,
+        outputs,
+        tasks,
+        started_at,
+        finished_at: now(),
+        run_dir: run.options.run_dir.display().to_string(),
+        error,
+    }
+}
+
+/// Kubernetes-only settings never fail silently: one warning per setting and task.
+fn warn_about_platform_settings(run: &Run) {
+    let spec = &run.pipeline.spec;
+    let mut seen = HashSet::new();
+    let dags = std::iter::once(&spec.root).chain(spec.components.values());
+    for dag in dags.filter_map(|c| c.dag.as_ref()) {
+        for task in dag.tasks.values() {
+            let Some(component) = spec.component(&task.component_ref.name) else {
+                continue;
+            };
+            let Some(label) = component.executor_label.as_deref() else {
+                continue;
+            };
+            let task_name = &task.task_info.name;
+            let mut warnings = Vec::new();
+            for setting in run.pipeline.platform.kubernetes_settings(label) {
+                warnings.push(format!(
+                    "task `{task_name}`: Kubernetes setting `{setting}` is not applied when running locally"
+                ));
+            }
+            for warning in warnings {
+                if seen.insert(warning.clone()) {
+                    run.events.send(RunEvent::Warning(warning));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! What runs one step, and nothing else: the [`Step`] an executor receives, the [`Executor`]
+//! trait, the events a run reports, and process identity (so a later kfbox can stop what a
+//! killed one left running). Executors depend on this crate only, never on the scheduler or
+//! the store.
+
+mod chain;
+pub mod events;
+mod executor;
+pub mod process;
+mod step;
+
+pub use chain::error_chain;
+pub use events::TaskState;
+pub use executor::{Executor, ExecutorError, OncePerKey};
+pub use step::{Mount, Step, StepExit};

@@ -1,0 +1,55 @@
+//! One attempt of one container task, as an executor receives it.
+
+use std::path::PathBuf;
+
+use kfbox_resources::Resources;
+
+/// One attempt of one container task, with every placeholder already resolved.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Where the task sits in the run, e.g. `for-loop-2/iteration-0/train`.
+    pub task_path: String,
+    pub run_id: String,
+    pub image: String,
+    /// The container's `command` (a container's entrypoint), placeholders expanded.
+    pub command: Vec<String>,
+    /// The container's `args`, placeholders expanded.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// A scratch directory owned by this attempt.
+    pub work_dir: PathBuf,
+    /// stdout and stderr of the step are appended here.
+    pub log_path: PathBuf,
+    /// Where the executor notes what it started (see [`crate::process::note_process`]), so
+    /// that if kfbox dies the next kfbox can stop it.
+    pub process_file: PathBuf,
+    /// The host paths the step reads and writes (input artifacts, output directories, the
+    /// work directory), for executors that isolate steps: they expose exactly these, at the
+    /// same paths, so artifact URIs mean the same inside and out.
+    pub mounts: Vec<Mount>,
+    pub resources: Resources,
+    /// GPUs this step may see (`CUDA_VISIBLE_DEVICES` indices); `None` leaves the host's
+    /// setting alone (a machine without GPUs, or GPUs shared by configuration).
+    pub gpus: Option<Vec<u32>>,
+}
+
+impl Step {
+    /// `command` followed by `args`: what a process runs.
+    pub fn argv(&self) -> Vec<String> {
+        self.command.iter().chain(&self.args).cloned().collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub path: PathBuf,
+    pub writable: bool,
+}
+
+/// How a step ended when it could be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepExit {
+    Exited(i32),
+    Signaled(i32),
+    Canceled,
+}
