@@ -215,8 +215,8 @@ fn parsed<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
 #[test]
 fn every_json_output_matches_its_declared_type() {
     use kfbox_app::json::{
-        ArtifactDetail, ArtifactList, DeletedRunReport, DoctorReport, EnvInfo, LineageReport,
-        RunList, RunSummary, StatusReport,
+        ArtifactDetail, ArtifactList, CheckReport, DeletedRunReport, DoctorReport, EnvInfo,
+        LineageReport, RunList, RunSummary, StatusReport,
     };
     let pipeline = compile("artifacts");
     let summary: RunSummary = parsed(&[
@@ -242,6 +242,14 @@ fn every_json_output_matches_its_declared_type() {
     let envs: Vec<EnvInfo> = parsed(&["env", "--json"]);
     assert!(!envs.is_empty());
     let _: DoctorReport = parsed(&["doctor", "--json"]);
+    let check: CheckReport = parsed(&[
+        "check",
+        pipeline.to_str().unwrap(),
+        "--for",
+        "cluster",
+        "--json",
+    ]);
+    assert!(!check.findings.is_empty(), "{check:?}");
     let _: StatusReport = parsed(&["status", "--json"]);
     let deleted: DeletedRunReport = parsed(&["runs", "delete", &run, "--json"]);
     assert!(deleted.deleted);

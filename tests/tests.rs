@@ -3,6 +3,7 @@
 
 mod common;
 
+mod check;
 mod cli;
 mod conformance;
 mod docker;
@@ -14,5 +15,6 @@ mod semantics;
 mod server;
 mod store;
 mod structure;
+mod target;
 mod ui;
 mod wasi;

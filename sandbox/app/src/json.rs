@@ -5,10 +5,25 @@
 //! `kfbox run --json` and `kfbox runs get --json` print the engine's [`RunSummary`]; `kfbox env
 //! --json` a list of [`EnvInfo`].
 
+pub use kfbox_cluster::portability::{Finding, FindingKind};
 pub use kfbox_engine::model::RunSummary;
 pub use kfbox_python::EnvInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// `kfbox check --json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckReport {
+    /// The file as given.
+    pub file: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// `local` or `cluster`.
+    pub target: String,
+    pub tasks: usize,
+    pub findings: Vec<Finding>,
+}
 
 /// `kfbox runs list --json`.
 #[derive(Debug, Serialize, Deserialize)]

@@ -43,6 +43,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => commands::run(&settings, &printer, args).await,
+            Command::Check(args) => commands::check(&printer, args),
             Command::Env(args) => commands::env(&settings, &printer, args).await,
             Command::Runs(args) => commands::runs(&settings, &printer, args.into_command()),
             Command::Logs(args) => commands::logs(&settings, &printer, args).await,

@@ -77,6 +77,9 @@ pub(crate) fn render_summary(summary: &RunSummary) -> String {
             ));
         }
     }
-    out.push_str(&format!("Logs and artifacts: {}", summary.run_dir));
+    match &summary.page {
+        Some(page) => out.push_str(&format!("In the UI: {page}")),
+        None => out.push_str(&format!("Logs and artifacts: {}", summary.run_dir)),
+    }
     out
 }

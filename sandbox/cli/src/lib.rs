@@ -26,6 +26,8 @@ pub mod env_vars {
     pub const KFBOX_OFFLINE: &str = "KFBOX_OFFLINE";
     /// A wheelhouse to install from offline (as `--wheels`).
     pub const KFBOX_WHEELS: &str = "KFBOX_WHEELS";
+    /// The bearer token `kfbox run --target` sends (as `--target-token`).
+    pub const KFBOX_TARGET_TOKEN: &str = "KFBOX_TARGET_TOKEN";
 }
 
 #[derive(Debug, Parser)]
@@ -103,6 +105,9 @@ pub enum ColorChoice {
 pub enum Command {
     /// Run a compiled pipeline (PipelineSpec YAML or JSON) to completion.
     Run(RunArgs),
+    /// Check a compiled pipeline without running it; `--for cluster` also lists what will
+    /// behave differently on a Kubeflow Pipelines cluster.
+    Check(CheckArgs),
     /// Show the managed Python environments, or repair them.
     Env(EnvArgs),
     /// List, show or delete recorded runs (`kfbox runs` alone lists them).
@@ -363,6 +368,26 @@ pub struct LineageArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The pipeline file written by `kfp.compiler.Compiler().compile(...)`.
+    pub pipeline: PathBuf,
+    /// Where it is meant to run: `local` checks that kfbox can run it; `cluster` also lists
+    /// what a KFP cluster does differently (pip at start, mutable images, `wasm:` steps, local
+    /// paths, Kubernetes settings).
+    #[arg(long = "for", value_enum, default_value_t = CheckFor::Local, value_name = "WHERE")]
+    pub target: CheckFor,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFor {
+    Local,
+    Cluster,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// The pipeline file written by `kfp.compiler.Compiler().compile(...)`.
     pub pipeline: PathBuf,
@@ -370,13 +395,18 @@ pub struct RunArgs {
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// A pipeline input artifact, NAME=PATH (a local file or directory). Repeatable.
-    #[arg(long = "artifact", short = 'a', value_name = "NAME=PATH")]
+    #[arg(
+        long = "artifact",
+        short = 'a',
+        value_name = "NAME=PATH",
+        conflicts_with = "target"
+    )]
     pub artifacts: Vec<String>,
     /// Print one JSON summary on stdout and nothing else there.
     #[arg(long)]
     pub json: bool,
     /// How many steps may run at once [default: 4 per CPU core, at least 8].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "target")]
     pub parallelism: Option<u32>,
     /// A display name for the run (`{{$.pipeline_job_name}}`).
     #[arg(long, value_name = "NAME")]
@@ -391,12 +421,21 @@ pub struct RunArgs {
     pub executor: Option<ExecutorKind>,
     /// What steps that ask for GPUs do on a machine without them [default: `gpu.policy` in
     /// kfbox.toml, else prefer].
-    #[arg(long, value_enum, value_name = "POLICY")]
+    #[arg(long, value_enum, value_name = "POLICY", conflicts_with = "target")]
     pub gpu: Option<GpuChoice>,
     /// After the run, watch the pipeline file and run it again whenever it changes (caching
     /// reuses the steps that did not change); Ctrl-C stops.
     #[arg(long, short)]
     pub watch: bool,
+    /// Send the run to a Kubeflow Pipelines endpoint instead of running it here:
+    /// http(s)://HOST[:PORT][/PATH] (a cluster's, a shared one, or `kfbox up`'s own). Task
+    /// states are followed in the same table, exit codes are as for a local run, and Ctrl-C
+    /// terminates the run there. `--executor` does not apply: the endpoint decides.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The bearer token for `--target`'s endpoint.
+    #[arg(long, env = env_vars::KFBOX_TARGET_TOKEN, hide_env_values = true, value_name = "TOKEN")]
+    pub target_token: Option<String>,
 }
 
 #[derive(Debug, Args)]

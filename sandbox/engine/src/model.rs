@@ -141,7 +141,12 @@ pub struct RunSummary {
     pub tasks: Vec<TaskRecord>,
     pub started_at: String,
     pub finished_at: String,
+    /// The run's directory here; empty for a run sent to another endpoint (`page` says
+    /// where to see it).
     pub run_dir: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The run's page in the UI of the endpoint it was sent to (`kfbox run --target`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
 }

@@ -282,6 +282,7 @@ pub fn recorded_summary(store: &Store, run: &RunRow) -> Result<RunSummary, Store
         ),
         run_dir: run.run_dir.clone(),
         error: run.error.clone(),
+        page: None,
     })
 }
 

@@ -1,15 +1,18 @@
 //! One function per command, taking resolved settings.
 
 mod artifacts;
+mod check;
 mod doctor;
 mod env;
 mod images;
 mod lab;
+mod remote_run;
 mod run;
 mod runs;
 mod server;
 
 pub use artifacts::{artifacts, lineage};
+pub use check::check;
 pub use doctor::doctor;
 pub use env::env;
 pub use images::images;

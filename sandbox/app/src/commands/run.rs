@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kfbox_cli::RunArgs;
-use kfbox_engine::model::RunState;
+use kfbox_engine::model::{RunState, RunSummary};
 use kfbox_engine::{
     launch, parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue, Launch,
     Runtime,
@@ -14,6 +14,7 @@ use kfbox_spec::load_pipeline;
 use kfbox_step::events::EventSink;
 use tokio_util::sync::CancellationToken;
 
+use super::remote_run::{run_on_target, RemoteRunRequest};
 use crate::executors::StepRouter;
 use crate::exit::{ExitStatus, UsageError};
 use crate::printer::Printer;
@@ -91,6 +92,23 @@ async fn run_once(
         )
     };
     let parameters = resolve_root_parameters(&pipeline.spec, &given).map_err(in_file)?;
+    if let Some(target) = &args.target {
+        let summary = run_on_target(
+            settings,
+            printer,
+            RemoteRunRequest {
+                target,
+                token: args.target_token.clone(),
+                pipeline,
+                parameters,
+                display_name: args.run_name.clone(),
+                reuse_cache: settings.cache && !args.no_cache,
+            },
+            cancel,
+        )
+        .await?;
+        return finish(printer, args, &summary);
+    }
     let artifacts = parse_assignments("--artifact", &args.artifacts)
         .map_err(|e| vec![e])
         .and_then(|given| resolve_root_artifacts(&pipeline.spec, &given))
@@ -144,10 +162,15 @@ async fn run_once(
     let reporting = tokio::spawn(reporter.consume(receiver));
     let summary = launched.execute(Arc::new(executor), events, cancel).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), reporting).await;
+    finish(printer, args, &summary)
+}
+
+/// Prints the summary and maps the run's state to the exit status.
+fn finish(printer: &Printer, args: &RunArgs, summary: &RunSummary) -> anyhow::Result<ExitStatus> {
     if args.json {
-        printer.data(&serde_json::to_string_pretty(&summary)?);
+        printer.data(&serde_json::to_string_pretty(summary)?);
     } else {
-        printer.data(&render_summary(&summary));
+        printer.data(&render_summary(summary));
     }
     Ok(match summary.state {
         RunState::Succeeded => ExitStatus::Success,

@@ -117,6 +117,7 @@ pub(crate) async fn execute(
         finished_at: now(),
         run_dir: run.options.run_dir.display().to_string(),
         error,
+        page: None,
     }
 }
 
