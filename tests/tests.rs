@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod cli;
+mod cluster;
 mod conformance;
 mod docker;
 mod gpu;

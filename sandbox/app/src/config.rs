@@ -34,6 +34,15 @@ pub struct Config {
     pub gpu: GpuConfig,
     pub wasi: WasiConfig,
     pub server: ServerConfig,
+    pub cluster: ClusterConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Capabilities the k3s node runs without: when set, the node gets every other capability
+    /// instead of `--privileged` (for hosts where `--privileged` fails, e.g. `["SYS_RESOURCE"]`).
+    pub drop_capabilities: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

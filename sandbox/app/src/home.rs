@@ -68,6 +68,14 @@ impl Home {
     }
 
     /// The lab's notebooks and codelabs.
+    /// A cluster's kubeconfig, as `kfbox cluster up` last wrote it (`name` is checked).
+    pub fn cluster_kubeconfig(&self, name: &str) -> PathBuf {
+        self.root
+            .join("clusters")
+            .join(name)
+            .join("kubeconfig.yaml")
+    }
+
     pub fn workspace(&self) -> PathBuf {
         kfbox_lab::workspace_dir(&self.root)
     }

@@ -5,6 +5,7 @@
 //! `kfbox run --json` and `kfbox runs get --json` print the engine's [`RunSummary`]; `kfbox env
 //! --json` a list of [`EnvInfo`].
 
+pub use kfbox_cluster::node::NodeState;
 pub use kfbox_cluster::portability::{Finding, FindingKind};
 pub use kfbox_engine::model::RunSummary;
 pub use kfbox_python::EnvInfo;
@@ -23,6 +24,18 @@ pub struct CheckReport {
     pub target: String,
     pub tasks: usize,
     pub findings: Vec<Finding>,
+}
+
+/// `kfbox cluster status --json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterStatus {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The node container; none when there is no cluster.
+    pub node: Option<NodeState>,
+    /// Where `kfbox cluster up` wrote the kubeconfig, when it exists.
+    pub kubeconfig: Option<String>,
 }
 
 /// `kfbox runs list --json`.

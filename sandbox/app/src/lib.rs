@@ -52,6 +52,7 @@ pub fn main() -> ExitCode {
             }
             Command::Lineage(args) => commands::lineage(&settings, &printer, args),
             Command::Images(args) => commands::images(&settings, &printer, args).await,
+            Command::Cluster(args) => commands::cluster(&settings, &printer, args).await,
             Command::Doctor(args) => commands::doctor(&settings, &printer, args).await,
             Command::Up(args) => commands::up(&settings, &printer, args).await,
             Command::Lab(args) => commands::lab(&settings, &printer, args).await,

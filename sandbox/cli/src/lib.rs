@@ -120,6 +120,8 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Build kfbox's runtime image, or move images to and from machines without a registry.
     Images(ImagesArgs),
+    /// A k3s node in Docker, the Kubernetes cluster kfbox's runs can grow into.
+    Cluster(ClusterArgs),
     /// Check what this machine offers kfbox: GPUs, Docker, Python, disk, ports.
     Doctor(DoctorArgs),
     /// Start the local Kubeflow Pipelines backend (REST API for `kfp.Client`), the UI and
@@ -365,6 +367,64 @@ pub struct LineageArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+    /// The cluster's name: its Docker container, volume and kubeconfig context carry it.
+    #[arg(long, global = true, default_value = "kfbox", value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start the k3s node in Docker (or start it again, keeping its data), wait until it is
+    /// ready and write its kubeconfig.
+    Up(ClusterUpArgs),
+    /// The node: its container, state and API server address.
+    Status {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge the cluster's context `kfbox` into KUBECONFIG (default ~/.kube/config), keeping
+    /// the other contexts, and make it the current one.
+    Kubeconfig {
+        /// Print the cluster's kubeconfig instead of merging it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Remove the node and, unless --keep-data, its data volume (nothing there is no error).
+    Down {
+        /// Keep the data volume, for a later `kfbox cluster up`.
+        #[arg(long)]
+        keep_data: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterUpArgs {
+    /// A directory of image archives (`.tar`, `.tar.zst`, ...) that k3s imports at boot, for
+    /// a machine without network.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// GPUs for the node: `all` or a count (needs a node image with the NVIDIA toolkit).
+    #[arg(long, value_name = "all|N")]
+    pub gpus: Option<String>,
+    /// Print the node's container definition and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The node image [default: the pinned rancher/k3s release].
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The port on 127.0.0.1 for the Kubernetes API server [default: a free one].
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub api_port: u16,
+    /// Seconds to wait for the node to be ready.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,10 @@
-//! kfbox and Kubeflow Pipelines on Kubernetes. Today: what a pipeline file will do differently
-//! on a cluster than in kfbox, checked before it is sent there (`kfbox check --for cluster`).
+//! kfbox and Kubeflow Pipelines on Kubernetes: the k3s node kfbox runs in Docker (`node`), its
+//! kubeconfig (`kubeconfig`), and what a pipeline file does differently on a cluster than in
+//! kfbox (`portability`).
 
+mod error;
+pub mod kubeconfig;
+pub mod node;
 pub mod portability;
+
+pub use error::ClusterError;

@@ -194,6 +194,26 @@ pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
 }
 
+/// Replace the file at `path` with `contents`, readable by its owner only (0600): written to a
+/// temporary file beside it and renamed, so a reader sees the old file or the new one whole.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(contents)?;
+    fs_err::rename(&temporary, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

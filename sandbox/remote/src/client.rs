@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use kfbox_step::error_chain;
 
-use crate::model::is_unset_time;
-use crate::{NewRun, RemoteError, RemoteRun, Target};
+use crate::error::RemoteError;
+use crate::model::{is_unset_time, NewRun, RemoteRun};
+use crate::target::Target;
 
 /// Talks to one KFP endpoint.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 use url::Url;
 
-use crate::RemoteError;
+use crate::error::RemoteError;
 
 /// A KFP endpoint: the address its API and UI are served under, and the bearer token to send.
 #[derive(Debug, Clone)]

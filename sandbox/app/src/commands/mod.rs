@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod check;
+mod cluster;
 mod doctor;
 mod env;
 mod images;
@@ -13,6 +14,7 @@ mod server;
 
 pub use artifacts::{artifacts, lineage};
 pub use check::check;
+pub use cluster::cluster;
 pub use doctor::doctor;
 pub use env::env;
 pub use images::images;

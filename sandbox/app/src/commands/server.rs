@@ -236,17 +236,7 @@ fn print_addresses(printer: &Printer, url: &str, token: Option<&str>, generated:
 
 /// `server.json`, readable by its owner only (it holds the token).
 fn write_info(path: &Path, info: &ServerInfo) -> anyhow::Result<()> {
-    use fs_err::os::unix::fs::OpenOptionsExt;
-    use std::io::Write;
-    let temporary = path.with_extension("json.tmp");
-    let mut file = fs_err::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(serde_json::to_string_pretty(info)?.as_bytes())?;
-    fs_err::rename(&temporary, path)?;
+    kfbox_paths::write_private_file(path, serde_json::to_string_pretty(info)?.as_bytes())?;
     Ok(())
 }
 

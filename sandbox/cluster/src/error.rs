@@ -1,0 +1,37 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Docker(#[from] kfbox_docker::DockerError),
+    #[error("Docker: {0}")]
+    Api(#[from] bollard::errors::Error),
+    #[error("the node image {image} is not here\nhint: `kfbox cluster bundle DIR` on a connected machine and `kfbox cluster up --bundle DIR` here, or `docker pull {image}`")]
+    MissingImage { image: String },
+    #[error("the k3s node {container} stopped before it was ready (exit code {code}); its last lines:\n{last_lines}\nhint: `docker logs {container}` shows all of them; `kfbox cluster down` removes it")]
+    Crashed {
+        container: String,
+        code: i64,
+        last_lines: String,
+    },
+    #[error("the k3s node {container} was not ready within {seconds} s; its last lines:\n{last_lines}\nhint: `docker logs {container}` shows all of them; `kfbox cluster down` removes it")]
+    NotReady {
+        container: String,
+        seconds: u64,
+        last_lines: String,
+    },
+    #[error("no kfbox cluster `{name}` here\nhint: `kfbox cluster up` starts one")]
+    NoCluster { name: String },
+    #[error("the node's kubeconfig {what}")]
+    Kubeconfig { what: String },
+    #[error("cannot read or write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a kubeconfig kfbox can merge into: {reason}\nhint: fix or move it, or set KUBECONFIG to another file")]
+    BadKubeconfig { path: PathBuf, reason: String },
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# What CI cannot show: `kfbox cluster` with the real rancher/k3s image. Run on a connected
+# machine with Docker (not run by CI); it prints the timings and memory to report.
+#
+#   tests/cluster-e2e.sh [path/to/kfbox]
+#
+# Set KFBOX_GPU_NODE_IMAGE to a k3s image with the NVIDIA container toolkit and the device
+# plugin manifest (as k3d's CUDA guide builds one) to check --gpus too.
+set -euo pipefail
+kfbox="${1:-$(command -v kfbox || echo target/release/kfbox)}"
+name="e2e$$"
+home="$(mktemp -d)"
+export KFBOX_HOME="$home"
+container="kfbox-cluster-$name"
+kubeconfig="$home/clusters/$name/kubeconfig.yaml"
+image="rancher/k3s:v1.35.5-k3s1"
+cleanup() { "$kfbox" cluster down --name "$name" >/dev/null 2>&1 || true; rm -rf "$home"; }
+trap cleanup EXIT
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+in_node() { docker exec "$container" kubectl "$@"; }
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds, at most SECONDS.
+wait_for() {
+  local limit=$1 what=$2; shift 2
+  local deadline=$(( $(date +%s) + limit ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out after ${limit} s waiting for $what" >&2; exit 1; }
+    sleep 1
+  done
+}
+node_ready() { in_node get nodes | grep -q ' Ready '; }
+gpus_allocatable() { in_node get nodes -o jsonpath='{.items[0].status.allocatable.nvidia\.com/gpu}' | grep -q '[1-9]'; }
+
+start=$(now)
+docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null
+echo "image present:      $(since "$start")"
+
+start=$(now)
+"$kfbox" cluster up --name "$name"
+echo "node ready (k3s):   $(since "$start")"
+
+start=$(now)
+wait_for 300 "the node to be Ready" node_ready
+echo "node Ready (kubelet): $(since "$start")"
+
+# From the host, through the published port and the rewritten kubeconfig.
+if command -v kubectl >/dev/null; then
+  kubectl --kubeconfig "$kubeconfig" get nodes -o wide
+else
+  echo "(no kubectl on the host: skipped the host-side check)"
+fi
+in_node get pods -A
+echo "memory:             $(docker stats --no-stream --format '{{.MemUsage}}' "$container")"
+
+start=$(now)
+docker restart -t 10 "$container" >/dev/null
+"$kfbox" cluster up --name "$name"
+wait_for 300 "the node to be Ready again" node_ready
+echo "restart to Ready:   $(since "$start")"
+
+"$kfbox" cluster down --name "$name"
+
+if [ -n "${KFBOX_GPU_NODE_IMAGE:-}" ]; then
+  start=$(now)
+  "$kfbox" cluster up --name "$name" --gpus all --image "$KFBOX_GPU_NODE_IMAGE"
+  wait_for 600 "nvidia.com/gpu to be allocatable" gpus_allocatable
+  echo "GPU node allocatable nvidia.com/gpu: $(in_node get nodes -o jsonpath='{.items[0].status.allocatable.nvidia\.com/gpu}') after $(since "$start")"
+  "$kfbox" cluster down --name "$name"
+fi
+echo "ok"

@@ -1,0 +1,408 @@
+//! `kfbox cluster` against the real Docker daemon. No k3s image can be pulled here, so the node
+//! runs `tests/cluster/stand-in-k3s`, a stand-in named as such that honours the part of k3s's
+//! contract kfbox relies on (arguments, state directory, image directory, kubeconfig output,
+//! the ready line). The container spec is checked by inspection; all traffic stays on
+//! loopback. The node runs with every capability but SYS_RESOURCE (`--privileged` fails on
+//! this machine); the product default stays `--privileged`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use kfbox_app::json::ClusterStatus;
+use serde_json::Value;
+
+use crate::common::repo_root;
+use crate::common::served::{kfbox_in, new_home};
+
+const STAND_IN: &str = "kfbox-test/k3s-stand-in";
+
+/// The stand-in node image in one mode (`ready`, `crash`, `silent`), built once from the
+/// Debian base image the Docker tests use.
+fn stand_in(mode: &str) -> String {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        for mode in ["ready", "crash", "silent"] {
+            let context = tempfile::tempdir().unwrap();
+            fs_err::copy(
+                repo_root().join("tests/cluster/stand-in-k3s"),
+                context.path().join("k3s"),
+            )
+            .unwrap();
+            fs_err::write(context.path().join("mode"), format!("{mode}\n")).unwrap();
+            fs_err::write(
+                context.path().join("Dockerfile"),
+                "FROM kfbox/base:bookworm\nCOPY k3s /bin/k3s\nCOPY mode /stand-in-mode\n",
+            )
+            .unwrap();
+            let built = docker(&["build", "-q", "-t", &format!("{STAND_IN}:{mode}")])
+                .arg(context.path())
+                .env("DOCKER_BUILDKIT", "0")
+                .output()
+                .unwrap();
+            assert!(
+                built.status.success(),
+                "building the stand-in: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+        }
+    });
+    format!("{STAND_IN}:{mode}")
+}
+
+fn docker(args: &[&str]) -> Command {
+    let mut command = Command::new("docker");
+    command.args(args);
+    command
+}
+
+fn inspect(what: &str) -> Option<Value> {
+    let out = docker(&["inspect", what]).output().unwrap();
+    out.status
+        .success()
+        .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
+}
+
+/// A cluster of a name of its own in a home of its own, removed when dropped.
+struct TestCluster {
+    name: String,
+    home: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl TestCluster {
+    fn new(tag: &str) -> Self {
+        let home = new_home();
+        let config = home.path().join("test-kfbox.toml");
+        fs_err::write(
+            &config,
+            "[cluster]\ndrop_capabilities = [\"SYS_RESOURCE\"]\n",
+        )
+        .unwrap();
+        let name = format!("t{}-{tag}", std::process::id());
+        Self { name, home, config }
+    }
+
+    fn kfbox(&self, args: &[&str]) -> Output {
+        let config = self.config.to_str().unwrap();
+        let mut all = vec!["--config", config, "cluster"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--name", &self.name]);
+        kfbox_in(self.home.path(), &all).output().unwrap()
+    }
+
+    fn container(&self) -> String {
+        format!("kfbox-cluster-{}", self.name)
+    }
+
+    fn volume(&self) -> String {
+        format!("kfbox-cluster-{}-data", self.name)
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.home
+            .path()
+            .join("clusters")
+            .join(&self.name)
+            .join("kubeconfig.yaml")
+    }
+
+    fn boots(&self) -> String {
+        let out = docker(&[
+            "exec",
+            &self.container(),
+            "cat",
+            "/var/lib/rancher/k3s/server/boots",
+        ])
+        .output()
+        .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = self.kfbox(&["down"]);
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn failed(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn cluster_up_runs_the_node_as_specified_restarts_keep_its_data_and_down_removes_it() {
+    let image = stand_in("ready");
+    let cluster = TestCluster::new("life");
+    let bundle = tempfile::tempdir().unwrap();
+    fs_err::write(bundle.path().join("kfp-images.tar.zst"), b"not really").unwrap();
+    let out = ok(&cluster.kfbox(&[
+        "up",
+        "--image",
+        &image,
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "--timeout",
+        "60",
+    ]));
+    let api = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Kubernetes API: "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    assert!(api.starts_with("https://127.0.0.1:"), "{api}");
+
+    // The container as Docker holds it.
+    let node = inspect(&cluster.container()).expect("the node container");
+    let host = &node["HostConfig"];
+    assert!(host["Tmpfs"].get("/run").is_some() && host["Tmpfs"].get("/var/run").is_some());
+    assert_eq!(host["CapAdd"], serde_json::json!(["ALL"]));
+    assert_eq!(host["CapDrop"], serde_json::json!(["SYS_RESOURCE"]));
+    assert_eq!(host["RestartPolicy"]["Name"], "unless-stopped");
+    let bindings = node["NetworkSettings"]["Ports"]["6443/tcp"]
+        .as_array()
+        .unwrap();
+    assert!(!bindings.is_empty());
+    for binding in bindings {
+        assert_eq!(binding["HostIp"], "127.0.0.1", "{bindings:?}");
+        assert_eq!(
+            api,
+            format!(
+                "https://127.0.0.1:{}",
+                binding["HostPort"].as_str().unwrap()
+            )
+        );
+    }
+    let mounts = node["Mounts"].as_array().unwrap();
+    let mount = |target: &str| {
+        mounts
+            .iter()
+            .find(|m| m["Destination"] == target)
+            .unwrap_or_else(|| panic!("no mount at {target}: {mounts:?}"))
+    };
+    assert_eq!(mount("/var/lib/rancher/k3s")["Name"], cluster.volume());
+    let images = mount("/var/lib/rancher/k3s/agent/images");
+    assert_eq!(images["Type"], "bind");
+    assert_eq!(images["RW"], false);
+    assert_eq!(
+        node["Config"]["Labels"]["io.kfbox.cluster"],
+        cluster.name.as_str()
+    );
+    let cmd: Vec<&str> = node["Config"]["Cmd"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(cmd[0], "server");
+    assert!(
+        cmd.contains(&"--disable=traefik,servicelb,metrics-server"),
+        "{cmd:?}"
+    );
+    let volume = inspect(&cluster.volume()).expect("the data volume");
+    assert_eq!(volume["Labels"]["io.kfbox.cluster"], cluster.name.as_str());
+    // k3s saw the bundle where it imports images from.
+    let logs = docker(&["logs", &cluster.container()]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs.stdout)
+            .contains("would import images from kfp-images.tar.zst"),
+        "{}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
+
+    // The kubeconfig, rewritten for the host.
+    let kubeconfig: Value =
+        serde_yaml_value(&fs_err::read_to_string(cluster.kubeconfig()).unwrap());
+    assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], api.as_str());
+    assert_eq!(kubeconfig["current-context"], cluster.name.as_str());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs_err::metadata(cluster.kubeconfig())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let status: ClusterStatus =
+        serde_json::from_str(&ok(&cluster.kfbox(&["status", "--json"]))).unwrap();
+    let state = status.node.expect("a node");
+    assert_eq!(state.state, "running");
+    assert_eq!(state.api_server.as_deref(), Some(api.as_str()));
+
+    // Up again: the running node is reused; stopped, it starts again with its data.
+    assert!(ok(&cluster.kfbox(&["up", "--image", &image])).contains(&api));
+    assert_eq!(cluster.boots(), "1");
+    assert!(docker(&["stop", "-t", "5", &cluster.container()])
+        .status()
+        .unwrap()
+        .success());
+    ok(&cluster.kfbox(&["up", "--image", &image, "--timeout", "60"]));
+    assert_eq!(cluster.boots(), "2");
+
+    // Down keeping the data, up again: the state survives a new container.
+    ok(&cluster.kfbox(&["down", "--keep-data"]));
+    assert!(inspect(&cluster.container()).is_none());
+    assert!(inspect(&cluster.volume()).is_some());
+    ok(&cluster.kfbox(&["up", "--image", &image, "--timeout", "60"]));
+    assert_eq!(cluster.boots(), "3");
+
+    // Down removes everything, and is idempotent.
+    let removed = ok(&cluster.kfbox(&["down"]));
+    assert!(
+        removed.contains(&cluster.container()) && removed.contains(&cluster.volume()),
+        "{removed}"
+    );
+    assert!(inspect(&cluster.container()).is_none());
+    assert!(inspect(&cluster.volume()).is_none());
+    assert!(ok(&cluster.kfbox(&["down"])).contains("no cluster to remove"));
+    let gone = cluster.kfbox(&["status"]);
+    assert_eq!(gone.status.code(), Some(1));
+}
+
+#[test]
+fn a_node_that_crashes_or_stays_silent_is_reported_with_its_last_lines() {
+    let crash = TestCluster::new("crash");
+    let stderr = failed(&crash.kfbox(&["up", "--image", &stand_in("crash"), "--timeout", "60"]));
+    assert!(
+        stderr.contains("stopped before it was ready (exit code 3)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("failing before ready, as asked"),
+        "{stderr}"
+    );
+    let silent = TestCluster::new("silent");
+    let stderr = failed(&silent.kfbox(&["up", "--image", &stand_in("silent"), "--timeout", "3"]));
+    assert!(stderr.contains("was not ready within 3 s"), "{stderr}");
+    assert!(stderr.contains("boot 1"), "{stderr}");
+    assert!(stderr.contains("kfbox cluster down"), "{stderr}");
+}
+
+#[test]
+fn kubeconfig_merges_the_cluster_context_and_keeps_the_others() {
+    let cluster = TestCluster::new("kube");
+    ok(&cluster.kfbox(&["up", "--image", &stand_in("ready"), "--timeout", "60"]));
+    let dir = tempfile::tempdir().unwrap();
+    let user = dir.path().join("config");
+    fs_err::write(
+        &user,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: 'https://prod.example:6443'}\nusers:\n- name: prod\n  user: {token: t}\ncontexts:\n- name: prod\n  context: {cluster: prod, user: prod}\ncurrent-context: prod\n",
+    )
+    .unwrap();
+    let config = cluster.config.to_str().unwrap().to_owned();
+    let merged = kfbox_in(
+        cluster.home.path(),
+        &[
+            "--config",
+            &config,
+            "cluster",
+            "kubeconfig",
+            "--name",
+            &cluster.name,
+        ],
+    )
+    .env(
+        "KUBECONFIG",
+        format!("{}:/nonexistent/other", user.display()),
+    )
+    .output()
+    .unwrap();
+    ok(&merged);
+    let doc = serde_yaml_value(&fs_err::read_to_string(&user).unwrap());
+    let contexts: Vec<&str> = doc["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(contexts, ["prod", cluster.name.as_str()]);
+    assert_eq!(doc["current-context"], cluster.name.as_str());
+    assert_eq!(
+        doc["clusters"][0]["cluster"]["server"],
+        "https://prod.example:6443"
+    );
+    let printed = ok(&cluster.kfbox(&["kubeconfig", "--print"]));
+    assert!(printed.contains("server: https://127.0.0.1:"), "{printed}");
+}
+
+#[test]
+fn cluster_up_refuses_what_it_cannot_use_before_touching_docker_state() {
+    let cluster = TestCluster::new("refuse");
+    let stderr = failed(&cluster.kfbox(&["up", "--image", "kfbox-test/not-here:1"]));
+    assert!(
+        stderr.contains("kfbox-test/not-here:1 is not here"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("kfbox cluster bundle"), "{stderr}");
+    assert!(inspect(&cluster.volume()).is_none());
+    let stderr = failed(&cluster.kfbox(&["up", "--gpus", "some"]));
+    assert!(stderr.contains("--gpus some"), "{stderr}");
+    let stderr = failed(&cluster.kfbox(&["up", "--bundle", "/definitely/missing"]));
+    assert!(stderr.contains("/definitely/missing"), "{stderr}");
+    let bad = kfbox_in(
+        cluster.home.path(),
+        &["cluster", "status", "--name", "../x"],
+    )
+    .output()
+    .unwrap();
+    assert!(failed(&bad).contains("a cluster name is"));
+    // --dry-run prints the container and creates nothing; the default is --privileged.
+    let plan: Value = serde_json::from_str(&ok(&kfbox_in(
+        cluster.home.path(),
+        &[
+            "cluster",
+            "up",
+            "--dry-run",
+            "--gpus",
+            "2",
+            "--name",
+            &cluster.name,
+        ],
+    )
+    .output()
+    .unwrap()))
+    .unwrap();
+    let host = &plan["body"]["HostConfig"];
+    assert_eq!(host["Privileged"], true);
+    assert_eq!(host["DeviceRequests"][0]["Count"], 2);
+    assert!(plan["body"]["Cmd"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("--default-runtime=nvidia")));
+    assert!(inspect(&cluster.container()).is_none());
+}
+
+/// YAML as the SDK's Python reads it (the root test crate has no YAML parser).
+fn serde_yaml_value(text: &str) -> Value {
+    let out = Command::new(crate::common::sdk_python())
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
