@@ -360,3 +360,17 @@ fn files_written_in_containers_belong_to_the_invoking_user() {
         "{data} is not the invoking user's"
     );
 }
+
+#[test]
+fn a_step_that_fails_in_the_sdks_pip_prelude_says_so() {
+    let (pipeline, _) = compile_unique("prelude_offline", "prelude-offline");
+    let run = run_json(&pipeline, &[], &["--executor", "docker"]);
+    assert_eq!(run.code, 1, "{}\n{:#}", run.stderr, run.summary);
+    let error = run.error_of("hello");
+    assert!(error.contains("in the SDK's pip prelude"), "{error}");
+    assert!(error.contains("pip install kfp=="), "{error}");
+    assert!(error.contains("install_kfp_package=False"), "{error}");
+    // The same component on the host never runs the prelude: kfbox installs the SDK itself.
+    let here = run_json(&pipeline, &[], &["--executor", "auto"]);
+    assert_eq!(here.code, 0, "{}\n{:#}", here.stderr, here.summary);
+}

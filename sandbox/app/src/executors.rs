@@ -166,7 +166,18 @@ impl Executor for StepRouter {
                 )),
             },
             Route::Docker { required } => match (&self.docker, required) {
-                (Ok(docker), _) => docker.run(step, events, cancel).await,
+                (Ok(docker), _) => {
+                    let exit = docker.run(step, events, cancel).await?;
+                    match exit {
+                        StepExit::Exited(code) if code != 0 && lightweight => {
+                            match prelude_failure(step, code) {
+                                Some(why) => Err(ExecutorError::Environment(why)),
+                                None => Ok(exit),
+                            }
+                        }
+                        other => Ok(other),
+                    }
+                }
                 (Err(why), true) => Err(ExecutorError::Unrunnable(format!(
                     "task `{}` runs in Docker (image `{}`), and {why}",
                     step.task_path, step.image
@@ -187,9 +198,80 @@ impl Executor for StepRouter {
     }
 }
 
+/// What pip writes when it cannot install: no index reachable, nothing matching, no pip.
+const PIP_FAILURES: &[&str] = &[
+    "No matching distribution found for",
+    "Could not find a version that satisfies the requirement",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "No module named pip",
+];
+
+/// In a container the SDK's prelude installs the SDK (and `packages_to_install`) with pip
+/// before the component starts: when that is what failed, say so instead of only the exit
+/// code. The SDK's executor announces itself first thing, so a log without it that carries
+/// pip's error never reached the component.
+fn prelude_failure(step: &Step, code: i32) -> Option<String> {
+    let log = read_tail(&step.log_path, 64 * 1024)?;
+    prelude_failure_in(&log, &step.argv(), code)
+}
+
+fn prelude_failure_in(log: &str, argv: &[String], code: i32) -> Option<String> {
+    if log.contains("[KFP Executor") {
+        return None;
+    }
+    let pip_said = log
+        .lines()
+        .rev()
+        .find(|line| PIP_FAILURES.iter().any(|sign| line.contains(sign)))?;
+    let lightweight = LightweightStep::detect(argv)?;
+    let mut wanted: Vec<String> = lightweight.sdk_pin.into_iter().collect();
+    wanted.extend(lightweight.requirements.packages);
+    Some(format!(
+        "the step exited with code {code} in the SDK's pip prelude, before the component started: `pip install {}` failed in the container ({})\nhint: the image needs pip and a reachable package index; or compile the component with install_kfp_package=False and an image that has kfp and its packages (`kfbox images build`), or run it as a host process (`--executor auto`), where kfbox installs from its own cache",
+        wanted.join(" "),
+        pip_said.trim()
+    ))
+}
+
+/// The last `limit` bytes of a file, as text.
+fn read_tail(path: &std::path::Path, limit: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = fs_err::File::open(path).ok()?;
+    let length = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(limit)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prelude_that_cannot_reach_an_index_is_named_and_a_failing_component_is_not() {
+        let script = "python3 -m pip install --quiet 'kfp==2.17.0' 'pandas' && \"$0\" \"$@\"\n";
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            script,
+            "sh",
+            "-ec",
+            "python3 -m kfp.dsl.executor_main",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let offline = "WARNING: Retrying ... Failed to establish a new connection: [Errno 101] Network is unreachable\nERROR: No matching distribution found for kfp==2.17.0\n";
+        let why = prelude_failure_in(offline, &argv, 1).expect("the prelude failed");
+        assert!(why.contains("`pip install kfp==2.17.0 pandas`"), "{why}");
+        assert!(why.contains("No matching distribution found"), "{why}");
+        let component = "[KFP Executor 2026-12-01 main] Looking for component\nValueError: No matching distribution found for my data\n";
+        assert_eq!(prelude_failure_in(component, &argv, 1), None);
+        assert_eq!(prelude_failure_in("Traceback: boom\n", &argv, 1), None);
+    }
 
     #[test]
     fn steps_route_by_flag_then_config_then_kind() {
