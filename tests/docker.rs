@@ -53,8 +53,8 @@ fn container_steps_run_in_docker_and_pass_artifacts_to_process_steps() {
     );
 }
 
-#[test]
-fn lightweight_components_run_in_the_runtime_image_built_from_images() {
+/// `kfbox images build` on the Debian base image: `kfbox/runtime:latest`, Python with the SDK.
+fn build_runtime_image() {
     let built = kfbox(&[
         "images",
         "build",
@@ -72,6 +72,11 @@ fn lightweight_components_run_in_the_runtime_image_built_from_images() {
         String::from_utf8_lossy(&built.stderr)
     );
     assert!(String::from_utf8_lossy(&built.stdout).contains("built kfbox/runtime:latest"));
+}
+
+#[test]
+fn lightweight_components_run_in_the_runtime_image_built_from_images() {
+    build_runtime_image();
     let (pipeline, _) = compile_unique("runtime_image", "runtime-image");
     let run = run_json(&pipeline, &["n=6"], &["--executor", "docker"]);
     assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
@@ -373,4 +378,73 @@ fn a_step_that_fails_in_the_sdks_pip_prelude_says_so() {
     // The same component on the host never runs the prelude: kfbox installs the SDK itself.
     let here = run_json(&pipeline, &[], &["--executor", "auto"]);
     assert_eq!(here.code, 0, "{}\n{:#}", here.stderr, here.summary);
+}
+
+/// A wheel of a package no index has, written into `dir` by the SDK's Python.
+fn probe_wheel(dir: &Path) {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+name, version = "kfbox_offline_probe", "1.0"
+files = {
+    f"{name}/__init__.py": "VALUE = 'from the wheelhouse'\n",
+    f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: kfbox-offline-probe\nVersion: {version}\n",
+    f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: kfbox-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = f"{name}-{version}.dist-info/RECORD"
+lines = []
+for path, text in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+    lines.append(f"{path},sha256={digest},{len(text.encode())}")
+lines.append(f"{record},,")
+with zipfile.ZipFile(f"{sys.argv[1]}/{name}-{version}-py3-none-any.whl", "w") as wheel:
+    for path, text in files.items():
+        wheel.writestr(path, text)
+    wheel.writestr(record, "\n".join(lines) + "\n")
+"#;
+    let out = Command::new(crate::common::sdk_python())
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn offline_the_prelude_in_a_container_installs_from_kfboxs_wheelhouse() {
+    build_runtime_image();
+    let wheelhouse = tempfile::tempdir().unwrap();
+    probe_wheel(wheelhouse.path());
+    let (pipeline, _) = compile_unique("prelude_wheelhouse", "prelude-wheelhouse");
+    // Online, the prelude asks the index it was given, which does not answer: the error says
+    // where it failed.
+    let online = run_json(&pipeline, &[], &["--executor", "docker"]);
+    assert_eq!(online.code, 1, "{}\n{:#}", online.stderr, online.summary);
+    let error = online.error_of("probe");
+    assert!(error.contains("in the SDK's pip prelude"), "{error}");
+    assert!(error.contains("kfbox-offline-probe==1.0"), "{error}");
+    // Offline, pip in the container is pointed at kfbox's wheelhouse and asks no index.
+    let offline = run_json(
+        &pipeline,
+        &[],
+        &[
+            "--executor",
+            "docker",
+            "--offline",
+            "--wheels",
+            wheelhouse.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        offline.code,
+        0,
+        "{}\n{:#}\n{}",
+        offline.stderr,
+        offline.summary,
+        offline.log_of("probe")
+    );
+    assert_eq!(offline.summary["outputs"]["Output"], "from the wheelhouse");
 }

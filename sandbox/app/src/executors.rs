@@ -167,6 +167,14 @@ impl Executor for StepRouter {
             },
             Route::Docker { required } => match (&self.docker, required) {
                 (Ok(docker), _) => {
+                    let offline;
+                    let step = match self.process.envs().offline_wheelhouses() {
+                        Some(wheelhouses) if lightweight => {
+                            offline = offline_prelude(step, wheelhouses);
+                            &offline
+                        }
+                        _ => step,
+                    };
                     let exit = docker.run(step, events, cancel).await?;
                     match exit {
                         StepExit::Exited(code) if code != 0 && lightweight => {
@@ -198,6 +206,32 @@ impl Executor for StepRouter {
     }
 }
 
+/// Offline, the SDK's prelude in a container must not wait on an index it cannot reach: pip
+/// is told there is none and given kfbox's wheelhouses (mounted read-only at their host paths)
+/// to find packages in.
+fn offline_prelude(step: &Step, wheelhouses: &[PathBuf]) -> Step {
+    let mut step = step.clone();
+    // Docker binds absolute paths only; `--wheels` may have been given relative.
+    let wheelhouses: Vec<PathBuf> = wheelhouses
+        .iter()
+        .map(|w| std::path::absolute(w).unwrap_or_else(|_| w.clone()))
+        .collect();
+    let links: Vec<String> = wheelhouses
+        .iter()
+        .map(|w| w.display().to_string())
+        .collect();
+    step.env.push(("PIP_NO_INDEX".into(), "1".into()));
+    if !links.is_empty() {
+        step.env.push(("PIP_FIND_LINKS".into(), links.join(" ")));
+    }
+    step.mounts
+        .extend(wheelhouses.into_iter().map(|path| kfbox_step::Mount {
+            path,
+            writable: false,
+        }));
+    step
+}
+
 /// What pip writes when it cannot install: no index reachable, nothing matching, no pip.
 const PIP_FAILURES: &[&str] = &[
     "No matching distribution found for",
@@ -206,6 +240,8 @@ const PIP_FAILURES: &[&str] = &[
     "Temporary failure in name resolution",
     "Network is unreachable",
     "No module named pip",
+    // pip itself crashed (e.g. on the SDK's `--trusted-host` for an index URL with a port).
+    "site-packages/pip/_internal/",
 ];
 
 /// In a container the SDK's prelude installs the SDK (and `packages_to_install`) with pip
@@ -229,7 +265,7 @@ fn prelude_failure_in(log: &str, argv: &[String], code: i32) -> Option<String> {
     let mut wanted: Vec<String> = lightweight.sdk_pin.into_iter().collect();
     wanted.extend(lightweight.requirements.packages);
     Some(format!(
-        "the step exited with code {code} in the SDK's pip prelude, before the component started: `pip install {}` failed in the container ({})\nhint: the image needs pip and a reachable package index; or compile the component with install_kfp_package=False and an image that has kfp and its packages (`kfbox images build`), or run it as a host process (`--executor auto`), where kfbox installs from its own cache",
+        "the step exited with code {code} in the SDK's pip prelude, before the component started: `pip install {}` failed in the container ({})\nhint: the image needs pip and a reachable package index; or run with `--offline --wheels DIR` (a wheelhouse with these packages, e.g. from `kfbox env bundle`), which pip in the container then installs from; or compile the component with install_kfp_package=False and an image that has kfp and its packages (`kfbox images build`); or run it as a host process (`--executor auto`), where kfbox installs from its own cache",
         wanted.join(" "),
         pip_said.trim()
     ))

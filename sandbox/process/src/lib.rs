@@ -36,6 +36,11 @@ impl ProcessExecutor {
         }
     }
 
+    /// The managed environments steps run in.
+    pub fn envs(&self) -> &PythonEnvs {
+        &self.envs
+    }
+
     /// The environment for a requirement set, built at most once per process. The step that
     /// has it built sees the work as its phase and in its log; steps that need the same set
     /// wait for that build, and say so as their phase.

@@ -159,6 +159,11 @@ impl PythonEnvs {
         &self.root
     }
 
+    /// In offline mode, the wheelhouses given besides uv's cache; `None` online.
+    pub fn offline_wheelhouses(&self) -> Option<&[PathBuf]> {
+        self.offline.as_deref()
+    }
+
     /// Where kfbox keeps the wheels it downloads itself (uv's, which `kfbox env bundle`
     /// carries to offline machines).
     pub(crate) fn wheel_cache(&self) -> PathBuf {
