@@ -245,14 +245,28 @@ fn cluster_up_runs_the_node_as_specified_restarts_keep_its_data_and_down_removes
     assert_eq!(state.state, "running");
     assert_eq!(state.api_server.as_deref(), Some(api.as_str()));
 
+    // Settings fixed at creation cannot change under a running node: said, not ignored.
+    let stderr = failed(&cluster.kfbox(&["up", "--image", &image]));
+    assert!(stderr.contains("bundle "), "{stderr}");
+    assert!(stderr.contains("down --keep-data"), "{stderr}");
     // Up again: the running node is reused; stopped, it starts again with its data.
-    assert!(ok(&cluster.kfbox(&["up", "--image", &image])).contains(&api));
+    let bundle_arg = bundle.path().to_str().unwrap().to_owned();
+    let again = [
+        "up",
+        "--image",
+        &image,
+        "--bundle",
+        &bundle_arg,
+        "--timeout",
+        "60",
+    ];
+    assert!(ok(&cluster.kfbox(&again)).contains(&api));
     assert_eq!(cluster.boots(), "1");
     assert!(docker(&["stop", "-t", "5", &cluster.container()])
         .status()
         .unwrap()
         .success());
-    ok(&cluster.kfbox(&["up", "--image", &image, "--timeout", "60"]));
+    ok(&cluster.kfbox(&again));
     assert_eq!(cluster.boots(), "2");
 
     // Down keeping the data, up again: the state survives a new container.

@@ -22,8 +22,11 @@ pub enum ClusterError {
         seconds: u64,
         last_lines: String,
     },
-    #[error("no kfbox cluster `{name}` here\nhint: `kfbox cluster up` starts one")]
-    NoCluster { name: String },
+    #[error("the node {container} was made with other settings: {differences}\nhint: `kfbox cluster down --keep-data` and `kfbox cluster up` with the new settings recreate it, keeping its data")]
+    Changed {
+        container: String,
+        differences: String,
+    },
     #[error("the node's kubeconfig {what}")]
     Kubeconfig { what: String },
     #[error("cannot read or write {path}")]

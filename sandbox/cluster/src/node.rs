@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceRequest, HostConfig, HostConfigCgroupnsModeEnum, Mount, MountType,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerUpdateBody, DeviceRequest, HostConfig,
+    HostConfigCgroupnsModeEnum, Mount, MountType, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
@@ -185,8 +186,10 @@ impl NodeSpec {
                     }]),
                 )])),
                 device_requests,
+                // Docker would restart a node that crashes while booting, again and again:
+                // `up` sets `unless-stopped` once the node is ready.
                 restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    name: Some(RestartPolicyNameEnum::NO),
                     maximum_retry_count: None,
                 }),
                 ..HostConfig::default()
@@ -225,6 +228,15 @@ pub async fn up(
 ) -> Result<ReadyNode, ClusterError> {
     let container = spec.container_name();
     let existing = docker.inspect_container(&container, None).await.ok();
+    if let Some(existing) = &existing {
+        let differences = differences(existing, spec);
+        if !differences.is_empty() {
+            return Err(ClusterError::Changed {
+                container,
+                differences: differences.join(", "),
+            });
+        }
+    }
     let created = existing.is_none();
     if created {
         if !kfbox_docker::has_image(docker, &spec.image).await {
@@ -255,6 +267,18 @@ pub async fn up(
         docker.start_container(&container, None).await?;
     }
     wait_until_ready(docker, &container, ready_within).await?;
+    docker
+        .update_container(
+            &container,
+            ContainerUpdateBody {
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..ContainerUpdateBody::default()
+            },
+        )
+        .await?;
     let api_server = format!(
         "https://127.0.0.1:{}",
         published_port(docker, &container).await?
@@ -266,6 +290,58 @@ pub async fn up(
         kubeconfig,
         created,
     })
+}
+
+/// What the existing node was made with that `spec` asks otherwise: a container's image,
+/// mounts and devices are fixed when it is created.
+fn differences(
+    existing: &bollard::models::ContainerInspectResponse,
+    spec: &NodeSpec,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    let image = existing
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    if image != spec.image {
+        differences.push(format!("image {image} (asked: {})", spec.image));
+    }
+    let bundle = existing
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.destination.as_deref() == Some(IMAGES_DIR))
+        .and_then(|m| m.source.clone())
+        .map(PathBuf::from);
+    if bundle != spec.bundle {
+        let shown = |b: &Option<PathBuf>| {
+            b.as_ref()
+                .map_or("none".to_owned(), |p| p.display().to_string())
+        };
+        differences.push(format!(
+            "bundle {} (asked: {})",
+            shown(&bundle),
+            shown(&spec.bundle)
+        ));
+    }
+    let had_gpus = existing
+        .host_config
+        .as_ref()
+        .and_then(|h| h.device_requests.as_ref())
+        .is_some_and(|d| !d.is_empty());
+    if had_gpus != spec.gpus.is_some() {
+        differences.push(format!(
+            "GPUs {} (asked: {})",
+            if had_gpus { "passed" } else { "none" },
+            if spec.gpus.is_some() {
+                "passed"
+            } else {
+                "none"
+            }
+        ));
+    }
+    differences
 }
 
 /// Follows the node's log from its latest start until the ready line; a node that stops first
@@ -289,21 +365,14 @@ async fn wait_until_ready(
         .since(i32::try_from(started).unwrap_or(0))
         .build();
     let mut logs = docker.logs(container, Some(options));
-    let mut last: Vec<String> = Vec::new();
     let deadline = tokio::time::Instant::now() + within;
     let mut poll = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             line = logs.next() => match line {
                 Some(Ok(output)) => {
-                    for line in String::from_utf8_lossy(&output.into_bytes()).lines() {
-                        if line.contains(READY_LINE) {
-                            return Ok(());
-                        }
-                        last.push(line.to_owned());
-                        if last.len() > LAST_LINES {
-                            last.remove(0);
-                        }
+                    if String::from_utf8_lossy(&output.into_bytes()).contains(READY_LINE) {
+                        return Ok(());
                     }
                 }
                 // The log ends when the container stops: the poll below says how.
@@ -312,8 +381,6 @@ async fn wait_until_ready(
             _ = poll.tick() => {
                 let inspected = docker.inspect_container(container, None).await?;
                 let state = inspected.state.unwrap_or_default();
-                // Docker's restart policy would start a crashed node again and again: the
-                // first exit before the ready line is the answer.
                 let exited = state.running != Some(true)
                     || state.restarting == Some(true)
                     || inspected.restart_count.unwrap_or(0) > 0;
@@ -324,19 +391,35 @@ async fn wait_until_ready(
                     return Err(ClusterError::Crashed {
                         container: container.to_owned(),
                         code: state.exit_code.unwrap_or_default(),
-                        last_lines: last.join("\n"),
+                        last_lines: last_lines(docker, container, started).await,
                     });
                 }
                 if tokio::time::Instant::now() > deadline {
                     return Err(ClusterError::NotReady {
                         container: container.to_owned(),
                         seconds: within.as_secs(),
-                        last_lines: last.join("\n"),
+                        last_lines: last_lines(docker, container, started).await,
                     });
                 }
             }
         }
     }
+}
+
+/// The node's last lines since `started`, read afresh: the followed stream may lag behind.
+async fn last_lines(docker: &Docker, container: &str, started: i64) -> String {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .since(i32::try_from(started).unwrap_or(0))
+        .tail(&LAST_LINES.to_string())
+        .build();
+    let mut logs = docker.logs(container, Some(options));
+    let mut text = String::new();
+    while let Some(Ok(output)) = logs.next().await {
+        text.push_str(&String::from_utf8_lossy(&output.into_bytes()));
+    }
+    text.trim_end().to_owned()
 }
 
 /// RFC 3339 as Docker writes it, to whole seconds since the epoch.
