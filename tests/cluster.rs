@@ -5,7 +5,7 @@
 //! loopback. The node runs with every capability but SYS_RESOURCE (`--privileged` fails on
 //! this machine); the product default stays `--privileged`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -151,8 +151,15 @@ fn failed(out: &Output) -> String {
 fn cluster_up_runs_the_node_as_specified_restarts_keep_its_data_and_down_removes_it() {
     let image = stand_in("ready");
     let cluster = TestCluster::new("life");
+    // A bundle of no images but an archive k3s would see (the bundle test makes real ones).
     let bundle = tempfile::tempdir().unwrap();
-    fs_err::write(bundle.path().join("kfp-images.tar.zst"), b"not really").unwrap();
+    fs_err::create_dir_all(bundle.path().join("k3s")).unwrap();
+    fs_err::write(bundle.path().join("k3s/kfp-images.tar.zst"), b"not really").unwrap();
+    fs_err::write(
+        bundle.path().join("manifest.json"),
+        r#"{"version": 1, "images": []}"#,
+    )
+    .unwrap();
     let out = ok(&cluster.kfbox(&[
         "up",
         "--image",
@@ -419,4 +426,125 @@ fn serde_yaml_value(text: &str) -> Value {
         })
         .unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The socket of the containerd that dockerd uses (its own, or the system's).
+fn containerd_socket() -> &'static str {
+    [
+        "/var/run/docker/containerd/containerd.sock",
+        "/run/containerd/containerd.sock",
+    ]
+    .into_iter()
+    .find(|s| Path::new(s).exists())
+    .expect("a containerd socket")
+}
+
+fn sh(script: &str) -> Output {
+    Command::new("sh").args(["-c", script]).output().unwrap()
+}
+
+#[test]
+fn a_bundle_imports_into_containerd_as_k3s_reads_it_and_boots_the_node_offline() {
+    let pid = std::process::id();
+    // A tiny cluster image and the stand-in node under a tag of this test's own.
+    let tiny = format!("kfbox-test/tiny:{pid}");
+    let rootfs = tempfile::tempdir().unwrap();
+    fs_err::write(rootfs.path().join("hello.txt"), "from the bundle\n").unwrap();
+    let imported = sh(&format!(
+        "tar -C {} -c . | docker import - {tiny}",
+        rootfs.path().display()
+    ));
+    assert!(imported.status.success(), "{imported:?}");
+    let node = format!("kfbox-test/k3s-stand-in:bundled-{pid}");
+    assert!(docker(&["tag", &stand_in("ready"), &node])
+        .status()
+        .unwrap()
+        .success());
+    let list = rootfs.path().join("images.txt");
+    fs_err::write(&list, format!("node {node}\ncluster {tiny}\n")).unwrap();
+
+    let cluster = TestCluster::new("bundle");
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&cluster.kfbox(&[
+        "bundle",
+        dir.path().to_str().unwrap(),
+        "--images",
+        list.to_str().unwrap(),
+    ]));
+    assert!(out.contains("bundled 2 images"), "{out}");
+    let manifest: Value =
+        serde_json::from_str(&fs_err::read_to_string(dir.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let images = manifest["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{manifest:#}");
+    for image in images {
+        assert!(
+            image["id"].as_str().unwrap().starts_with("sha256:"),
+            "{image}"
+        );
+        assert!(image["size"].as_u64().unwrap() > 0);
+        let archive = dir.path().join(image["archive"].as_str().unwrap());
+        assert_eq!(
+            fs_err::metadata(&archive).unwrap().len(),
+            image["compressed_size"].as_u64().unwrap()
+        );
+    }
+    let archive_of = |role: &str| {
+        let entry = images.iter().find(|i| i["role"] == role).unwrap();
+        dir.path().join(entry["archive"].as_str().unwrap())
+    };
+
+    // As k3s reads archives: zstd within a 2^25 window, into containerd's k8s.io namespace.
+    let socket = containerd_socket();
+    let ctr = format!("ctr --address {socket} -n k8s.io");
+    let imported = sh(&format!(
+        "zstd -d --long=25 -c {} | {ctr} images import -",
+        archive_of("cluster").display()
+    ));
+    assert!(imported.status.success(), "{imported:?}");
+    let listed = sh(&format!("{ctr} images ls -q"));
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let name = format!("docker.io/{tiny}");
+    assert!(listed.lines().any(|l| l == name), "{listed}");
+    let _ = sh(&format!("{ctr} images rm {name}"));
+    // A window k3s refuses: the node archive again, compressed for a 2^27 window.
+    let wide = dir.path().join("wide.tar.zst");
+    let packed = sh(&format!(
+        "zstd -d --long=25 -c {} | zstd -q --long=27 -1 -o {}",
+        archive_of("node").display(),
+        wide.display()
+    ));
+    assert!(packed.status.success(), "{packed:?}");
+    let refused = sh(&format!(
+        "zstd -d --long=25 -c {} > /dev/null",
+        wide.display()
+    ));
+    assert!(
+        !refused.status.success(),
+        "a 2^27 window decoded within 2^25"
+    );
+    fs_err::remove_file(&wide).unwrap();
+
+    // Offline, the node image comes from the bundle.
+    assert!(docker(&["rmi", &node]).status().unwrap().success());
+    let up = ok(&cluster.kfbox(&[
+        "up",
+        "--image",
+        &node,
+        "--bundle",
+        dir.path().to_str().unwrap(),
+        "--timeout",
+        "60",
+    ]));
+    assert!(up.contains("Kubernetes API"), "{up}");
+    let logs = docker(&["logs", &cluster.container()]).output().unwrap();
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.contains(&format!(
+            "would import images from kfbox-test_tiny_{pid}.tar.zst"
+        )),
+        "{logs}"
+    );
+    drop(cluster);
+    let _ = docker(&["rmi", &node, &tiny]).output();
 }

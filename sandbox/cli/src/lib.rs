@@ -383,6 +383,9 @@ pub enum ClusterCommand {
     /// Start the k3s node in Docker (or start it again, keeping its data), wait until it is
     /// ready and write its kubeconfig.
     Up(ClusterUpArgs),
+    /// Save every image the cluster needs (pulling what is missing) into DIR, compressed,
+    /// with a manifest: for `kfbox cluster up --bundle DIR` on a machine without network.
+    Bundle(ClusterBundleArgs),
     /// The node: its container, state and API server address.
     Status {
         /// Print JSON on stdout.
@@ -405,9 +408,23 @@ pub enum ClusterCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct ClusterBundleArgs {
+    /// The directory to write (created when missing).
+    pub dir: PathBuf,
+    /// Also bundle this image, e.g. a pipeline's own (`python:3.11`, `kfbox/runtime:1`).
+    /// Repeatable.
+    #[arg(long = "add", value_name = "IMAGE")]
+    pub add: Vec<String>,
+    /// Bundle the images listed in FILE (`node REFERENCE` or `cluster REFERENCE` per line)
+    /// instead of kfbox's pinned list (images/cluster-images.txt).
+    #[arg(long, value_name = "FILE")]
+    pub images: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ClusterUpArgs {
-    /// A directory of image archives (`.tar`, `.tar.zst`, ...) that k3s imports at boot, for
-    /// a machine without network.
+    /// A bundle written by `kfbox cluster bundle`, for a machine without network: its node
+    /// image is loaded into Docker when missing, and k3s imports the rest at boot.
     #[arg(long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
     /// GPUs for the node: `all` or a count (needs a node image with the NVIDIA toolkit).

@@ -27,6 +27,18 @@ pub enum ClusterError {
         container: String,
         differences: String,
     },
+    #[error("{origin}:{line}: `{text}` is not `node REFERENCE` or `cluster REFERENCE`")]
+    ImageList {
+        origin: String,
+        line: usize,
+        text: String,
+    },
+    #[error("cannot pull {reference}: {reason}\nhint: bundles are made on a machine that reaches the registries")]
+    Pull { reference: String, reason: String },
+    #[error("{dir} is not a bundle: it has no manifest.json\nhint: `kfbox cluster bundle DIR` writes one")]
+    NotABundle { dir: PathBuf },
+    #[error("{path} is not a bundle manifest kfbox can read: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
     #[error("the node's kubeconfig {what}")]
     Kubeconfig { what: String },
     #[error("cannot read or write {path}")]

@@ -1,7 +1,8 @@
 //! kfbox and Kubeflow Pipelines on Kubernetes: the k3s node kfbox runs in Docker (`node`), its
-//! kubeconfig (`kubeconfig`), and what a pipeline file does differently on a cluster than in
-//! kfbox (`portability`).
+//! kubeconfig (`kubeconfig`), the offline image bundle (`bundle`), and what a pipeline file does
+//! differently on a cluster than in kfbox (`portability`).
 
+pub mod bundle;
 mod error;
 pub mod kubeconfig;
 pub mod node;

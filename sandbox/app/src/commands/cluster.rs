@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use kfbox_cli::{ClusterArgs, ClusterCommand, ClusterUpArgs};
+use kfbox_cli::{ClusterArgs, ClusterBundleArgs, ClusterCommand, ClusterUpArgs};
+use kfbox_cluster::bundle::{self, BundleImage, Role};
 use kfbox_cluster::kubeconfig::{for_host, merge_into};
 use kfbox_cluster::node::{self, Gpus, NodeSpec, Privileges, K3S_IMAGE};
 
@@ -21,6 +22,7 @@ pub async fn cluster(
     let name = checked_name(&args.name)?;
     match args.command {
         ClusterCommand::Up(args) => up(settings, printer, name, args).await,
+        ClusterCommand::Bundle(args) => bundle(printer, args).await,
         ClusterCommand::Status { json } => status(settings, printer, name, json).await,
         ClusterCommand::Kubeconfig { print } => kubeconfig(settings, printer, name, print),
         ClusterCommand::Down { keep_data } => down(printer, name, keep_data).await,
@@ -53,17 +55,19 @@ async fn up(
 ) -> anyhow::Result<ExitStatus> {
     let config = settings.load_config()?;
     let bundle = match &args.bundle {
-        Some(dir) => Some(
-            fs_err::canonicalize(dir)
+        Some(dir) => {
+            let dir = fs_err::canonicalize(dir)
                 .ok()
                 .filter(|d| d.is_dir())
                 .ok_or_else(|| {
                     anyhow::anyhow!(
-                        "--bundle {}: not a directory of image archives",
+                        "--bundle {}: not a directory (give the one `kfbox cluster bundle` wrote)",
                         dir.display()
                     )
-                })?,
-        ),
+                })?;
+            let manifest = bundle::read_manifest(&dir)?;
+            Some((dir, manifest))
+        }
         None => None,
     };
     let spec = NodeSpec {
@@ -71,7 +75,7 @@ async fn up(
         image: args.image.clone().unwrap_or_else(|| K3S_IMAGE.to_owned()),
         api_port: args.api_port,
         gpus: args.gpus.as_deref().map(parse_gpus).transpose()?,
-        bundle,
+        bundle: bundle.as_ref().map(|(dir, _)| bundle::k3s_dir(dir)),
         privileges: if config.cluster.drop_capabilities.is_empty() {
             Privileges::Privileged
         } else {
@@ -89,6 +93,18 @@ async fn up(
         return Ok(ExitStatus::Success);
     }
     let docker = kfbox_docker::connect().await?;
+    if let Some((dir, node)) = bundle
+        .as_ref()
+        .and_then(|(dir, manifest)| manifest.node().map(|node| (dir, node)))
+        .filter(|(_, node)| same_image(&node.reference, &spec.image))
+    {
+        if !kfbox_docker::has_image(&docker, &spec.image).await {
+            printer.note(&format!("loading {} from the bundle...", node.reference));
+            let scratch = tempfile::tempdir_in(settings.home.path())
+                .context("cannot make a scratch directory in KFBOX_HOME")?;
+            bundle::load_node_image(&docker, dir, node, scratch.path()).await?;
+        }
+    }
     printer.note(&format!(
         "starting the k3s node {} ({})...",
         spec.container_name(),
@@ -115,6 +131,47 @@ async fn up(
         ready.api_server,
         path.display(),
         path.display()
+    ));
+    Ok(ExitStatus::Success)
+}
+
+/// Docker's short and long names for one image are the same image.
+fn same_image(a: &str, b: &str) -> bool {
+    let short = |r: &str| {
+        r.strip_prefix("docker.io/library/")
+            .or_else(|| r.strip_prefix("docker.io/"))
+            .unwrap_or(r)
+            .to_owned()
+    };
+    short(a) == short(b)
+}
+
+async fn bundle(printer: &Printer, args: ClusterBundleArgs) -> anyhow::Result<ExitStatus> {
+    let mut images = match &args.images {
+        Some(file) => {
+            let text = fs_err::read_to_string(file)?;
+            bundle::parse_image_list(&text, &file.display().to_string())?
+        }
+        None => bundle::pinned_images(),
+    };
+    images.extend(args.add.iter().map(|reference| BundleImage {
+        role: Role::Cluster,
+        reference: reference.clone(),
+    }));
+    let docker = kfbox_docker::connect().await?;
+    let started = std::time::Instant::now();
+    let manifest = bundle::write_bundle(&docker, &args.dir, &images, |what| {
+        printer.note(&format!("{what}..."))
+    })
+    .await?;
+    let size: u64 = manifest.images.iter().map(|i| i.compressed_size).sum();
+    printer.data(&format!(
+        "bundled {} images into {} ({:.1} MiB compressed) in {:.0} s\n  kfbox cluster up --bundle {}",
+        manifest.images.len(),
+        args.dir.display(),
+        size as f64 / (1024.0 * 1024.0),
+        started.elapsed().as_secs_f64(),
+        args.dir.display()
     ));
     Ok(ExitStatus::Success)
 }
