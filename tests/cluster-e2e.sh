@@ -60,6 +60,20 @@ echo "restart to Ready:   $(since "$start")"
 
 "$kfbox" cluster down --name "$name"
 
+# The offline bundle: every pinned image, then a node that boots from it with what it imported.
+bundle="$home/bundle"
+start=$(now)
+"$kfbox" cluster bundle "$bundle"
+echo "bundle written:     $(since "$start"), $(du -sh "$bundle" | cut -f1)"
+start=$(now)
+"$kfbox" cluster up --name "$name" --bundle "$bundle"
+wait_for 300 "the node to be Ready" node_ready
+echo "node from bundle Ready: $(since "$start")"
+images_imported() { docker exec "$container" crictl images | grep -q kfp-driver; }
+wait_for 600 "k3s to import the bundle" images_imported
+echo "bundle imported:    $(since "$start")"
+"$kfbox" cluster down --name "$name"
+
 if [ -n "${KFBOX_GPU_NODE_IMAGE:-}" ]; then
   start=$(now)
   "$kfbox" cluster up --name "$name" --gpus all --image "$KFBOX_GPU_NODE_IMAGE"
