@@ -83,10 +83,16 @@ impl TestCluster {
         Self { name, home, config }
     }
 
+    /// `kfbox cluster ARGS --name NAME`. The stand-in node has no Kubernetes API, so `up`
+    /// starts the node only: the install is tested by its dry run (below), the kfp-install
+    /// crate's tests, and tests/cluster-e2e.sh on a real k3s.
     fn kfbox(&self, args: &[&str]) -> Output {
         let config = self.config.to_str().unwrap();
         let mut all = vec!["--config", config, "cluster"];
         all.extend_from_slice(args);
+        if args.first() == Some(&"up") {
+            all.push("--no-kfp");
+        }
         all.extend_from_slice(&["--name", &self.name]);
         kfbox_in(self.home.path(), &all).output().unwrap()
     }
@@ -251,6 +257,15 @@ fn cluster_up_runs_the_node_as_specified_restarts_keep_its_data_and_down_removes
     let state = status.node.expect("a node");
     assert_eq!(state.state, "running");
     assert_eq!(state.api_server.as_deref(), Some(api.as_str()));
+    // The stand-in serves no Kubernetes API: the components are unknown, and status says why.
+    assert!(status.kfp.is_none());
+    let why = status.kfp_error.expect("a reason");
+    assert!(!why.is_empty());
+    let human = ok(&cluster.kfbox(&["status"]));
+    assert!(
+        human.contains(&format!("Kubeflow Pipelines: unknown ({why})")),
+        "{human}"
+    );
 
     // Settings fixed at creation cannot change under a running node: said, not ignored.
     let stderr = failed(&cluster.kfbox(&["up", "--image", &image]));
@@ -390,6 +405,7 @@ fn cluster_up_refuses_what_it_cannot_use_before_touching_docker_state() {
             "cluster",
             "up",
             "--dry-run",
+            "--json",
             "--gpus",
             "2",
             "--name",
@@ -399,14 +415,82 @@ fn cluster_up_refuses_what_it_cannot_use_before_touching_docker_state() {
     .output()
     .unwrap()))
     .unwrap();
-    let host = &plan["body"]["HostConfig"];
+    let host = &plan["node"]["body"]["HostConfig"];
     assert_eq!(host["Privileged"], true);
     assert_eq!(host["DeviceRequests"][0]["Count"], 2);
-    assert!(plan["body"]["Cmd"]
+    assert!(plan["node"]["body"]["Cmd"]
         .as_array()
         .unwrap()
         .contains(&Value::from("--default-runtime=nvidia")));
     assert!(inspect(&cluster.container()).is_none());
+}
+
+/// The install `kfbox cluster up` applies, as its dry run prints it: a YAML stream that
+/// Kubernetes 1.35's schemas accept in strict mode (no unknown field, every type right), and
+/// the same objects as the JSON plan.
+#[test]
+fn the_dry_run_prints_an_install_kubernetes_1_35_accepts() {
+    let home = new_home();
+    let yaml = ok(&kfbox_in(home.path(), &["cluster", "up", "--dry-run"])
+        .output()
+        .unwrap());
+    assert!(
+        yaml.starts_with("# The k3s node, a Docker container:"),
+        "{yaml}"
+    );
+    let documents = yaml.matches("\n---\n").count();
+    let plan: Value = serde_json::from_str(&ok(&kfbox_in(
+        home.path(),
+        &["cluster", "up", "--dry-run", "--json"],
+    )
+    .output()
+    .unwrap()))
+    .unwrap();
+    let objects = plan["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), documents);
+    let deployments = objects.iter().filter(|o| o["kind"] == "Deployment").count();
+    assert_eq!(deployments, 9);
+    assert!(
+        yaml.contains("value: ghcr.io/kubeflow/kfp-driver:2.17.0"),
+        "the driver image is pinned in the API server's environment"
+    );
+
+    let validate = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("install.yaml");
+        fs_err::write(&file, text).unwrap();
+        Command::new(kubernetes_validate())
+            .args(["--strict", "--kubernetes-version", "1.35.0"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let checked = validate(&yaml);
+    let report = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{report}");
+    assert_eq!(
+        report.matches(" passed for resource ").count(),
+        documents,
+        "{report}"
+    );
+    // The check can fail: one misspelt field of a Deployment is refused.
+    let broken = yaml.replacen("readinessProbe:", "readinesProbe:", 1);
+    let refused = validate(&broken);
+    assert!(
+        !refused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+}
+
+/// kubernetes-validate from PyPI (tests/run.sh installs it in a venv of its own).
+fn kubernetes_validate() -> String {
+    std::env::var("KFBOX_TEST_KUBERNETES_VALIDATE").unwrap_or_else(|_| {
+        panic!(
+            "set KFBOX_TEST_KUBERNETES_VALIDATE to the kubernetes-validate of `pip install kubernetes-validate==1.37.0`, or run the tests through tests/run.sh"
+        )
+    })
 }
 
 /// YAML as the SDK's Python reads it (the root test crate has no YAML parser).

@@ -45,6 +45,9 @@ export KFBOX_TEST_SCHEMATHESIS="$target/schemathesis-python/bin/st"
 # ML Metadata pins protobuf<5 and kfp>=6: it reads kfbox's store from a venv of its own.
 venv_with "$target/mlmd-python" ml_metadata 'ml-metadata==1.17.1'
 export KFBOX_TEST_MLMD_PYTHON="$target/mlmd-python/bin/python"
+# kubernetes-validate checks the cluster install against Kubernetes' own schemas, offline.
+venv_with "$target/kubernetes-validate-python" kubernetes_validate 'kubernetes-validate==1.37.0'
+export KFBOX_TEST_KUBERNETES_VALIDATE="$target/kubernetes-validate-python/bin/kubernetes-validate"
 # One kfbox home for all tests, kept between runs: its managed Python environment is built once.
 export KFBOX_TEST_HOME="$target/kfbox-test-home"
 

@@ -36,6 +36,23 @@ pub struct ClusterStatus {
     pub node: Option<NodeState>,
     /// Where `kfbox cluster up` wrote the kubeconfig, when it exists.
     pub kubeconfig: Option<String>,
+    /// Each Kubeflow Pipelines component, when the cluster's API answered.
+    pub kfp: Option<Vec<KfpComponent>>,
+    /// Why the components could not be read (no node, node stopped, API not answering).
+    pub kfp_error: Option<String>,
+}
+
+/// One Kubeflow Pipelines component in `kfbox cluster status --json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KfpComponent {
+    /// What it is, e.g. "API server".
+    pub title: String,
+    /// Its Deployment in namespace `kubeflow`.
+    pub deployment: String,
+    pub ready: bool,
+    /// Why it is not ready yet.
+    pub reason: Option<String>,
 }
 
 /// `kfbox runs list --json`.

@@ -380,13 +380,15 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Start the k3s node in Docker (or start it again, keeping its data), wait until it is
-    /// ready and write its kubeconfig.
+    /// Start the k3s node in Docker (or start it again, keeping its data), write its
+    /// kubeconfig, install Kubeflow Pipelines (server-side apply; again on every `up`) and
+    /// wait until each component is ready.
     Up(ClusterUpArgs),
     /// Save every image the cluster needs (pulling what is missing) into DIR, compressed,
     /// with a manifest: for `kfbox cluster up --bundle DIR` on a machine without network.
     Bundle(ClusterBundleArgs),
-    /// The node: its container, state and API server address.
+    /// The node (its container, state and API server address) and each Kubeflow Pipelines
+    /// component: ready, or waiting and why.
     Status {
         /// Print JSON on stdout.
         #[arg(long)]
@@ -430,17 +432,26 @@ pub struct ClusterUpArgs {
     /// GPUs for the node: `all` or a count (needs a node image with the NVIDIA toolkit).
     #[arg(long, value_name = "all|N")]
     pub gpus: Option<String>,
-    /// Print the node's container definition and do nothing.
+    /// Print what would be created and do nothing: the node's container, then every
+    /// Kubernetes object of the Kubeflow Pipelines install as YAML (`kubectl apply -f -`
+    /// reads it).
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print one JSON document (`node`, `objects`) instead.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+    /// Start the node only; do not install Kubeflow Pipelines.
+    #[arg(long)]
+    pub no_kfp: bool,
     /// The node image [default: the pinned rancher/k3s release].
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
     /// The port on 127.0.0.1 for the Kubernetes API server [default: a free one].
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub api_port: u16,
-    /// Seconds to wait for the node to be ready.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    /// Seconds to wait for the node and then every Kubeflow Pipelines component to be
+    /// ready, in all.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     pub timeout: u64,
 }
 

@@ -1,16 +1,18 @@
 //! `kfbox cluster`: the k3s node in Docker and its kubeconfig.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use kfbox_cli::{ClusterArgs, ClusterBundleArgs, ClusterCommand, ClusterUpArgs};
 use kfbox_cluster::bundle::{self, BundleImage, Role};
 use kfbox_cluster::kubeconfig::{for_host, merge_into};
 use kfbox_cluster::node::{self, Gpus, NodeSpec, Privileges, K3S_IMAGE};
+use kfbox_kfp_install::apply;
+use kfbox_kfp_install::readiness::{self, BundledImages, ComponentState};
 
 use crate::exit::ExitStatus;
-use crate::json::ClusterStatus;
+use crate::json::{ClusterStatus, KfpComponent};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 
@@ -84,14 +86,9 @@ async fn up(
         home: settings.home.path().to_owned(),
     };
     if args.dry_run {
-        let plan = serde_json::json!({
-            "container": spec.container_name(),
-            "volume": spec.volume_name(),
-            "body": spec.container_body(),
-        });
-        printer.data(&serde_json::to_string_pretty(&plan)?);
-        return Ok(ExitStatus::Success);
+        return dry_run(printer, &spec, args.json);
     }
+    let started = Instant::now();
     let docker = kfbox_docker::connect().await?;
     if let Some((dir, node)) = bundle
         .as_ref()
@@ -110,8 +107,8 @@ async fn up(
         spec.container_name(),
         spec.image
     ));
-    let started = std::time::Instant::now();
-    let ready = node::up(&docker, &spec, Duration::from_secs(args.timeout)).await?;
+    let timeout = Duration::from_secs(args.timeout);
+    let ready = node::up(&docker, &spec, timeout).await?;
     let kubeconfig = for_host(&ready.kubeconfig, name, &ready.api_server)?;
     let path = settings.home.cluster_kubeconfig(name);
     kfbox_paths::create_private_dir_all(path.parent().expect("a file in a directory"))
@@ -126,6 +123,22 @@ async fn up(
             "existing node, data kept"
         }
     ));
+    if !args.no_kfp {
+        let bundled = bundle.as_ref().map(|(_, manifest)| {
+            manifest
+                .images
+                .iter()
+                .map(|image| image.reference.clone())
+                .collect::<BundledImages>()
+        });
+        install_kfp(
+            printer,
+            &kubeconfig,
+            bundled.as_ref(),
+            timeout.saturating_sub(started.elapsed()),
+        )
+        .await?;
+    }
     printer.data(&format!(
         "Kubernetes API: {}\nkubeconfig: {}\n  kubectl --kubeconfig {} get nodes\n  kfbox cluster kubeconfig   # merge context `{name}` into ~/.kube/config",
         ready.api_server,
@@ -133,6 +146,70 @@ async fn up(
         path.display()
     ));
     Ok(ExitStatus::Success)
+}
+
+/// What `up` would create. The node is a Docker container, not a Kubernetes object, so the
+/// YAML shows it as comments and the rest stays a stream `kubectl apply -f -` accepts.
+fn dry_run(printer: &Printer, spec: &NodeSpec, json: bool) -> anyhow::Result<ExitStatus> {
+    let node = serde_json::json!({
+        "container": spec.container_name(),
+        "volume": spec.volume_name(),
+        "body": spec.container_body(),
+    });
+    let objects = kfbox_kfp_install::objects();
+    if json {
+        let plan = serde_json::json!({
+            "node": node,
+            "objects": objects.iter().map(|o| &o.body).collect::<Vec<_>>(),
+        });
+        printer.data(&serde_json::to_string_pretty(&plan)?);
+        return Ok(ExitStatus::Success);
+    }
+    let node_lines: String = serde_yaml::to_string(&node)?
+        .lines()
+        .map(|line| format!("#   {line}\n"))
+        .collect();
+    printer.data(
+        format!(
+            "# The k3s node, a Docker container:\n{node_lines}# Kubeflow Pipelines {} for v2: {} objects, applied in this order.\n{}",
+            kfbox_kfp_install::images::KFP_VERSION,
+            objects.len(),
+            kfbox_kfp_install::to_yaml(&objects)
+        )
+        .trim_end(),
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// Applies the install and reports each component as it becomes ready, or why it waits.
+async fn install_kfp(
+    printer: &Printer,
+    kubeconfig: &str,
+    bundled: Option<&BundledImages>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let client = apply::client(kubeconfig).await?;
+    let objects = kfbox_kfp_install::objects();
+    printer.note(&format!(
+        "installing Kubeflow Pipelines {} ({} objects, server-side apply)...",
+        kfbox_kfp_install::images::KFP_VERSION,
+        objects.len()
+    ));
+    apply::apply(&client, &objects, |_| {}).await?;
+    readiness::wait_until_ready(&client, timeout, bundled, |state, elapsed| {
+        printer.note(&component_line(state, elapsed));
+    })
+    .await?;
+    Ok(())
+}
+
+fn component_line(state: &ComponentState, elapsed: Duration) -> String {
+    let what = if state.ready {
+        format!("ready after {:.0} s", elapsed.as_secs_f64())
+    } else {
+        format!("waiting: {}", state.reason)
+    };
+    format!("  {:<30} {what}", state.title)
 }
 
 /// Docker's short and long names for one image are the same image.
@@ -197,12 +274,23 @@ async fn status(
     let docker = kfbox_docker::connect().await?;
     let node = node::state(&docker, name).await?;
     let kubeconfig = settings.home.cluster_kubeconfig(name);
+    let components = match &node {
+        None => Err("no node".to_owned()),
+        Some(node) if node.state != "running" => Err(format!("the node is {}", node.state)),
+        Some(_) => kfp_components(&kubeconfig).await,
+    };
+    let (kfp, kfp_error) = match components {
+        Ok(states) => (Some(states), None),
+        Err(error) => (None, Some(error)),
+    };
     let report = ClusterStatus {
         cluster: name.to_owned(),
         node,
         kubeconfig: kubeconfig
             .exists()
             .then(|| kubeconfig.display().to_string()),
+        kfp,
+        kfp_error,
     };
     if json {
         printer.data(&serde_json::to_string_pretty(&report)?);
@@ -210,7 +298,7 @@ async fn status(
         match &report.node {
             None => printer.data("no kfbox cluster here (`kfbox cluster up` starts one)"),
             Some(node) => printer.data(&format!(
-                "node {}: {} ({})\nKubernetes API: {}\ndata volume: {}{}",
+                "node {}: {} ({})\nKubernetes API: {}\ndata volume: {}{}\n{}",
                 node.container,
                 node.state,
                 node.image,
@@ -220,7 +308,8 @@ async fn status(
                     .kubeconfig
                     .as_deref()
                     .map(|k| format!("\nkubeconfig: {k}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                kfp_lines(&report)
             )),
         }
     }
@@ -229,6 +318,52 @@ async fn status(
     } else {
         ExitStatus::Failure
     })
+}
+
+/// The components' states, or why they cannot be read; a silent API is given ten seconds.
+async fn kfp_components(kubeconfig: &std::path::Path) -> Result<Vec<KfpComponent>, String> {
+    let text = fs_err::read_to_string(kubeconfig).map_err(|e| e.to_string())?;
+    let read = async {
+        let client = apply::client(&text).await?;
+        readiness::component_states(&client, None).await
+    };
+    let states = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .map_err(|_| "the Kubernetes API did not answer within 10 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok(states
+        .into_iter()
+        .map(|s| KfpComponent {
+            title: s.title.to_owned(),
+            deployment: s.deployment.to_owned(),
+            ready: s.ready,
+            reason: (!s.ready).then_some(s.reason),
+        })
+        .collect())
+}
+
+fn kfp_lines(report: &ClusterStatus) -> String {
+    let version = kfbox_kfp_install::images::KFP_VERSION;
+    match (&report.kfp, &report.kfp_error) {
+        (Some(components), _) => {
+            let lines: Vec<String> = components
+                .iter()
+                .map(|c| {
+                    format!(
+                        "  {:<30} {}",
+                        c.title,
+                        match &c.reason {
+                            None => "ready".to_owned(),
+                            Some(reason) => format!("waiting: {reason}"),
+                        }
+                    )
+                })
+                .collect();
+            format!("Kubeflow Pipelines {version}:\n{}", lines.join("\n"))
+        }
+        (None, Some(error)) => format!("Kubeflow Pipelines: unknown ({error})"),
+        (None, None) => String::new(),
+    }
 }
 
 fn kubeconfig(

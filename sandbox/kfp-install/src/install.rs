@@ -1,0 +1,21 @@
+//! The whole install, in the order it is applied.
+
+use k8s_openapi::api::core::v1::Namespace;
+
+use crate::names::NAMESPACE;
+use crate::object::{apply_rank, KubeObject};
+use crate::{argo, metadata, parts, pipelines, storage};
+
+/// Every object of the install, in the order to apply them.
+pub fn objects() -> Vec<KubeObject> {
+    let mut objects = vec![KubeObject::new(Namespace {
+        metadata: parts::cluster_meta(NAMESPACE),
+        ..Namespace::default()
+    })];
+    objects.extend(argo::objects());
+    objects.extend(storage::objects());
+    objects.extend(metadata::objects());
+    objects.extend(pipelines::objects());
+    objects.sort_by_key(|object| apply_rank(object.kind()));
+    objects
+}
