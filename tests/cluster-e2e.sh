@@ -4,7 +4,8 @@
 #
 #   tests/cluster-e2e.sh [path/to/kfbox]
 #
-# Set KFBOX_GPU_NODE_IMAGE to a k3s image with the NVIDIA container toolkit and the device
+# Set KFBOX_E2E_PYTHON to a Python with kfp to send a run with `--target cluster`, and
+# KFBOX_GPU_NODE_IMAGE to a k3s image with the NVIDIA container toolkit and the device
 # plugin manifest (as k3d's CUDA guide builds one) to check --gpus too.
 set -euo pipefail
 kfbox="${1:-$(command -v kfbox || echo target/release/kfbox)}"
@@ -53,6 +54,16 @@ else
 fi
 in_node get pods -A
 echo "memory with KFP:    $(docker stats --no-stream --format '{{.MemUsage}}' "$container")"
+
+# The same file on the cluster: a pipeline compiled by the SDK (KFBOX_E2E_PYTHON: a Python
+# with kfp; the SDK's pip prelude needs the node to reach PyPI here).
+if [ -n "${KFBOX_E2E_PYTHON:-}" ]; then
+  pipeline="$home/conditions.yaml"
+  "$KFBOX_E2E_PYTHON" tests/pipelines/compile.py tests/pipelines/conditions.py "$pipeline"
+  start=$(now)
+  "$kfbox" run "$pipeline" --param value=12 --target "cluster:$name"
+  echo "run on the cluster: $(since "$start")"
+fi
 # A second up applies the same objects again: nothing changes, nothing fails.
 start=$(now)
 "$kfbox" cluster up --name "$name"

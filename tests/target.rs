@@ -223,3 +223,152 @@ fn bad_targets_are_refused_with_what_to_do() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Certificates as k3s makes them (EC P-256 keys in SEC1 form), from Debian's openssl: a CA,
+/// a server certificate for 127.0.0.1, a client certificate it signed, and a client
+/// certificate from another CA.
+fn make_certificates(dir: &std::path::Path) {
+    let script = r#"set -e
+key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1.key"; }
+sign() { # NAME CA EXTENSIONS
+  openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr"
+  printf '%s\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days 2 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+}
+for ca in ca other-ca; do
+  key $ca
+  openssl req -x509 -new -key $ca.key -subj "/CN=$ca" -days 2 -out $ca.crt
+done
+key server; sign server ca "subjectAltName=IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+key client; sign client ca "extendedKeyUsage=clientAuth"
+key stranger; sign stranger other-ca "extendedKeyUsage=clientAuth"
+"#;
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A kubeconfig as `kfbox cluster up` writes it, with the client certificate `client`.
+fn write_kubeconfig(
+    path: &std::path::Path,
+    name: &str,
+    port: u16,
+    pki: &std::path::Path,
+    client: &str,
+) {
+    use base64::Engine;
+    let data = |file: &str| {
+        base64::engine::general_purpose::STANDARD.encode(fs_err::read(pki.join(file)).unwrap())
+    };
+    fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+    fs_err::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority-data: {}\nusers:\n- name: {name}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: {name}\n  context: {{cluster: {name}, user: {name}}}\ncurrent-context: {name}\n",
+            data("ca.crt"),
+            data(&format!("{client}.crt")),
+            data(&format!("{client}.key")),
+        ),
+    )
+    .unwrap();
+}
+
+/// `--target cluster:NAME` reaches the cluster's KFP API as a real one is reached: through the
+/// Kubernetes API server's service proxy, over TLS trusting only the cluster's CA, with the
+/// kubeconfig's client certificate. The API server here is a stand-in
+/// (tests/cluster/kube_service_proxy.py) in front of `kfbox up`; a real k3s is in
+/// tests/cluster-e2e.sh.
+#[test]
+fn a_run_sent_to_the_cluster_goes_through_its_kubernetes_api_with_the_kubeconfigs_certificate() {
+    let served = Served::start("127.0.0.1", &[]);
+    let pki = tempfile::tempdir().unwrap();
+    make_certificates(pki.path());
+    let port_file = pki.path().join("port");
+    let mut proxy = std::process::Command::new(crate::common::sdk_python())
+        .arg(crate::common::repo_root().join("tests/cluster/kube_service_proxy.py"))
+        .arg(&port_file)
+        .arg(pki.path().join("server.crt"))
+        .arg(pki.path().join("server.key"))
+        .arg(pki.path().join("ca.crt"))
+        .arg("/api/v1/namespaces/kubeflow/services/ml-pipeline:8888/proxy/")
+        .arg(&served.url)
+        .spawn()
+        .unwrap();
+    wait_for("the proxy to listen", Duration::from_secs(20), || {
+        port_file.exists()
+    });
+    let port: u16 = fs_err::read_to_string(&port_file).unwrap().parse().unwrap();
+    let name = format!("t{}-proxy", std::process::id());
+    let cluster_dir = crate::common::shared_home().join("clusters").join(&name);
+    let kubeconfig = cluster_dir.join("kubeconfig.yaml");
+    write_kubeconfig(&kubeconfig, &name, port, pki.path(), "client");
+    let target = format!("cluster:{name}");
+
+    let pipeline = compile("conditions");
+    let there = run_on(&target, &pipeline, &["value=12"]);
+    let here = run_json(&pipeline, &["value=12"], &[]);
+    assert_eq!(there.code, 0, "{}", there.stderr);
+    assert_eq!(states(&there.summary), states(&here.summary));
+    let run_id = there.summary["run_id"].as_str().unwrap();
+    assert_eq!(served.recorded_run(run_id)["state"], "SUCCEEDED");
+    // The cluster's UI is not published: no page, and the way to open it instead.
+    assert_eq!(there.summary["page"], Value::Null);
+    assert!(
+        there.stderr.contains(&format!("sent to cluster `{name}`"))
+            && there
+                .stderr
+                .contains("port-forward svc/ml-pipeline-ui 8080:80"),
+        "{}",
+        there.stderr
+    );
+
+    // A certificate the cluster's CA did not sign gets nowhere; kfbox says what to check.
+    write_kubeconfig(&kubeconfig, &name, port, pki.path(), "stranger");
+    let refused = run_on(&target, &pipeline, &["value=12"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("kfbox cluster status --name {name}")),
+        "{}",
+        refused.stderr
+    );
+    // Tokens are for addresses; a cluster that is not there is named.
+    let token = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--target",
+        &target,
+        "--target-token",
+        "x",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(token.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&token.stderr).contains("--target-token does not apply"));
+    let missing = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--target",
+        "cluster:nothere",
+    ])
+    .output()
+    .unwrap();
+    assert_ne!(missing.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no kfbox cluster `nothere` here"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let _ = fs_err::remove_dir_all(cluster_dir);
+}

@@ -516,10 +516,12 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub watch: bool,
     /// Send the run to a Kubeflow Pipelines endpoint instead of running it here:
-    /// http(s)://HOST[:PORT][/PATH] (a cluster's, a shared one, or `kfbox up`'s own). Task
-    /// states are followed in the same table, exit codes are as for a local run, and Ctrl-C
-    /// terminates the run there. `--executor` does not apply: the endpoint decides.
-    #[arg(long, value_name = "URL")]
+    /// http(s)://HOST[:PORT][/PATH] (a cluster's, a shared one, or `kfbox up`'s own), or
+    /// `cluster` (`cluster:NAME`) for the cluster `kfbox cluster up` made, reached through
+    /// its Kubernetes API with its kubeconfig. Task states are followed in the same table,
+    /// exit codes are as for a local run, and Ctrl-C terminates the run there. `--executor`
+    /// does not apply: the endpoint decides.
+    #[arg(long, value_name = "URL|cluster[:NAME]")]
     pub target: Option<String>,
     /// The bearer token for `--target`'s endpoint.
     #[arg(long, env = env_vars::KFBOX_TARGET_TOKEN, hide_env_values = true, value_name = "TOKEN")]

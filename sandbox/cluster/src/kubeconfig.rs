@@ -42,6 +42,63 @@ pub fn for_host(
     serde_yaml::to_string(&doc).map_err(|e| bad(&e.to_string()))
 }
 
+/// How to reach and authenticate to the cluster a kubeconfig written by [`for_host`] names.
+pub struct Credentials {
+    /// The API server's address, e.g. `https://127.0.0.1:PORT`.
+    pub server: String,
+    pub ca_pem: Vec<u8>,
+    pub client_certificate_pem: Vec<u8>,
+    pub client_key_pem: Vec<u8>,
+}
+
+/// The current context's server and certificates (k3s writes them inline, base64).
+pub fn credentials(kubeconfig: &str) -> Result<Credentials, ClusterError> {
+    use base64::Engine;
+    let bad = |what: &str| ClusterError::Kubeconfig {
+        what: what.to_owned(),
+    };
+    let doc: Value =
+        serde_yaml::from_str(kubeconfig).map_err(|e| bad(&format!("is not YAML: {e}")))?;
+    let current = doc["current-context"]
+        .as_str()
+        .ok_or_else(|| bad("has no current-context"))?;
+    let named = |list: &str, name: &str| -> Result<Value, ClusterError> {
+        doc[list]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .find(|entry| entry["name"].as_str() == Some(name))
+            .cloned()
+            .ok_or_else(|| bad(&format!("has no entry `{name}` in its {list}")))
+    };
+    let context = named("contexts", current)?;
+    let cluster = named(
+        "clusters",
+        context["context"]["cluster"].as_str().unwrap_or_default(),
+    )?;
+    let user = named(
+        "users",
+        context["context"]["user"].as_str().unwrap_or_default(),
+    )?;
+    let inline = |entry: &Value, section: &str, key: &str| -> Result<Vec<u8>, ClusterError> {
+        let text = entry[section][key]
+            .as_str()
+            .ok_or_else(|| bad(&format!("has no {key} for `{current}`")))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| bad(&format!("has a {key} that is not base64: {e}")))
+    };
+    Ok(Credentials {
+        server: cluster["cluster"]["server"]
+            .as_str()
+            .ok_or_else(|| bad(&format!("has no server for `{current}`")))?
+            .to_owned(),
+        ca_pem: inline(&cluster, "cluster", "certificate-authority-data")?,
+        client_certificate_pem: inline(&user, "user", "client-certificate-data")?,
+        client_key_pem: inline(&user, "user", "client-key-data")?,
+    })
+}
+
 /// Puts the cluster, user and context of `ours` (one each, as [`for_host`] writes) into the
 /// kubeconfig at `path`, replacing entries of the same names and keeping every other; the
 /// current context becomes ours. Written whole to a temporary file and renamed, owner-only.
@@ -119,6 +176,22 @@ users:
     client-certificate-data: Q0VSVA==
     client-key-data: S0VZ
 ";
+
+    #[test]
+    fn credentials_are_the_current_contexts_decoded() {
+        let ours = for_host(K3S, "kfbox", "https://127.0.0.1:40123").unwrap();
+        let access = credentials(&ours).unwrap();
+        assert_eq!(access.server, "https://127.0.0.1:40123");
+        assert_eq!(access.ca_pem, b"CA");
+        assert_eq!(access.client_certificate_pem, b"CERT");
+        assert_eq!(access.client_key_pem, b"KEY");
+        let no_key = ours.replace("client-key-data: S0VZ", "token: abc");
+        let error = credentials(&no_key).err().unwrap().to_string();
+        assert!(
+            error.contains("has no client-key-data for `kfbox`"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn the_node_kubeconfig_points_at_the_published_port_under_the_cluster_name() {

@@ -19,14 +19,32 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(target: Target) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client for `target`; fails only when its certificates cannot be read.
+    pub fn new(target: Target) -> Result<Self, RemoteError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("kfbox/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a client with rustls and no custom roots builds");
-        Self { http, target }
+            .user_agent(concat!("kfbox/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = target.tls() {
+            let bad = |reason: String| RemoteError::BadCredentials {
+                target: target.address().to_owned(),
+                reason,
+            };
+            let ca = reqwest::Certificate::from_pem(&tls.ca_pem)
+                .map_err(|e| bad(format!("the CA certificate: {}", error_chain(&e))))?;
+            let identity = reqwest::Identity::from_pem(&tls.identity_pem)
+                .map_err(|e| bad(format!("the client certificate: {}", error_chain(&e))))?;
+            // Only the cluster's own CA: its API server is no public site.
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca)
+                .identity(identity);
+        }
+        let http = builder.build().map_err(|e| RemoteError::BadCredentials {
+            target: target.address().to_owned(),
+            reason: error_chain(&e),
+        })?;
+        Ok(Self { http, target })
     }
 
     pub fn target(&self) -> &Target {
@@ -83,6 +101,7 @@ impl Client {
             .map_err(|error| RemoteError::Unreachable {
                 url: shown.clone(),
                 reason: error_chain(&error),
+                hint: self.target.down_hint().to_owned(),
             })?;
         let status = response.status();
         let text = response
@@ -91,6 +110,7 @@ impl Client {
             .map_err(|error| RemoteError::Unreachable {
                 url: shown.clone(),
                 reason: error_chain(&error),
+                hint: self.target.down_hint().to_owned(),
             })?;
         if !status.is_success() {
             let message = error_message(&text);
@@ -180,7 +200,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         drop(listener);
         let target = Target::parse(&format!("http://127.0.0.1:{port}"), None).unwrap();
-        let error = Client::new(target).check().await.unwrap_err();
+        let error = Client::new(target).unwrap().check().await.unwrap_err();
         assert!(matches!(error, RemoteError::Unreachable { .. }), "{error}");
         assert!(
             error

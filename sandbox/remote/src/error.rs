@@ -4,8 +4,14 @@ use thiserror::Error;
 pub enum RemoteError {
     #[error("`{given}` is not a KFP endpoint: give its address as http://HOST[:PORT][/PATH] or https://...")]
     BadTarget { given: String },
-    #[error("cannot reach the KFP API at {url}: {reason}\n  hint: is the endpoint up? (`kfbox status` for kfbox up's own)")]
-    Unreachable { url: String, reason: String },
+    #[error("cannot reach the KFP API at {url}: {reason}\n  hint: {hint}")]
+    Unreachable {
+        url: String,
+        reason: String,
+        hint: String,
+    },
+    #[error("cannot use the client certificate or CA for {target}: {reason}")]
+    BadCredentials { target: String, reason: String },
     #[error("{url} refused the request ({status}): {message}\n  hint: the endpoint wants a token: pass --target-token or set KFBOX_TARGET_TOKEN")]
     Unauthorized {
         url: String,

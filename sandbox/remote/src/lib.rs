@@ -10,4 +10,4 @@ mod target;
 pub use client::Client;
 pub use error::RemoteError;
 pub use model::{NewRun, RemoteRun, RemoteTask, RuntimeConfig, RuntimeState, Status};
-pub use target::Target;
+pub use target::{ClientTls, Target};

@@ -32,7 +32,7 @@ pub async fn cluster(
 }
 
 /// A name Docker, Kubernetes and a path all accept: lowercase letters, digits and `-`.
-fn checked_name(name: &str) -> anyhow::Result<&str> {
+pub(crate) fn checked_name(name: &str) -> anyhow::Result<&str> {
     let fits = !name.is_empty()
         && name.len() <= 32
         && name
@@ -145,6 +145,9 @@ async fn up(
         path.display(),
         path.display()
     ));
+    if !args.no_kfp {
+        printer.data(&kfp_usage(name, &path));
+    }
     Ok(ExitStatus::Success)
 }
 
@@ -359,11 +362,33 @@ fn kfp_lines(report: &ClusterStatus) -> String {
                     )
                 })
                 .collect();
-            format!("Kubeflow Pipelines {version}:\n{}", lines.join("\n"))
+            format!(
+                "Kubeflow Pipelines {version}:\n{}\n{}",
+                lines.join("\n"),
+                kfp_usage(
+                    &report.cluster,
+                    std::path::Path::new(report.kubeconfig.as_deref().unwrap_or("KUBECONFIG"))
+                )
+            )
         }
         (None, Some(error)) => format!("Kubeflow Pipelines: unknown ({error})"),
         (None, None) => String::new(),
     }
+}
+
+/// How to use the cluster's KFP: runs go through the Kubernetes API (nothing is published on
+/// the host); the UI is one port-forward away.
+fn kfp_usage(name: &str, kubeconfig: &std::path::Path) -> String {
+    let target = if name == "kfbox" {
+        "cluster".to_owned()
+    } else {
+        format!("cluster:{name}")
+    };
+    format!(
+        "  kfbox run PIPELINE.yaml --target {target}\n  kubectl --kubeconfig {} -n {} port-forward svc/ml-pipeline-ui 8080:80   # the UI on http://127.0.0.1:8080",
+        kubeconfig.display(),
+        kfbox_kfp_install::NAMESPACE
+    )
 }
 
 fn kubeconfig(

@@ -4,14 +4,20 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use anyhow::Context;
 use kfbox_engine::model::{RunState, RunSummary, TaskKind, TaskOutputs, TaskRecord, TaskState};
-use kfbox_remote::{Client, NewRun, RemoteRun, RemoteTask, RuntimeConfig, RuntimeState, Target};
+use kfbox_kfp_install::NAMESPACE;
+use kfbox_remote::{
+    Client, ClientTls, NewRun, RemoteRun, RemoteTask, RuntimeConfig, RuntimeState, Target,
+};
 use kfbox_spec::ir::PipelineSpec;
 use kfbox_spec::LoadedPipeline;
 use kfbox_step::events::{EventSink, RunEvent};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::cluster::checked_name;
+use crate::exit::UsageError;
 use crate::printer::Printer;
 use crate::reporter::Reporter;
 use crate::settings::GlobalSettings;
@@ -30,6 +36,57 @@ pub(crate) struct RemoteRunRequest<'a> {
     pub reuse_cache: bool,
 }
 
+/// `cluster` (or `cluster:NAME`) is the cluster `kfbox cluster up` made: its KFP API through
+/// the Kubernetes API server, with the kubeconfig's certificates. Anything else is an address.
+fn resolve_target(
+    settings: &GlobalSettings,
+    given: &str,
+    token: Option<String>,
+) -> anyhow::Result<Target> {
+    let name = match given.split_once(':') {
+        None if given == "cluster" => "kfbox",
+        Some(("cluster", name)) => checked_name(name)
+            .map_err(|e| UsageError::all([anyhow::anyhow!("--target {given}: {e}")]))?,
+        _ => return Ok(Target::parse(given, token)?),
+    };
+    if token.is_some() {
+        return Err(UsageError::all([anyhow::anyhow!(
+            "--target-token does not apply to --target {given}: kfbox authenticates to its cluster with the cluster's kubeconfig"
+        )])
+        .into());
+    }
+    let name_flag = if name == "kfbox" {
+        String::new()
+    } else {
+        format!(" --name {name}")
+    };
+    let path = settings.home.cluster_kubeconfig(name);
+    let text = fs_err::read_to_string(&path).map_err(|_| {
+        anyhow::anyhow!(
+            "no kfbox cluster `{name}` here ({} is missing)\nhint: `kfbox cluster up{name_flag}` starts it",
+            path.display()
+        )
+    })?;
+    let access = kfbox_cluster::kubeconfig::credentials(&text)
+        .with_context(|| format!("cannot use {}", path.display()))?;
+    let mut identity_pem = access.client_certificate_pem;
+    identity_pem.push(b'\n');
+    identity_pem.extend(access.client_key_pem);
+    Ok(Target::kubernetes_service(
+        &access.server,
+        NAMESPACE,
+        "ml-pipeline:8888",
+        ClientTls {
+            ca_pem: access.ca_pem,
+            identity_pem,
+        },
+        format!("cluster `{name}`"),
+        format!(
+            "is the cluster up and Kubeflow Pipelines ready? (`kfbox cluster status{name_flag}`)"
+        ),
+    )?)
+}
+
 /// Sends the run, follows it until it ends and returns its summary.
 pub(crate) async fn run_on_target(
     settings: &GlobalSettings,
@@ -37,7 +94,7 @@ pub(crate) async fn run_on_target(
     request: RemoteRunRequest<'_>,
     cancel: CancellationToken,
 ) -> anyhow::Result<RunSummary> {
-    let client = Client::new(Target::parse(request.target, request.token)?);
+    let client = Client::new(resolve_target(settings, request.target, request.token)?)?;
     client.check().await?;
     let spec = &request.pipeline.spec;
     let pipeline_name = spec.pipeline_info.name.clone();
@@ -59,9 +116,13 @@ pub(crate) async fn run_on_target(
         .await?;
     let page = client.target().run_page(&created.run_id);
     printer.note(&format!(
-        "Run {} sent to {}: {page}",
+        "Run {} sent to {}: {}",
         created.run_id,
-        client.target().address()
+        client.target().address(),
+        page.clone().unwrap_or_else(|| format!(
+            "its UI is inside the cluster: `kubectl -n {NAMESPACE} port-forward svc/ml-pipeline-ui 8080:80`, then http://127.0.0.1:8080/#/runs/details/{}",
+            created.run_id
+        ))
     ));
 
     let (events, receiver) = EventSink::channel();
@@ -193,7 +254,7 @@ impl Follower {
         &self,
         run: &RemoteRun,
         pipeline: &str,
-        page: String,
+        page: Option<String>,
         terminated: bool,
     ) -> RunSummary {
         let state = match run.state {
@@ -258,7 +319,7 @@ impl Follower {
                 .as_ref()
                 .map(|e| e.message.clone())
                 .filter(|m| !m.is_empty()),
-            page: Some(page),
+            page,
         }
     }
 }
