@@ -389,6 +389,12 @@ fn cluster_up_refuses_what_it_cannot_use_before_touching_docker_state() {
     assert!(inspect(&cluster.volume()).is_none());
     let stderr = failed(&cluster.kfbox(&["up", "--gpus", "some"]));
     assert!(stderr.contains("--gpus some"), "{stderr}");
+    let stderr = failed(&cluster.kfbox(&["up", "--gpus", "all"]));
+    assert!(
+        stderr.contains("kfbox/k3s-gpu:v1.35.5-k3s1 is not here")
+            && stderr.contains("kfbox images build-gpu-node"),
+        "{stderr}"
+    );
     let stderr = failed(&cluster.kfbox(&["up", "--bundle", "/definitely/missing"]));
     assert!(stderr.contains("/definitely/missing"), "{stderr}");
     let bad = kfbox_in(
@@ -417,6 +423,14 @@ fn cluster_up_refuses_what_it_cannot_use_before_touching_docker_state() {
     .unwrap();
     let host = &plan["node"]["body"]["HostConfig"];
     assert_eq!(host["Privileged"], true);
+    // GPUs default to the node image `kfbox images build-gpu-node` makes, with the plugin.
+    assert_eq!(plan["node"]["body"]["Image"], "kfbox/k3s-gpu:v1.35.5-k3s1");
+    assert!(plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["kind"] == "DaemonSet"
+            && o["metadata"]["name"] == "nvidia-device-plugin-daemonset"));
     assert_eq!(host["DeviceRequests"][0]["Count"], 2);
     assert!(plan["node"]["body"]["Cmd"]
         .as_array()
@@ -473,6 +487,19 @@ fn the_dry_run_prints_an_install_kubernetes_1_35_accepts() {
         report.matches(" passed for resource ").count(),
         documents,
         "{report}"
+    );
+    // With GPUs: NVIDIA's device plugin as well, as valid.
+    let gpu_yaml = ok(
+        &kfbox_in(home.path(), &["cluster", "up", "--dry-run", "--gpus", "1"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(gpu_yaml.matches("\n---\n").count(), documents + 1);
+    let checked = validate(&gpu_yaml);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
     );
     // The check can fail: one misspelt field of a Deployment is refused.
     let broken = yaml.replacen("readinessProbe:", "readinesProbe:", 1);

@@ -48,8 +48,9 @@ pub struct ClusterStatus {
 pub struct KfpComponent {
     /// What it is, e.g. "API server".
     pub title: String,
-    /// Its Deployment in namespace `kubeflow`.
-    pub deployment: String,
+    /// What runs it: a Deployment in namespace `kubeflow`, or for GPUs NVIDIA's device plugin
+    /// DaemonSet in `kube-system`.
+    pub workload: String,
     pub ready: bool,
     /// Why it is not ready yet.
     pub reason: Option<String>,

@@ -197,6 +197,9 @@ pub struct ImagesArgs {
 pub enum ImagesCommand {
     /// Build the kfbox runtime image (Python with the kfp SDK) from images/runtime.
     Build(ImagesBuildArgs),
+    /// Build the k3s node image for `kfbox cluster up --gpus` (NVIDIA's CUDA base with the
+    /// container toolkit) from images/k3s-gpu; needs a connected machine.
+    BuildGpuNode(ImagesBuildGpuNodeArgs),
     /// Load images from an archive written by `kfbox images save` or `docker save`.
     Load {
         /// The archive (.tar).
@@ -210,6 +213,20 @@ pub enum ImagesCommand {
         #[arg(required = true)]
         images: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesBuildGpuNodeArgs {
+    /// NVIDIA's CUDA base image to build on (its driver libraries come from the host).
+    #[arg(
+        long,
+        default_value = "nvcr.io/nvidia/cuda:12.9.1-base-ubuntu24.04",
+        value_name = "IMAGE"
+    )]
+    pub cuda_base: String,
+    /// The name of the built image [default: the one `kfbox cluster up --gpus` uses].
+    #[arg(long, value_name = "IMAGE")]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -443,7 +460,8 @@ pub struct ClusterUpArgs {
     /// Start the node only; do not install Kubeflow Pipelines.
     #[arg(long)]
     pub no_kfp: bool,
-    /// The node image [default: the pinned rancher/k3s release].
+    /// The node image [default: the pinned rancher/k3s release; with --gpus, the image
+    /// `kfbox images build-gpu-node` builds].
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
     /// The port on 127.0.0.1 for the Kubernetes API server [default: a free one].

@@ -10,6 +10,8 @@ pub enum ClusterError {
     Api(#[from] bollard::errors::Error),
     #[error("the node image {image} is not here\nhint: `kfbox cluster bundle DIR` on a connected machine and `kfbox cluster up --bundle DIR` here, or `docker pull {image}`")]
     MissingImage { image: String },
+    #[error("the GPU node image {image} is not here\nhint: `kfbox images build-gpu-node` builds it (on a connected machine; the host needs the NVIDIA driver and Docker's GPU support), or give another with --image")]
+    MissingGpuImage { image: String },
     #[error("the k3s node {container} stopped before it was ready (exit code {code}); its last lines:\n{last_lines}\nhint: `docker logs {container}` shows all of them; `kfbox cluster down` removes it")]
     Crashed {
         container: String,

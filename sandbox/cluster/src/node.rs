@@ -24,6 +24,9 @@ use crate::error::ClusterError;
 
 /// The k3s release kfbox's cluster runs (k3d 5.9's default).
 pub const K3S_IMAGE: &str = "rancher/k3s:v1.35.5-k3s1";
+/// The same release on NVIDIA's CUDA base with the container toolkit, as
+/// `kfbox images build-gpu-node` builds it from images/k3s-gpu; `--gpus` uses it by default.
+pub const GPU_NODE_IMAGE: &str = "kfbox/k3s-gpu:v1.35.5-k3s1";
 /// Where k3s keeps its state: the data volume.
 pub const STATE_DIR: &str = "/var/lib/rancher/k3s";
 /// Where k3s imports image archives from at boot (and watches afterwards).
@@ -240,6 +243,11 @@ pub async fn up(
     let created = existing.is_none();
     if created {
         if !kfbox_docker::has_image(docker, &spec.image).await {
+            if spec.image == GPU_NODE_IMAGE {
+                return Err(ClusterError::MissingGpuImage {
+                    image: spec.image.clone(),
+                });
+            }
             return Err(ClusterError::MissingImage {
                 image: spec.image.clone(),
             });

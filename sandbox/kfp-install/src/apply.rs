@@ -6,7 +6,6 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 use crate::error::InstallError;
-use crate::names::NAMESPACE;
 use crate::object::KubeObject;
 
 /// The field manager the API server records for what kfbox set.
@@ -23,10 +22,9 @@ pub async fn client(kubeconfig: &str) -> Result<Client, InstallError> {
 }
 
 fn api(client: &Client, object: &KubeObject) -> Api<DynamicObject> {
-    if object.namespaced {
-        Api::namespaced_with(client.clone(), NAMESPACE, &object.resource)
-    } else {
-        Api::all_with(client.clone(), &object.resource)
+    match &object.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &object.resource),
+        None => Api::all_with(client.clone(), &object.resource),
     }
 }
 

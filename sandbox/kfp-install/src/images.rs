@@ -17,6 +17,9 @@ pub const SEAWEEDFS: &str = "ghcr.io/chrislusf/seaweedfs:4.34";
 /// The image of the wait-for-* init containers.
 pub const ALPINE: &str = "docker.io/library/alpine:3.23";
 
+/// NVIDIA's device plugin, on nodes started with `--gpus` only.
+pub const DEVICE_PLUGIN: &str = "nvcr.io/nvidia/k8s-device-plugin:v0.20.0";
+
 /// Images no object names but every step's pods run: the API server puts the driver and
 /// launcher into each workflow it compiles (its code default is `:latest`, which an offline
 /// node cannot pull: kubeflow/pipelines#10682), Argo adds its executor to every pod.

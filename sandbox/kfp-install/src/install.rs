@@ -4,10 +4,17 @@ use k8s_openapi::api::core::v1::Namespace;
 
 use crate::names::NAMESPACE;
 use crate::object::{apply_rank, KubeObject};
-use crate::{argo, metadata, parts, pipelines, storage};
+use crate::{argo, gpu, metadata, parts, pipelines, storage};
+
+/// What differs between installs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstallOptions {
+    /// The node was started with GPUs: install NVIDIA's device plugin too.
+    pub gpus: bool,
+}
 
 /// Every object of the install, in the order to apply them.
-pub fn objects() -> Vec<KubeObject> {
+pub fn objects(options: InstallOptions) -> Vec<KubeObject> {
     let mut objects = vec![KubeObject::new(Namespace {
         metadata: parts::cluster_meta(NAMESPACE),
         ..Namespace::default()
@@ -16,6 +23,9 @@ pub fn objects() -> Vec<KubeObject> {
     objects.extend(storage::objects());
     objects.extend(metadata::objects());
     objects.extend(pipelines::objects());
+    if options.gpus {
+        objects.extend(gpu::objects());
+    }
     objects.sort_by_key(|object| apply_rank(object.kind()));
     objects
 }

@@ -12,6 +12,7 @@ pub mod apply;
 mod argo;
 pub mod components;
 mod error;
+pub mod gpu;
 pub mod images;
 mod install;
 mod metadata;
@@ -23,7 +24,7 @@ pub mod readiness;
 mod storage;
 
 pub use error::InstallError;
-pub use install::objects;
+pub use install::{objects, InstallOptions};
 pub use names::{NAMESPACE, PIPELINE_BUCKET};
 pub use object::{to_yaml, KubeObject};
 

@@ -10,8 +10,8 @@ use serde::Serialize;
 pub struct KubeObject {
     /// The API group, version, kind and plural the object is sent to.
     pub resource: ApiResource,
-    /// Whether it lives in a namespace (the install's) or is cluster-wide.
-    pub namespaced: bool,
+    /// The namespace it lives in; none for cluster-wide objects.
+    pub namespace: Option<String>,
     pub name: String,
     /// The object as the API server receives it, `apiVersion` and `kind` included.
     pub body: serde_json::Value,
@@ -30,10 +30,17 @@ impl KubeObject {
             .expect("every object of the install is built with a name");
         let body = serde_json::to_value(&object)
             .expect("typed Kubernetes objects always serialize to JSON");
+        let namespaced = TypeId::of::<<K as k8s_openapi::Resource>::Scope>()
+            == TypeId::of::<k8s_openapi::NamespaceResourceScope>();
+        let namespace = object.meta().namespace.clone();
+        assert_eq!(
+            namespaced,
+            namespace.is_some(),
+            "{name}: a namespaced object is built with its namespace, a cluster-wide one without"
+        );
         Self {
             resource: ApiResource::erase::<K>(&()),
-            namespaced: TypeId::of::<<K as k8s_openapi::Resource>::Scope>()
-                == TypeId::of::<k8s_openapi::NamespaceResourceScope>(),
+            namespace,
             name,
             body,
         }
@@ -52,7 +59,7 @@ impl KubeObject {
 /// The order objects are applied in: what others refer to first (the namespace, the CRDs,
 /// the accounts and configuration pods mount), the workloads last.
 pub(crate) fn apply_rank(kind: &str) -> usize {
-    const ORDER: [&str; 12] = [
+    const ORDER: [&str; 13] = [
         "Namespace",
         "CustomResourceDefinition",
         "PriorityClass",
@@ -65,6 +72,7 @@ pub(crate) fn apply_rank(kind: &str) -> usize {
         "Service",
         "NetworkPolicy",
         "Deployment",
+        "DaemonSet",
     ];
     ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
 }

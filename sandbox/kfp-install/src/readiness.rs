@@ -2,22 +2,24 @@
 //! events, in words a user can act on (`ImagePullBackOff: ghcr.io/...:2.17.0 is not in the
 //! bundle` rather than "0/1 ready").
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Node, Pod};
 use kube::api::ListParams;
 use kube::{Api, Client};
 
 use crate::components::{Component, COMPONENTS};
 use crate::error::InstallError;
+use crate::gpu::{DEVICE_PLUGIN, DEVICE_PLUGIN_POD, SYSTEM_NAMESPACE};
 use crate::names::NAMESPACE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentState {
     pub title: &'static str,
-    pub deployment: &'static str,
+    /// The Deployment (or, for GPUs, the DaemonSet) that runs it.
+    pub workload: &'static str,
     pub ready: bool,
     /// Why it is not ready; empty when it is.
     pub reason: String,
@@ -27,7 +29,7 @@ pub struct ComponentState {
 /// that cannot work.
 pub type BundledImages = BTreeSet<String>;
 
-/// Every component's state now.
+/// Every component's state now; GPUs too when the device plugin is installed.
 pub async fn component_states(
     client: &Client,
     bundled: Option<&BundledImages>,
@@ -62,6 +64,45 @@ pub async fn component_states(
             &all_events,
             bundled,
         ));
+    }
+    let plugins: Api<DaemonSet> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+    let plugin = plugins
+        .get_opt(DEVICE_PLUGIN)
+        .await
+        .map_err(read(&format!("DaemonSet/{DEVICE_PLUGIN}")))?;
+    if plugin.is_some() {
+        let nodes: Api<Node> = Api::all(client.clone());
+        let allocatable: u64 = nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(read("the nodes"))?
+            .items
+            .iter()
+            .filter_map(|node| {
+                node.status
+                    .as_ref()?
+                    .allocatable
+                    .as_ref()?
+                    .get("nvidia.com/gpu")
+            })
+            .filter_map(|quantity| quantity.0.parse::<u64>().ok())
+            .sum();
+        let system_pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+        let system_events: Api<Event> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
+        let pods = system_pods
+            .list(
+                &ListParams::default()
+                    .labels(&format!("{}={}", DEVICE_PLUGIN_POD.0, DEVICE_PLUGIN_POD.1)),
+            )
+            .await
+            .map_err(read("the device plugin's pods"))?
+            .items;
+        let events = system_events
+            .list(&ListParams::default())
+            .await
+            .map_err(read("kube-system's events"))?
+            .items;
+        states.push(gpu_state_of(allocatable, &pods, &events, bundled));
     }
     Ok(states)
 }
@@ -113,7 +154,7 @@ pub fn state_of(
 ) -> ComponentState {
     let state = |ready: bool, reason: String| ComponentState {
         title: component.title,
-        deployment: component.deployment,
+        workload: component.deployment,
         ready,
         reason,
     };
@@ -133,37 +174,88 @@ pub fn state_of(
         .as_ref()
         .and_then(|s| s.selector.match_labels.clone())
         .unwrap_or_default();
-    let own: Vec<&Pod> = pods
+    let logs = format!("-n {NAMESPACE} logs deploy/{}", component.deployment);
+    state(
+        false,
+        newest_pod_reason(&selector, pods, events, bundled, &logs),
+    )
+}
+
+/// The GPUs the device plugin advertises: ready once the node offers `nvidia.com/gpu`.
+pub fn gpu_state_of(
+    allocatable: u64,
+    pods: &[Pod],
+    events: &[Event],
+    bundled: Option<&BundledImages>,
+) -> ComponentState {
+    let state = |ready: bool, reason: String| ComponentState {
+        title: "GPUs (NVIDIA device plugin)",
+        workload: DEVICE_PLUGIN,
+        ready,
+        reason,
+    };
+    if allocatable > 0 {
+        return state(true, String::new());
+    }
+    let selector = BTreeMap::from([(
+        DEVICE_PLUGIN_POD.0.to_owned(),
+        DEVICE_PLUGIN_POD.1.to_owned(),
+    )]);
+    let running = pods.iter().any(|pod| {
+        pod.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(DEVICE_PLUGIN_POD.0))
+            == Some(&DEVICE_PLUGIN_POD.1.to_owned())
+            && pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|c| c.iter().all(|c| c.ready))
+    });
+    if running {
+        return state(
+            false,
+            "the device plugin runs but the node offers no nvidia.com/gpu: the node image needs the NVIDIA container toolkit (`kfbox images build-gpu-node`) and the host a working driver (`nvidia-smi`)".to_owned(),
+        );
+    }
+    let logs = format!("-n {SYSTEM_NAMESPACE} logs ds/{DEVICE_PLUGIN}");
+    state(
+        false,
+        newest_pod_reason(&selector, pods, events, bundled, &logs),
+    )
+}
+
+/// Why the pods `selector` picks are not ready, read from the newest (older ones are being
+/// replaced); `logs` completes the kubectl command that shows a crashing one's log.
+fn newest_pod_reason(
+    selector: &BTreeMap<String, String>,
+    pods: &[Pod],
+    events: &[Event],
+    bundled: Option<&BundledImages>,
+    logs: &str,
+) -> String {
+    let newest = pods
         .iter()
         .filter(|pod| {
             let labels = pod.metadata.labels.clone().unwrap_or_default();
             !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
         })
-        .collect();
-    // The newest pod tells what is happening now; older ones are being replaced.
-    let newest = own
-        .iter()
         .max_by_key(|pod| pod.metadata.creation_timestamp.clone().map(|t| t.0));
-    let reason = match newest {
-        Some(pod) => {
-            let name = pod.metadata.name.as_deref().unwrap_or_default();
-            let own_events: Vec<&Event> = events
-                .iter()
-                .filter(|e| e.involved_object.name.as_deref() == Some(name))
-                .collect();
-            let reason = waiting_reason(pod, &own_events, bundled);
-            if reason.starts_with("CrashLoopBackOff") {
-                format!(
-                    "{reason}; its log: kubectl -n {NAMESPACE} logs deploy/{} --previous",
-                    component.deployment
-                )
-            } else {
-                reason
-            }
-        }
-        None => "no pod yet".to_owned(),
+    let Some(pod) = newest else {
+        return "no pod yet".to_owned();
     };
-    state(false, reason)
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let own_events: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .collect();
+    let reason = waiting_reason(pod, &own_events, bundled);
+    if reason.starts_with("CrashLoopBackOff") {
+        format!("{reason}; its log: kubectl {logs} --previous")
+    } else {
+        reason
+    }
 }
 
 /// Why a pod is not ready, most specific first: scheduling, then each init container in
@@ -401,6 +493,32 @@ mod tests {
             waiting_reason(&p, &[&event], None),
             "ml-pipeline-api-server running, not ready yet (Unhealthy: Readiness probe failed: connection refused)"
         );
+    }
+
+    #[test]
+    fn gpus_are_ready_when_the_node_offers_them_and_say_why_not() {
+        assert!(gpu_state_of(1, &[], &[], None).ready);
+        let plugin_pod = |ready: bool| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "nvidia-device-plugin-daemonset-x", "labels": {"name": "nvidia-device-plugin-ds"}},
+                "status": {"containerStatuses": [{"name": "nvidia-device-plugin-ctr", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.20.0",
+                    "imageID": "", "ready": ready, "restartCount": 0,
+                    "state": if ready { json!({"running": {}}) } else { json!({"waiting": {"reason": "ErrImagePull", "message": "no network"}}) }}]}}))
+            .unwrap()
+        };
+        let no_gpus = gpu_state_of(0, &[plugin_pod(true)], &[], None);
+        assert!(!no_gpus.ready);
+        assert!(
+            no_gpus.reason.contains("NVIDIA container toolkit"),
+            "{}",
+            no_gpus.reason
+        );
+        let no_plugin = gpu_state_of(0, &[plugin_pod(false)], &[], Some(&bundle(&[])));
+        assert_eq!(
+            no_plugin.reason,
+            "ErrImagePull: nvcr.io/nvidia/k8s-device-plugin:v0.20.0 is not in the bundle"
+        );
+        assert_eq!(gpu_state_of(0, &[], &[], None).reason, "no pod yet");
     }
 
     #[test]

@@ -8,9 +8,14 @@ use serde_json::Value;
 
 use crate::components::COMPONENTS;
 use crate::images;
-use crate::install::objects;
+use crate::install::{objects, InstallOptions};
 use crate::names::{GRPC_SERVICE, NAMESPACE, PIPELINE_BUCKET};
 use crate::object::{to_yaml, KubeObject};
+
+/// The install with everything it can hold (the GPU device plugin too).
+fn all_objects() -> Vec<KubeObject> {
+    objects(InstallOptions { gpus: true })
+}
 
 fn by_kind(objects: &[KubeObject], kind: &str) -> Vec<Value> {
     objects
@@ -28,8 +33,11 @@ fn names(objects: &[KubeObject], kind: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Each workload's pod template (Deployments and the device plugin's DaemonSet).
 fn pod_specs(objects: &[KubeObject]) -> Vec<(String, Value)> {
-    by_kind(objects, "Deployment")
+    let mut workloads = by_kind(objects, "Deployment");
+    workloads.extend(by_kind(objects, "DaemonSet"));
+    workloads
         .into_iter()
         .map(|d| {
             (
@@ -50,12 +58,15 @@ fn containers(pod: &Value) -> Vec<Value> {
 
 #[test]
 fn the_install_holds_what_v2_uses_and_nothing_v2_does_not() {
-    let objects = objects();
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for object in &objects {
-        *counts.entry(object.kind()).or_default() += 1;
-    }
-    let expected = BTreeMap::from([
+    let count = |objects: &[KubeObject]| {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for object in objects {
+            *counts.entry(object.kind().to_owned()).or_default() += 1;
+        }
+        counts
+    };
+    let objects = objects(InstallOptions::default());
+    let mut expected: BTreeMap<String, usize> = [
         ("ConfigMap", 7),
         ("CustomResourceDefinition", 9),
         ("Deployment", 9),
@@ -68,8 +79,14 @@ fn the_install_holds_what_v2_uses_and_nothing_v2_does_not() {
         ("Secret", 2),
         ("Service", 6),
         ("ServiceAccount", 9),
-    ]);
-    assert_eq!(counts, expected);
+    ]
+    .into_iter()
+    .map(|(kind, n)| (kind.to_owned(), n))
+    .collect();
+    assert_eq!(count(&objects), expected);
+    // With GPUs, the device plugin too, and nothing else.
+    expected.insert("DaemonSet".to_owned(), 1);
+    assert_eq!(count(&all_objects()), expected);
     let deployments = names(&objects, "Deployment");
     for unused in [
         "metadata-writer",
@@ -90,7 +107,7 @@ fn the_install_holds_what_v2_uses_and_nothing_v2_does_not() {
 
 #[test]
 fn objects_are_applied_after_what_they_need() {
-    let objects = objects();
+    let objects = all_objects();
     assert_eq!(objects[0].label(), format!("Namespace/{NAMESPACE}"));
     let first_deployment = objects
         .iter()
@@ -98,7 +115,7 @@ fn objects_are_applied_after_what_they_need() {
         .unwrap();
     assert!(objects[first_deployment..]
         .iter()
-        .all(|o| o.kind() == "Deployment"));
+        .all(|o| matches!(o.kind(), "Deployment" | "DaemonSet")));
     let last_crd = objects
         .iter()
         .rposition(|o| o.kind() == "CustomResourceDefinition")
@@ -108,10 +125,15 @@ fn objects_are_applied_after_what_they_need() {
         .all(|o| matches!(o.kind(), "Namespace" | "CustomResourceDefinition")));
     for object in &objects {
         let namespace = object.body["metadata"]["namespace"].as_str();
-        if object.namespaced {
-            assert_eq!(namespace, Some(NAMESPACE), "{}", object.label());
-        } else {
-            assert_eq!(namespace, None, "{} is cluster-wide", object.label());
+        assert_eq!(namespace, object.namespace.as_deref(), "{}", object.label());
+        // Everything of KFP is in its namespace; only the GPU device plugin is in kube-system.
+        if let Some(namespace) = namespace {
+            let expected = if object.kind() == "DaemonSet" {
+                "kube-system"
+            } else {
+                NAMESPACE
+            };
+            assert_eq!(namespace, expected, "{}", object.label());
         }
         assert_eq!(object.body["kind"], object.kind());
         assert_eq!(
@@ -123,7 +145,7 @@ fn objects_are_applied_after_what_they_need() {
 
 #[test]
 fn every_image_is_pinned_never_pulled_when_present_and_in_the_bundle_list() {
-    let objects = objects();
+    let objects = all_objects();
     let mut used = BTreeSet::new();
     for (deployment, pod) in pod_specs(&objects) {
         for container in containers(&pod) {
@@ -168,8 +190,9 @@ fn every_image_is_pinned_never_pulled_when_present_and_in_the_bundle_list() {
 
 #[test]
 fn selectors_select_the_pods_they_are_meant_for() {
-    let objects = objects();
-    let deployments = by_kind(&objects, "Deployment");
+    let objects = all_objects();
+    let mut deployments = by_kind(&objects, "Deployment");
+    deployments.extend(by_kind(&objects, "DaemonSet"));
     let matches = |selector: &Value, labels: &Value| {
         let selector = selector.as_object().unwrap();
         !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
@@ -239,7 +262,7 @@ fn selectors_select_the_pods_they_are_meant_for() {
 
 #[test]
 fn every_name_an_object_uses_is_defined() {
-    let objects = objects();
+    let objects = all_objects();
     let config_maps: BTreeMap<String, Value> = by_kind(&objects, "ConfigMap")
         .into_iter()
         .map(|c| {
@@ -269,7 +292,11 @@ fn every_name_an_object_uses_is_defined() {
                 "{deployment}: account {account}"
             );
         }
-        if let Some(class) = pod["priorityClassName"].as_str() {
+        // Kubernetes' own classes exist on every cluster; the rest must be the install's.
+        if let Some(class) = pod["priorityClassName"]
+            .as_str()
+            .filter(|c| !c.starts_with("system-"))
+        {
             assert!(priority_classes.contains(class), "{deployment}: {class}");
         }
         let volumes: BTreeSet<&str> = pod["volumes"]
@@ -391,7 +418,7 @@ fn every_name_an_object_uses_is_defined() {
 
 #[test]
 fn argo_stores_logs_in_the_installs_object_store() {
-    let objects = objects();
+    let objects = all_objects();
     let config = by_kind(&objects, "ConfigMap")
         .into_iter()
         .find(|c| c["metadata"]["name"] == "workflow-controller-configmap")
@@ -424,7 +451,7 @@ fn argo_stores_logs_in_the_installs_object_store() {
 
 #[test]
 fn the_yaml_stream_holds_every_object_once() {
-    let objects = objects();
+    let objects = all_objects();
     let yaml = to_yaml(&objects);
     assert_eq!(yaml.matches("\n---\n").count() + 1, objects.len());
     assert!(yaml.starts_with("---\n"));

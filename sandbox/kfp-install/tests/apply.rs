@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Router;
-use kfbox_kfp_install::{apply, objects};
+use kfbox_kfp_install::{apply, objects, InstallOptions};
 
 #[derive(Debug, Clone)]
 struct Request {
@@ -65,7 +65,7 @@ fn client(url: &str) -> kube::Client {
 #[tokio::test]
 async fn every_object_is_one_forced_server_side_apply_at_its_own_path() {
     let (url, seen) = serve(None).await;
-    let objects = objects();
+    let objects = objects(InstallOptions { gpus: true });
     let mut applied = Vec::new();
     apply::apply(&client(&url), &objects, |o| applied.push(o.label()))
         .await
@@ -103,6 +103,7 @@ async fn every_object_is_one_forced_server_side_apply_at_its_own_path() {
         "/api/v1/namespaces/kubeflow/services/ml-pipeline",
         "/apis/networking.k8s.io/v1/namespaces/kubeflow/networkpolicies/seaweedfs",
         "/apis/apps/v1/namespaces/kubeflow/deployments/ml-pipeline",
+        "/apis/apps/v1/namespaces/kube-system/daemonsets/nvidia-device-plugin-daemonset",
     ] {
         assert!(paths.contains(&expected), "{expected} not in {paths:#?}");
     }
@@ -115,7 +116,7 @@ async fn every_object_is_one_forced_server_side_apply_at_its_own_path() {
 #[tokio::test]
 async fn a_refused_object_is_named_and_stops_the_apply() {
     let (url, seen) = serve(Some("/deployments/ml-pipeline")).await;
-    let objects = objects();
+    let objects = objects(InstallOptions { gpus: true });
     let error = apply::apply(&client(&url), &objects, |_| {})
         .await
         .unwrap_err()

@@ -7,9 +7,9 @@ use anyhow::Context;
 use kfbox_cli::{ClusterArgs, ClusterBundleArgs, ClusterCommand, ClusterUpArgs};
 use kfbox_cluster::bundle::{self, BundleImage, Role};
 use kfbox_cluster::kubeconfig::{for_host, merge_into};
-use kfbox_cluster::node::{self, Gpus, NodeSpec, Privileges, K3S_IMAGE};
-use kfbox_kfp_install::apply;
+use kfbox_cluster::node::{self, Gpus, NodeSpec, Privileges, GPU_NODE_IMAGE, K3S_IMAGE};
 use kfbox_kfp_install::readiness::{self, BundledImages, ComponentState};
+use kfbox_kfp_install::{apply, InstallOptions};
 
 use crate::exit::ExitStatus;
 use crate::json::{ClusterStatus, KfpComponent};
@@ -74,7 +74,14 @@ async fn up(
     };
     let spec = NodeSpec {
         name: name.to_owned(),
-        image: args.image.clone().unwrap_or_else(|| K3S_IMAGE.to_owned()),
+        image: args.image.clone().unwrap_or_else(|| {
+            if args.gpus.is_some() {
+                GPU_NODE_IMAGE
+            } else {
+                K3S_IMAGE
+            }
+            .to_owned()
+        }),
         api_port: args.api_port,
         gpus: args.gpus.as_deref().map(parse_gpus).transpose()?,
         bundle: bundle.as_ref().map(|(dir, _)| bundle::k3s_dir(dir)),
@@ -134,6 +141,9 @@ async fn up(
         install_kfp(
             printer,
             &kubeconfig,
+            InstallOptions {
+                gpus: spec.gpus.is_some(),
+            },
             bundled.as_ref(),
             timeout.saturating_sub(started.elapsed()),
         )
@@ -159,7 +169,9 @@ fn dry_run(printer: &Printer, spec: &NodeSpec, json: bool) -> anyhow::Result<Exi
         "volume": spec.volume_name(),
         "body": spec.container_body(),
     });
-    let objects = kfbox_kfp_install::objects();
+    let objects = kfbox_kfp_install::objects(InstallOptions {
+        gpus: spec.gpus.is_some(),
+    });
     if json {
         let plan = serde_json::json!({
             "node": node,
@@ -188,11 +200,12 @@ fn dry_run(printer: &Printer, spec: &NodeSpec, json: bool) -> anyhow::Result<Exi
 async fn install_kfp(
     printer: &Printer,
     kubeconfig: &str,
+    options: InstallOptions,
     bundled: Option<&BundledImages>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let client = apply::client(kubeconfig).await?;
-    let objects = kfbox_kfp_install::objects();
+    let objects = kfbox_kfp_install::objects(options);
     printer.note(&format!(
         "installing Kubeflow Pipelines {} ({} objects, server-side apply)...",
         kfbox_kfp_install::images::KFP_VERSION,
@@ -338,7 +351,7 @@ async fn kfp_components(kubeconfig: &std::path::Path) -> Result<Vec<KfpComponent
         .into_iter()
         .map(|s| KfpComponent {
             title: s.title.to_owned(),
-            deployment: s.deployment.to_owned(),
+            workload: s.workload.to_owned(),
             ready: s.ready,
             reason: (!s.ready).then_some(s.reason),
         })

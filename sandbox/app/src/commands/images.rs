@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use kfbox_cli::{ImagesArgs, ImagesBuildArgs, ImagesCommand};
+use kfbox_cli::{ImagesArgs, ImagesBuildArgs, ImagesBuildGpuNodeArgs, ImagesCommand};
+use kfbox_cluster::node::{GPU_NODE_IMAGE, K3S_IMAGE};
 use kfbox_docker::BuildContext;
 use kfbox_python::SDK_REQUIREMENT;
 
@@ -14,6 +15,8 @@ use crate::settings::GlobalSettings;
 
 /// images/runtime/Dockerfile, built into kfbox so `kfbox images build` works from any directory.
 const RUNTIME_DOCKERFILE: &str = include_str!("../../../../images/runtime/Dockerfile");
+/// images/k3s-gpu/Dockerfile, for `kfbox images build-gpu-node`.
+const GPU_NODE_DOCKERFILE: &str = include_str!("../../../../images/k3s-gpu/Dockerfile");
 
 pub async fn images(
     settings: &GlobalSettings,
@@ -25,6 +28,7 @@ pub async fn images(
         ImagesCommand::Build(build) => {
             return build_runtime(settings, printer, &docker, build).await
         }
+        ImagesCommand::BuildGpuNode(build) => return build_gpu_node(printer, &docker, build).await,
         ImagesCommand::Load { file } => {
             kfbox_docker::load_images(&docker, &file)
                 .await
@@ -96,4 +100,43 @@ async fn build_runtime(
         }
         Err(e) => Err(anyhow::anyhow!("{}\nhint: the base image needs python3 with its venv module; without a registry, `images/base/build.sh` makes one from Debian's packages and `--base kfbox/base:bookworm` uses it", kfbox_step::error_chain(&e))),
     }
+}
+
+/// The GPU node image: the pinned k3s on NVIDIA's CUDA base with the container toolkit.
+async fn build_gpu_node(
+    printer: &Printer,
+    docker: &bollard::Docker,
+    args: ImagesBuildGpuNodeArgs,
+) -> anyhow::Result<ExitStatus> {
+    let tag = args.tag.as_deref().unwrap_or(GPU_NODE_IMAGE);
+    let mut context = BuildContext::default();
+    context.add("Dockerfile", GPU_NODE_DOCKERFILE.as_bytes().to_vec());
+    let build_args = HashMap::from([
+        ("K3S_IMAGE".to_owned(), K3S_IMAGE.to_owned()),
+        ("CUDA_IMAGE".to_owned(), args.cuda_base.clone()),
+    ]);
+    printer.note(&format!(
+        "building {tag}: {K3S_IMAGE} on {} with the NVIDIA container toolkit",
+        args.cuda_base
+    ));
+    kfbox_docker::build_image(docker, context, tag, &build_args, |line| {
+        printer.note(line);
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{}\nhint: the build pulls {K3S_IMAGE} and {} and installs from nvidia.github.io: run it on a connected machine, then `kfbox images save` / `load` to carry the image",
+            kfbox_step::error_chain(&e),
+            args.cuda_base
+        )
+    })?;
+    printer.data(&format!(
+        "built {tag}\n  kfbox cluster up --gpus all{}",
+        if tag == GPU_NODE_IMAGE {
+            String::new()
+        } else {
+            format!(" --image {tag}")
+        }
+    ));
+    Ok(ExitStatus::Success)
 }
