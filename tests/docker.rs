@@ -72,6 +72,16 @@ fn build_runtime_image() {
         String::from_utf8_lossy(&built.stderr)
     );
     assert!(String::from_utf8_lossy(&built.stdout).contains("built kfbox/runtime:latest"));
+    // The same image under the pinned name a cluster bundle carries.
+    let id = |name: &str| {
+        let out = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name} is not there");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(id("kfbox/runtime:latest"), id("kfbox/runtime:kfp-2.17.0"));
 }
 
 #[test]

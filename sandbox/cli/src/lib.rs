@@ -209,7 +209,7 @@ pub enum ImagesCommand {
     Save {
         /// The archive to write (.tar).
         file: PathBuf,
-        /// Images to include, e.g. `python:3.11 kfbox/runtime:latest`.
+        /// Images to include, e.g. `python:3.11 kfbox/runtime:kfp-2.17.0`.
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -229,10 +229,13 @@ pub struct ImagesBuildGpuNodeArgs {
     pub tag: Option<String>,
 }
 
+/// What the runtime image is built on unless told otherwise.
+pub const DEFAULT_RUNTIME_BASE: &str = "python:3.11-slim";
+
 #[derive(Debug, Args)]
 pub struct ImagesBuildArgs {
     /// The image to build on: any with python3 and its venv module (Debian's python3-venv).
-    #[arg(long, default_value = "python:3.11-slim", value_name = "IMAGE")]
+    #[arg(long, default_value = DEFAULT_RUNTIME_BASE, value_name = "IMAGE")]
     pub base: String,
     /// The name of the built image.
     #[arg(long, default_value = "kfbox/runtime:latest", value_name = "IMAGE")]
@@ -430,14 +433,18 @@ pub enum ClusterCommand {
 pub struct ClusterBundleArgs {
     /// The directory to write (created when missing).
     pub dir: PathBuf,
-    /// Also bundle this image, e.g. a pipeline's own (`python:3.11`, `kfbox/runtime:1`).
+    /// Also bundle this image, e.g. a pipeline's own (`my/trainer:1.2`).
     /// Repeatable.
     #[arg(long = "add", value_name = "IMAGE")]
     pub add: Vec<String>,
     /// Bundle the images listed in FILE (`node REFERENCE` or `cluster REFERENCE` per line)
-    /// instead of kfbox's pinned list (images/cluster-images.txt).
+    /// instead of kfbox's pinned list (images/cluster-images.txt) and runtime image.
     #[arg(long, value_name = "FILE")]
     pub images: Option<PathBuf>,
+    /// Leave out kfbox's runtime image (`kfbox/runtime:kfp-2.17.0`: Python with the kfp SDK,
+    /// built when missing, so lightweight components need no pip on the cluster).
+    #[arg(long)]
+    pub no_runtime: bool,
 }
 
 #[derive(Debug, Args)]

@@ -164,7 +164,7 @@ fn executor_findings(
                 FindingKind::PipPrelude,
                 wanted.clone(),
                 format!("the SDK's prelude runs `pip install {wanted}` from {index} in the pod before the component starts: on a cluster without network it fails (kfbox's local run skips it and installs into its own environments)"),
-                "compile with install_kfp_package=False and an image that has kfp and the packages (kfbox images build), or give the cluster a package index",
+                "compile with install_kfp_package=False and an image that has kfp and the packages (kfbox images build makes kfbox/runtime:kfp-2.17.0, which kfbox cluster bundle carries), or give the cluster a package index",
             );
         }
     }

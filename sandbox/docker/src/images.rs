@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use bollard::query_parameters::{BuildImageOptionsBuilder, ImportImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ImportImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -14,6 +16,22 @@ use crate::daemon::DockerError;
 
 pub async fn has_image(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
+}
+
+/// Gives `image` a second name, `name` (`REPOSITORY:TAG`), as `docker tag` does.
+pub async fn tag_image(docker: &Docker, image: &str, name: &str) -> Result<(), DockerError> {
+    // A colon after the last slash starts the tag; one before it is a registry's port.
+    let (repo, tag) = name
+        .rsplit_once(':')
+        .filter(|(_, tag)| !tag.contains('/'))
+        .unwrap_or((name, "latest"));
+    docker
+        .tag_image(
+            image,
+            Some(TagImageOptionsBuilder::new().repo(repo).tag(tag).build()),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Load a `docker save` archive; returns what the daemon said it loaded.

@@ -12,6 +12,6 @@ mod images;
 pub mod labels;
 
 pub use executor::DockerExecutor;
-pub use images::{build_image, has_image, load_images, save_images, BuildContext};
+pub use images::{build_image, has_image, load_images, save_images, tag_image, BuildContext};
 
 pub use daemon::{connect, DockerError};

@@ -4,13 +4,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kfbox_cli::{ClusterArgs, ClusterBundleArgs, ClusterCommand, ClusterUpArgs};
+use kfbox_cli::{
+    ClusterArgs, ClusterBundleArgs, ClusterCommand, ClusterUpArgs, DEFAULT_RUNTIME_BASE,
+};
 use kfbox_cluster::bundle::{self, BundleImage, Role};
 use kfbox_cluster::kubeconfig::{for_host, merge_into};
 use kfbox_cluster::node::{self, Gpus, NodeSpec, Privileges, GPU_NODE_IMAGE, K3S_IMAGE};
 use kfbox_kfp_install::readiness::{self, BundledImages, ComponentState};
 use kfbox_kfp_install::{apply, InstallOptions};
 
+use super::images::{build_runtime_image, CLUSTER_RUNTIME_IMAGE};
 use crate::exit::ExitStatus;
 use crate::json::{ClusterStatus, KfpComponent};
 use crate::printer::Printer;
@@ -24,7 +27,7 @@ pub async fn cluster(
     let name = checked_name(&args.name)?;
     match args.command {
         ClusterCommand::Up(args) => up(settings, printer, name, args).await,
-        ClusterCommand::Bundle(args) => bundle(printer, args).await,
+        ClusterCommand::Bundle(args) => bundle(settings, printer, args).await,
         ClusterCommand::Status { json } => status(settings, printer, name, json).await,
         ClusterCommand::Kubeconfig { print } => kubeconfig(settings, printer, name, print),
         ClusterCommand::Down { keep_data } => down(printer, name, keep_data).await,
@@ -239,7 +242,12 @@ fn same_image(a: &str, b: &str) -> bool {
     short(a) == short(b)
 }
 
-async fn bundle(printer: &Printer, args: ClusterBundleArgs) -> anyhow::Result<ExitStatus> {
+async fn bundle(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: ClusterBundleArgs,
+) -> anyhow::Result<ExitStatus> {
+    let docker = kfbox_docker::connect().await?;
     let mut images = match &args.images {
         Some(file) => {
             let text = fs_err::read_to_string(file)?;
@@ -247,11 +255,27 @@ async fn bundle(printer: &Printer, args: ClusterBundleArgs) -> anyhow::Result<Ex
         }
         None => bundle::pinned_images(),
     };
+    // kfbox's runtime image is made, not pulled: built here when missing, from PyPI's SDK.
+    if args.images.is_none() && !args.no_runtime {
+        if !kfbox_docker::has_image(&docker, CLUSTER_RUNTIME_IMAGE).await {
+            build_runtime_image(
+                settings,
+                printer,
+                &docker,
+                DEFAULT_RUNTIME_BASE,
+                CLUSTER_RUNTIME_IMAGE,
+            )
+            .await?;
+        }
+        images.push(BundleImage {
+            role: Role::Cluster,
+            reference: CLUSTER_RUNTIME_IMAGE.to_owned(),
+        });
+    }
     images.extend(args.add.iter().map(|reference| BundleImage {
         role: Role::Cluster,
         reference: reference.clone(),
     }));
-    let docker = kfbox_docker::connect().await?;
     let started = std::time::Instant::now();
     let manifest = bundle::write_bundle(&docker, &args.dir, &images, |what| {
         printer.note(&format!("{what}..."))

@@ -48,12 +48,32 @@ pub async fn images(
     Ok(ExitStatus::Success)
 }
 
+/// The runtime image's pinned name, by the SDK it holds: what a cluster bundle carries and
+/// a component names as `base_image` on a cluster (a `latest` tag would be pulled there).
+pub(crate) const CLUSTER_RUNTIME_IMAGE: &str = "kfbox/runtime:kfp-2.17.0";
+
 async fn build_runtime(
     settings: &GlobalSettings,
     printer: &Printer,
     docker: &bollard::Docker,
     args: ImagesBuildArgs,
 ) -> anyhow::Result<ExitStatus> {
+    build_runtime_image(settings, printer, docker, &args.base, &args.tag).await?;
+    printer.data(&format!(
+        "built {} and {CLUSTER_RUNTIME_IMAGE} ({SDK_REQUIREMENT} on {})",
+        args.tag, args.base
+    ));
+    Ok(ExitStatus::Success)
+}
+
+/// Builds the runtime image on `base` as `tag`, also named [`CLUSTER_RUNTIME_IMAGE`].
+pub(crate) async fn build_runtime_image(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    docker: &bollard::Docker,
+    base: &str,
+    tag: &str,
+) -> anyhow::Result<()> {
     // The SDK's wheels are made on the host, from PyPI or pip's cache, with a managed pip: the
     // build itself needs no network.
     let wheels = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -82,24 +102,19 @@ async fn build_runtime(
         context.add(format!("wheels/{name}"), fs_err::read(&path)?);
     }
     let build_args = HashMap::from([
-        ("BASE".to_owned(), args.base.clone()),
+        ("BASE".to_owned(), base.to_owned()),
         ("KFP_REQUIREMENT".to_owned(), SDK_REQUIREMENT.to_owned()),
     ]);
-    printer.note(&format!("building {} on {}", args.tag, args.base));
-    let built = kfbox_docker::build_image(docker, context, &args.tag, &build_args, |line| {
+    printer.note(&format!("building {tag} on {base}"));
+    kfbox_docker::build_image(docker, context, tag, &build_args, |line| {
         printer.note(line);
     })
-    .await;
-    match built {
-        Ok(()) => {
-            printer.data(&format!(
-                "built {} ({SDK_REQUIREMENT} on {})",
-                args.tag, args.base
-            ));
-            Ok(ExitStatus::Success)
-        }
-        Err(e) => Err(anyhow::anyhow!("{}\nhint: the base image needs python3 with its venv module; without a registry, `images/base/build.sh` makes one from Debian's packages and `--base kfbox/base:bookworm` uses it", kfbox_step::error_chain(&e))),
+    .await
+    .map_err(|e| anyhow::anyhow!("{}\nhint: the base image needs python3 with its venv module; without a registry, `images/base/build.sh` makes one from Debian's packages and `--base kfbox/base:bookworm` uses it", kfbox_step::error_chain(&e)))?;
+    if tag != CLUSTER_RUNTIME_IMAGE {
+        kfbox_docker::tag_image(docker, tag, CLUSTER_RUNTIME_IMAGE).await?;
     }
+    Ok(())
 }
 
 /// The GPU node image: the pinned k3s on NVIDIA's CUDA base with the container toolkit.
@@ -139,4 +154,18 @@ async fn build_gpu_node(
         }
     ));
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_images_pinned_name_is_the_sdk_it_holds() {
+        let version = SDK_REQUIREMENT.trim_start_matches("kfp==");
+        assert_eq!(
+            CLUSTER_RUNTIME_IMAGE,
+            format!("kfbox/runtime:kfp-{version}")
+        );
+    }
 }
