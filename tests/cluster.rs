@@ -488,13 +488,25 @@ fn the_dry_run_prints_an_install_kubernetes_1_35_accepts() {
         documents,
         "{report}"
     );
-    // With GPUs: NVIDIA's device plugin as well, as valid.
-    let gpu_yaml = ok(
-        &kfbox_in(home.path(), &["cluster", "up", "--dry-run", "--gpus", "1"])
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(gpu_yaml.matches("\n---\n").count(), documents + 1);
+    // With GPUs and a bundle that carries kfbox's runtime image: NVIDIA's device plugin and
+    // the package index (its Deployment and Service) as well, as valid.
+    let bundle = crate::common::bundle_with_runtime_image();
+    let gpu_yaml = ok(&kfbox_in(
+        home.path(),
+        &[
+            "cluster",
+            "up",
+            "--dry-run",
+            "--gpus",
+            "1",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap());
+    assert_eq!(gpu_yaml.matches("\n---\n").count(), documents + 3);
+    assert!(gpu_yaml.contains("PIP_FIND_LINKS"), "{gpu_yaml}");
     let checked = validate(&gpu_yaml);
     assert!(
         checked.status.success(),

@@ -293,3 +293,17 @@ pub fn running_run(name: &str) -> String {
     );
     run_id
 }
+
+/// A bundle directory whose manifest lists kfbox's runtime image: enough for
+/// `kfbox cluster up --dry-run --bundle` (which reads only the manifest) to plan the offline
+/// install with its package index.
+pub fn bundle_with_runtime_image() -> tempfile::TempDir {
+    let bundle = tempfile::tempdir().unwrap();
+    fs_err::write(
+        bundle.path().join("manifest.json"),
+        r#"{"version": 1, "images": [{"role": "cluster", "reference": "kfbox/runtime:kfp-2.17.0",
+            "id": "sha256:0", "size": 0, "archive": "k3s/runtime.tar.zst", "compressed_size": 0}]}"#,
+    )
+    .unwrap();
+    bundle
+}

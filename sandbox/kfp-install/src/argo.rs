@@ -23,7 +23,8 @@ const SERVICE_ACCOUNT: &str = "argo";
 const PRIORITY_CLASS: &str = "workflow-controller";
 const CONFIG_MAP: &str = "workflow-controller-configmap";
 
-pub fn objects() -> Vec<KubeObject> {
+/// `package_index`: point every step's pip at the cluster's own index.
+pub fn objects(package_index: bool) -> Vec<KubeObject> {
     let mut objects: Vec<KubeObject> = crds().into_iter().map(KubeObject::new).collect();
     objects.extend([
         KubeObject::new(PriorityClass {
@@ -31,7 +32,7 @@ pub fn objects() -> Vec<KubeObject> {
             value: 1_000_000,
             ..PriorityClass::default()
         }),
-        KubeObject::new(controller_config()),
+        KubeObject::new(controller_config(package_index)),
         KubeObject::new(controller()),
     ]);
     objects.extend(account_with_role(
@@ -287,8 +288,9 @@ fn controller_role() -> k8s_openapi::api::rbac::v1::Role {
 }
 
 /// Where Argo keeps logs and outputs (KFP's SeaweedFS, S3 on port 9000), how it runs its
-/// executor (never pulled when present, restricted), and its workflow defaults.
-fn controller_config() -> k8s_openapi::api::core::v1::ConfigMap {
+/// executor (never pulled when present, restricted), and its workflow defaults: with
+/// `package_index`, every container template (each step's pod) gets pip's settings for it.
+fn controller_config(package_index: bool) -> k8s_openapi::api::core::v1::ConfigMap {
     let artifact_repository = format!(
         r#"archiveLogs: true
 s3:
@@ -317,7 +319,7 @@ securityContext:
     type: RuntimeDefault
 "#
     );
-    let workflow_defaults = r#"spec:
+    let mut workflow_defaults = r#"spec:
   ttlStrategy:
     secondsAfterCompletion: 3600
     secondsAfterSuccess: 3600
@@ -326,13 +328,25 @@ securityContext:
     retryStrategy:
       limit: '2'
       retryPolicy: OnError
-"#;
+"#
+    .to_owned();
+    if package_index {
+        // Argo merges a default `container` into container templates only, env by name.
+        workflow_defaults.push_str("    container:\n      env:\n");
+        for var in crate::package_index::pip_environment() {
+            workflow_defaults.push_str(&format!(
+                "        - name: {}\n          value: \"{}\"\n",
+                var.name,
+                var.value.unwrap_or_default()
+            ));
+        }
+    }
     config_map(
         CONFIG_MAP,
         &[
             ("artifactRepository", &artifact_repository),
             ("executor", &executor),
-            ("workflowDefaults", workflow_defaults),
+            ("workflowDefaults", &workflow_defaults),
         ],
     )
 }

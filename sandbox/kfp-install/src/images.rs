@@ -17,6 +17,10 @@ pub const SEAWEEDFS: &str = "ghcr.io/chrislusf/seaweedfs:4.34";
 /// The image of the wait-for-* init containers.
 pub const ALPINE: &str = "docker.io/library/alpine:3.23";
 
+/// kfbox's runtime image (images/runtime, made by `kfbox images build`, carried by bundles):
+/// Python with the kfp SDK and its wheels, which it serves as the offline package index.
+pub const RUNTIME: &str = "kfbox/runtime:kfp-2.17.0";
+
 /// NVIDIA's device plugin, on nodes started with `--gpus` only.
 pub const DEVICE_PLUGIN: &str = "nvcr.io/nvidia/k8s-device-plugin:v0.20.0";
 

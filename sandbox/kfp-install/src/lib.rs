@@ -18,6 +18,7 @@ mod install;
 mod metadata;
 mod names;
 mod object;
+mod package_index;
 mod parts;
 mod pipelines;
 pub mod readiness;

@@ -14,3 +14,6 @@ pub const GRPC_PORT: i32 = 8080;
 pub const ARTIFACT_SECRET: &str = "mlpipeline-minio-artifact";
 /// The database account (root without a password, reachable only inside the cluster).
 pub const MYSQL_SECRET: &str = "mysql-secret";
+/// The in-cluster package index for nodes without network (`package_index.rs`).
+pub const PACKAGE_INDEX: &str = "kfbox-package-index";
+pub const PACKAGE_INDEX_PORT: i32 = 8080;

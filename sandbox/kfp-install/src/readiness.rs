@@ -57,6 +57,9 @@ pub async fn component_states(
             .get_opt(component.deployment)
             .await
             .map_err(read(&format!("Deployment/{}", component.deployment)))?;
+        if deployment.is_none() && component.optional {
+            continue;
+        }
         states.push(state_of(
             component,
             deployment.as_ref(),

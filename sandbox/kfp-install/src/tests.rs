@@ -12,9 +12,12 @@ use crate::install::{objects, InstallOptions};
 use crate::names::{GRPC_SERVICE, NAMESPACE, PIPELINE_BUCKET};
 use crate::object::{to_yaml, KubeObject};
 
-/// The install with everything it can hold (the GPU device plugin too).
+/// The install with everything it can hold (the GPU device plugin and the package index too).
 fn all_objects() -> Vec<KubeObject> {
-    objects(InstallOptions { gpus: true })
+    objects(InstallOptions {
+        gpus: true,
+        package_index: true,
+    })
 }
 
 fn by_kind(objects: &[KubeObject], kind: &str) -> Vec<Value> {
@@ -84,8 +87,10 @@ fn the_install_holds_what_v2_uses_and_nothing_v2_does_not() {
     .map(|(kind, n)| (kind.to_owned(), n))
     .collect();
     assert_eq!(count(&objects), expected);
-    // With GPUs, the device plugin too, and nothing else.
+    // With GPUs and offline, the device plugin and the package index too, and nothing else.
     expected.insert("DaemonSet".to_owned(), 1);
+    *expected.get_mut("Deployment").unwrap() += 1;
+    *expected.get_mut("Service").unwrap() += 1;
     assert_eq!(count(&all_objects()), expected);
     let deployments = names(&objects, "Deployment");
     for unused in [
@@ -97,9 +102,17 @@ fn the_install_holds_what_v2_uses_and_nothing_v2_does_not() {
     ] {
         assert!(!deployments.contains(unused), "{unused} is not used by v2");
     }
-    // Each workload is a component the user is told about, and each component is installed.
-    let titled: BTreeSet<String> = COMPONENTS.iter().map(|c| c.deployment.to_owned()).collect();
-    assert_eq!(deployments, titled);
+    // Each workload is a component the user is told about, and each component is installed
+    // (the optional ones when asked for).
+    let titled = |optional: bool| -> BTreeSet<String> {
+        COMPONENTS
+            .iter()
+            .filter(|c| optional || !c.optional)
+            .map(|c| c.deployment.to_owned())
+            .collect()
+    };
+    assert_eq!(deployments, titled(false));
+    assert_eq!(names(&all_objects(), "Deployment"), titled(true));
     // No object twice.
     let labels: BTreeSet<String> = objects.iter().map(KubeObject::label).collect();
     assert_eq!(labels.len(), objects.len());
@@ -167,11 +180,13 @@ fn every_image_is_pinned_never_pulled_when_present_and_in_the_bundle_list() {
         assert!(yaml.contains(runtime), "{runtime} is not configured");
         used.insert(runtime.to_owned());
     }
-    let listed: BTreeSet<String> = include_str!("../../../images/cluster-images.txt")
+    let mut listed: BTreeSet<String> = include_str!("../../../images/cluster-images.txt")
         .lines()
         .filter_map(|line| line.strip_prefix("cluster "))
         .map(|reference| reference.trim().to_owned())
         .collect();
+    // kfbox's runtime image is built, not pulled: `kfbox cluster bundle` adds it to the list.
+    listed.insert(images::RUNTIME.to_owned());
     let missing: Vec<_> = used.difference(&listed).collect();
     assert!(
         missing.is_empty(),
@@ -455,4 +470,48 @@ fn the_yaml_stream_holds_every_object_once() {
     let yaml = to_yaml(&objects);
     assert_eq!(yaml.matches("\n---\n").count() + 1, objects.len());
     assert!(yaml.starts_with("---\n"));
+}
+
+#[test]
+fn offline_every_steps_pip_is_pointed_at_the_clusters_package_index() {
+    let defaults = |package_index: bool| -> serde_yaml::Value {
+        let objects = objects(InstallOptions {
+            gpus: false,
+            package_index,
+        });
+        let config = by_kind(&objects, "ConfigMap")
+            .into_iter()
+            .find(|c| c["metadata"]["name"] == "workflow-controller-configmap")
+            .unwrap();
+        serde_yaml::from_str(config["data"]["workflowDefaults"].as_str().unwrap()).unwrap()
+    };
+    let online = defaults(false);
+    assert!(online["spec"]["templateDefaults"]["container"].is_null());
+    let offline = defaults(true);
+    let template = &offline["spec"]["templateDefaults"];
+    assert_eq!(template["retryStrategy"]["limit"].as_str(), Some("2"));
+    let env: BTreeMap<String, String> = template["container"]["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_owned(),
+                v["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(env["PIP_NO_INDEX"], "1");
+    // The address pip is given is the index's Service, on the port its pod serves.
+    let objects = all_objects();
+    let service = by_kind(&objects, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == "kfbox-package-index")
+        .unwrap();
+    let port = service["spec"]["ports"][0]["port"].as_i64().unwrap();
+    assert_eq!(
+        env["PIP_FIND_LINKS"],
+        format!("http://kfbox-package-index.{NAMESPACE}.svc.cluster.local:{port}/")
+    );
+    assert!(env["PIP_FIND_LINKS"].contains(&env["PIP_TRUSTED_HOST"]));
 }

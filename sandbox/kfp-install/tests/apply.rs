@@ -65,7 +65,10 @@ fn client(url: &str) -> kube::Client {
 #[tokio::test]
 async fn every_object_is_one_forced_server_side_apply_at_its_own_path() {
     let (url, seen) = serve(None).await;
-    let objects = objects(InstallOptions { gpus: true });
+    let objects = objects(InstallOptions {
+        gpus: true,
+        package_index: true,
+    });
     let mut applied = Vec::new();
     apply::apply(&client(&url), &objects, |o| applied.push(o.label()))
         .await
@@ -116,7 +119,10 @@ async fn every_object_is_one_forced_server_side_apply_at_its_own_path() {
 #[tokio::test]
 async fn a_refused_object_is_named_and_stops_the_apply() {
     let (url, seen) = serve(Some("/deployments/ml-pipeline")).await;
-    let objects = objects(InstallOptions { gpus: true });
+    let objects = objects(InstallOptions {
+        gpus: true,
+        package_index: true,
+    });
     let error = apply::apply(&client(&url), &objects, |_| {})
         .await
         .unwrap_err()

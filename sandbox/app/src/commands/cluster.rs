@@ -10,10 +10,11 @@ use kfbox_cli::{
 use kfbox_cluster::bundle::{self, BundleImage, Role};
 use kfbox_cluster::kubeconfig::{for_host, merge_into};
 use kfbox_cluster::node::{self, Gpus, NodeSpec, Privileges, GPU_NODE_IMAGE, K3S_IMAGE};
+use kfbox_kfp_install::images::RUNTIME;
 use kfbox_kfp_install::readiness::{self, BundledImages, ComponentState};
 use kfbox_kfp_install::{apply, InstallOptions};
 
-use super::images::{build_runtime_image, CLUSTER_RUNTIME_IMAGE};
+use super::images::build_runtime_image;
 use crate::exit::ExitStatus;
 use crate::json::{ClusterStatus, KfpComponent};
 use crate::printer::Printer;
@@ -95,8 +96,24 @@ async fn up(
         },
         home: settings.home.path().to_owned(),
     };
+    let options = InstallOptions {
+        gpus: spec.gpus.is_some(),
+        // A bundle means no network: with kfbox's runtime image in it, steps' pip uses its
+        // wheels.
+        package_index: bundle.as_ref().is_some_and(|(_, manifest)| {
+            manifest
+                .images
+                .iter()
+                .any(|image| same_image(&image.reference, RUNTIME))
+        }),
+    };
+    if bundle.is_some() && !options.package_index && !args.no_kfp {
+        printer.warning(&format!(
+            "the bundle has no {RUNTIME}: offline, steps whose SDK prelude runs `pip install` will fail (`kfbox cluster bundle` without --no-runtime carries it)"
+        ));
+    }
     if args.dry_run {
-        return dry_run(printer, &spec, args.json);
+        return dry_run(printer, &spec, options, args.json);
     }
     let started = Instant::now();
     let docker = kfbox_docker::connect().await?;
@@ -144,9 +161,7 @@ async fn up(
         install_kfp(
             printer,
             &kubeconfig,
-            InstallOptions {
-                gpus: spec.gpus.is_some(),
-            },
+            options,
             bundled.as_ref(),
             timeout.saturating_sub(started.elapsed()),
         )
@@ -166,15 +181,18 @@ async fn up(
 
 /// What `up` would create. The node is a Docker container, not a Kubernetes object, so the
 /// YAML shows it as comments and the rest stays a stream `kubectl apply -f -` accepts.
-fn dry_run(printer: &Printer, spec: &NodeSpec, json: bool) -> anyhow::Result<ExitStatus> {
+fn dry_run(
+    printer: &Printer,
+    spec: &NodeSpec,
+    options: InstallOptions,
+    json: bool,
+) -> anyhow::Result<ExitStatus> {
     let node = serde_json::json!({
         "container": spec.container_name(),
         "volume": spec.volume_name(),
         "body": spec.container_body(),
     });
-    let objects = kfbox_kfp_install::objects(InstallOptions {
-        gpus: spec.gpus.is_some(),
-    });
+    let objects = kfbox_kfp_install::objects(options);
     if json {
         let plan = serde_json::json!({
             "node": node,
@@ -257,19 +275,12 @@ async fn bundle(
     };
     // kfbox's runtime image is made, not pulled: built here when missing, from PyPI's SDK.
     if args.images.is_none() && !args.no_runtime {
-        if !kfbox_docker::has_image(&docker, CLUSTER_RUNTIME_IMAGE).await {
-            build_runtime_image(
-                settings,
-                printer,
-                &docker,
-                DEFAULT_RUNTIME_BASE,
-                CLUSTER_RUNTIME_IMAGE,
-            )
-            .await?;
+        if !kfbox_docker::has_image(&docker, RUNTIME).await {
+            build_runtime_image(settings, printer, &docker, DEFAULT_RUNTIME_BASE, RUNTIME).await?;
         }
         images.push(BundleImage {
             role: Role::Cluster,
-            reference: CLUSTER_RUNTIME_IMAGE.to_owned(),
+            reference: RUNTIME.to_owned(),
         });
     }
     images.extend(args.add.iter().map(|reference| BundleImage {

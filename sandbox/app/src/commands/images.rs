@@ -6,6 +6,7 @@ use anyhow::Context;
 use kfbox_cli::{ImagesArgs, ImagesBuildArgs, ImagesBuildGpuNodeArgs, ImagesCommand};
 use kfbox_cluster::node::{GPU_NODE_IMAGE, K3S_IMAGE};
 use kfbox_docker::BuildContext;
+use kfbox_kfp_install::images::RUNTIME;
 use kfbox_python::SDK_REQUIREMENT;
 
 use crate::env_progress::EnvProgress;
@@ -48,10 +49,6 @@ pub async fn images(
     Ok(ExitStatus::Success)
 }
 
-/// The runtime image's pinned name, by the SDK it holds: what a cluster bundle carries and
-/// a component names as `base_image` on a cluster (a `latest` tag would be pulled there).
-pub(crate) const CLUSTER_RUNTIME_IMAGE: &str = "kfbox/runtime:kfp-2.17.0";
-
 async fn build_runtime(
     settings: &GlobalSettings,
     printer: &Printer,
@@ -60,13 +57,15 @@ async fn build_runtime(
 ) -> anyhow::Result<ExitStatus> {
     build_runtime_image(settings, printer, docker, &args.base, &args.tag).await?;
     printer.data(&format!(
-        "built {} and {CLUSTER_RUNTIME_IMAGE} ({SDK_REQUIREMENT} on {})",
+        "built {} and {RUNTIME} ({SDK_REQUIREMENT} on {})",
         args.tag, args.base
     ));
     Ok(ExitStatus::Success)
 }
 
-/// Builds the runtime image on `base` as `tag`, also named [`CLUSTER_RUNTIME_IMAGE`].
+/// Builds the runtime image on `base` as `tag`, also named [`RUNTIME`]: the pinned name, by
+/// the SDK it holds, that a cluster bundle carries and a component names as `base_image` on a
+/// cluster (a `latest` tag would be pulled there).
 pub(crate) async fn build_runtime_image(
     settings: &GlobalSettings,
     printer: &Printer,
@@ -111,8 +110,8 @@ pub(crate) async fn build_runtime_image(
     })
     .await
     .map_err(|e| anyhow::anyhow!("{}\nhint: the base image needs python3 with its venv module; without a registry, `images/base/build.sh` makes one from Debian's packages and `--base kfbox/base:bookworm` uses it", kfbox_step::error_chain(&e)))?;
-    if tag != CLUSTER_RUNTIME_IMAGE {
-        kfbox_docker::tag_image(docker, tag, CLUSTER_RUNTIME_IMAGE).await?;
+    if tag != RUNTIME {
+        kfbox_docker::tag_image(docker, tag, RUNTIME).await?;
     }
     Ok(())
 }
@@ -163,9 +162,6 @@ mod tests {
     #[test]
     fn the_runtime_images_pinned_name_is_the_sdk_it_holds() {
         let version = SDK_REQUIREMENT.trim_start_matches("kfp==");
-        assert_eq!(
-            CLUSTER_RUNTIME_IMAGE,
-            format!("kfbox/runtime:kfp-{version}")
-        );
+        assert_eq!(RUNTIME, format!("kfbox/runtime:kfp-{version}"));
     }
 }
