@@ -515,3 +515,21 @@ fn offline_every_steps_pip_is_pointed_at_the_clusters_package_index() {
     );
     assert!(env["PIP_FIND_LINKS"].contains(&env["PIP_TRUSTED_HOST"]));
 }
+
+#[test]
+fn nothing_refers_outside_the_cluster() {
+    // KFP's own kustomizations pull Argo's bases from GitHub at render time; this install is
+    // whole as built. The only addresses in it are the pod's own and the cluster's services.
+    let yaml = to_yaml(&all_objects());
+    for scheme in ["http://", "https://"] {
+        for (at, _) in yaml.match_indices(scheme) {
+            let address = &yaml[at + scheme.len()..];
+            let host = address.split(['/', ':']).next().unwrap_or_default();
+            assert!(
+                host == "127.0.0.1" || host.ends_with(".svc.cluster.local"),
+                "{scheme}{host} is outside the cluster"
+            );
+        }
+    }
+    assert!(!yaml.contains("github.com"));
+}
