@@ -193,3 +193,33 @@ fn interrupt_cancels_running_steps_and_records_them() {
         String::from_utf8_lossy(&leftover.stdout)
     );
 }
+
+/// Whole numbers in STRUCT and LIST parameters (compiled by the SDK as protobuf doubles, `3.0`)
+/// reach the component as the launcher's protobuf JSON encoding writes them: `3`, so
+/// `range(d['n'])` works; fractions stay fractions. The container's placeholder text too.
+#[test]
+fn whole_numbers_in_structs_and_lists_arrive_whole() {
+    let pipeline = compile("struct_numbers");
+    let run = run_json(&pipeline, &[], &[]);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    assert_eq!(run.summary["outputs"]["Output"], "3 0.5 [2, 4] int");
+    let echoed = run.log_of("echo");
+    assert!(echoed.contains(r#"{"n":3,"rate":0.5}"#), "{echoed}");
+    // Given on the command line as JSON, the same.
+    let run = run_json(&pipeline, &["settings={\"n\": 5.0, \"rate\": 2}"], &[]);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    assert_eq!(run.summary["outputs"]["Output"], "5 2 [2, 4] int");
+}
+
+/// `set_retry` on a task that runs a nested pipeline retries the steps inside it, as the
+/// backend's compiler hands the policy down; the nested pipeline's task itself runs once.
+#[test]
+fn a_retry_policy_on_a_nested_pipeline_retries_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    let param = format!("counter_path={}", counter.display());
+    let result = run_json(&compile("nested_retry"), &[&param], &[]);
+    assert_eq!(result.code, 0, "{}\n{:#}", result.stderr, result.summary);
+    assert_eq!(result.task("inner/flaky")["attempts"], 3);
+    assert_eq!(result.summary["outputs"]["Output"], 3);
+}

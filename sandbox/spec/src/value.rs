@@ -13,7 +13,29 @@ pub fn value_to_text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Number(n) => number_text(n),
         Value::Bool(b) => b.to_string(),
-        other => other.to_string(),
+        other => as_protojson(other).to_string(),
+    }
+}
+
+/// `value` with its numbers as the launcher's protobuf JSON encoding writes them: a
+/// parameter's numbers are doubles in the IR (`3.0`), but protojson prints a whole one as
+/// `3`, so a component reading `{'n': 3}` gets an int, as on a cluster.
+pub fn as_protojson(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
+                Value::from(f as i64)
+            }
+            _ => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(as_protojson).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), as_protojson(v)))
+                .collect(),
+        ),
+        _ => value.clone(),
     }
 }
 
@@ -147,6 +169,17 @@ pub fn parse_cli_value(text: &str, ty: ParameterType) -> Result<Value, TypeMisma
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_doubles_are_written_as_protojson_writes_them() {
+        let compiled =
+            serde_json::json!({"n": 3.0, "rate": 0.5, "sizes": [2.0, 4.5], "big": 1e300});
+        assert_eq!(
+            as_protojson(&compiled),
+            serde_json::json!({"n": 3, "rate": 0.5, "sizes": [2, 4.5], "big": 1e300})
+        );
+        assert_eq!(value_to_text(&compiled["sizes"]), "[2,4.5]");
+    }
     use serde_json::json;
 
     #[test]

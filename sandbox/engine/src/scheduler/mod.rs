@@ -11,6 +11,7 @@ mod container;
 mod context;
 mod dag;
 mod importer;
+mod inherited_retries;
 mod inputs;
 mod loops;
 mod outputs;
@@ -41,6 +42,13 @@ pub(crate) async fn execute(
     cancel: CancellationToken,
 ) -> RunSummary {
     let started_at = now();
+    let pipeline = match inherited_retries::with_inherited_retry_policies(&pipeline.spec) {
+        Some(spec) => Arc::new(LoadedPipeline {
+            spec,
+            ..(*pipeline).clone()
+        }),
+        None => pipeline,
+    };
     // Stops the run as a cancel does, also when recording it fails.
     let cancel = cancel.child_token();
     let run = Arc::new(Run {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use kfbox_spec::placeholder::{ArtifactField, PlaceholderError, Reference, Resolver};
-use kfbox_spec::value::value_to_text;
+use kfbox_spec::value::{as_protojson, value_to_text};
 use serde_json::{json, Map, Value};
 
 use crate::model::RuntimeArtifact;
@@ -81,7 +81,7 @@ impl ExecutorInput<'_> {
             .collect();
         json!({
             "inputs": {
-                "parameterValues": self.with_defaults,
+                "parameterValues": as_protojson(&Value::Object(self.with_defaults.clone())),
                 "artifacts": artifacts_json(&self.inputs.artifacts),
             },
             "outputs": {
