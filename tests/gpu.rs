@@ -193,3 +193,29 @@ fn real_gpu_is_handed_to_a_step() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.task("train")["outputs"]["parameters"]["Output"], "0");
 }
+
+/// A GPU count given by a pipeline parameter (`set_accelerator_limit(count)`) is resolved when
+/// the step starts, as the driver does: the step gets that many GPUs, not none.
+#[test]
+fn a_gpu_count_from_a_parameter_is_resolved_when_the_step_starts() {
+    let fake = two_gpus();
+    let (pipeline, _) = compile_unique("gpu_param", "gpu-param");
+    for (count, expected) in [("2", "0,1"), ("1", "0")] {
+        let output = kfbox(&[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--json",
+            "--gpu",
+            "require",
+            "--param",
+            &format!("count={count}"),
+        ])
+        .env("PATH", path_with(fake.path()))
+        .output()
+        .unwrap();
+        let run = parse_run(output);
+        assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+        let (gpus, _, _) = held(&run, "hold");
+        assert_eq!(gpus.join(","), expected, "count={count}");
+    }
+}

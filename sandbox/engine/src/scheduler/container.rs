@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use kfbox_spec::ir::{ComponentSpec, TaskSpec};
 use kfbox_spec::placeholder::parse_arg;
 use kfbox_spec::value::coerce;
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use kfbox_store::props;
 use kfbox_store::value::Prop;
@@ -146,8 +146,14 @@ pub(super) async fn run_container(
         .iter()
         .map(|e| (e.name.clone(), e.value.clone()))
         .collect();
-    // Checked by validation; a placeholder-valued setting reads as unset.
-    let resources = Resources::from_ir(container.resources.as_ref()).unwrap_or_default();
+    // A setting given by a parameter (`set_accelerator_limit(count)`) is resolved now, as the
+    // driver resolves it when the pod is made; literal settings were checked by validation.
+    let resources = match resolved_resources(container.resources.as_ref(), &expand)
+        .and_then(|r| Resources::from_ir(r.as_ref()))
+    {
+        Ok(resources) => resources,
+        Err(e) => return not_started(draft, format!("resources: {e}")),
+    };
     let mounts = step_mounts(&inputs, &executor_input, &dirs);
     let retry = task.retry_policy.clone().unwrap_or_default();
     let max_attempts = retry.max_retry_count + 1;
@@ -303,4 +309,29 @@ pub(super) fn reuse_cached(
     )];
     run.record(draft, record, &mut outcome, extra);
     outcome
+}
+
+/// Expands a container's texts (command, arguments, settings) against its inputs.
+type Expand<'a> = dyn Fn(&[String]) -> Result<Vec<String>, String> + 'a;
+
+/// The container's resource settings with their placeholders expanded.
+fn resolved_resources(
+    resources: Option<&Value>,
+    expand: &Expand<'_>,
+) -> Result<Option<Value>, String> {
+    fn walk(value: &Value, expand: &Expand<'_>) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(text) if text.contains("{{") => {
+                Value::String(expand(std::slice::from_ref(text))?.join(" "))
+            }
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), walk(v, expand)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+    resources.map(|r| walk(r, expand)).transpose()
 }
