@@ -137,10 +137,20 @@ fn check_for_cluster_names_the_pip_prelude_and_every_kubernetes_setting_of_the_c
         let reported: BTreeSet<(String, String)> = report
             .findings
             .iter()
-            .filter(|f| f.kind == FindingKind::PlatformSetting && f.executor.is_some())
+            .filter(|f| {
+                matches!(
+                    f.kind,
+                    FindingKind::PlatformSetting | FindingKind::EmulatedSetting
+                ) && f.executor.is_some()
+            })
             .map(|f| (f.executor.clone().unwrap(), f.subject.clone()))
             .collect();
         assert_eq!(reported, settings, "{file}");
+        let emulated = report
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::EmulatedSetting)
+            .count();
         // Locally, only what kfbox's own run does not do.
         let local = check(&path, "local");
         assert!(
@@ -153,7 +163,7 @@ fn check_for_cluster_names_the_pip_prelude_and_every_kubernetes_setting_of_the_c
                 .iter()
                 .filter(|f| f.kind == FindingKind::PlatformSetting && f.executor.is_some())
                 .count()
-                == settings.len(),
+                == settings.len() - emulated,
             "{file}"
         );
     }
@@ -225,4 +235,29 @@ print(json.dumps(out))
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A setting kfbox's local run emulates (`set_timeout`) is listed for the cluster as the same
+/// in both places, and is no local difference.
+#[test]
+fn an_emulated_setting_is_listed_for_the_cluster_but_is_no_local_difference() {
+    let pipeline = compile("timeout");
+    let report = check(&pipeline, "cluster");
+    let timeouts: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.subject == "activeDeadlineSeconds")
+        .collect();
+    assert_eq!(timeouts.len(), 2, "{report:#?}");
+    assert!(timeouts
+        .iter()
+        .all(|f| f.kind == FindingKind::EmulatedSetting));
+    let local = check(&pipeline, "local");
+    assert!(
+        local
+            .findings
+            .iter()
+            .all(|f| f.subject != "activeDeadlineSeconds"),
+        "{local:#?}"
+    );
 }

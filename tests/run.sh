@@ -30,6 +30,11 @@ fi
 if ! "$KFBOX_TEST_PYTHON" -c 'import playwright' 2>/dev/null; then
   "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'playwright==1.65.2'
 fi
+# kfp-kubernetes compiles the `kfp.kubernetes` settings (volumes, secrets, timeouts) into
+# platform_spec, as on a cluster.
+if ! "$KFBOX_TEST_PYTHON" -c 'import kfp.kubernetes' 2>/dev/null; then
+  "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'kfp-kubernetes==2.17.0'
+fi
 # maturin builds kfbox's wheel in the install test (tests/install.rs).
 if ! "$KFBOX_TEST_PYTHON" -c 'import maturin' 2>/dev/null; then
   "$KFBOX_TEST_PYTHON" -m pip install --quiet --disable-pip-version-check 'maturin==1.16.0'

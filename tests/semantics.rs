@@ -223,3 +223,35 @@ fn a_retry_policy_on_a_nested_pipeline_retries_its_steps() {
     assert_eq!(result.task("inner/flaky")["attempts"], 3);
     assert_eq!(result.summary["outputs"]["Output"], 3);
 }
+
+/// `kfp.kubernetes.set_timeout(task, 2)`: the 10 s step is stopped at about 2 s and fails
+/// saying why; the quick step under the same limit succeeds; no "not applied" warning.
+#[test]
+fn set_timeout_stops_a_step_at_its_deadline() {
+    let started = std::time::Instant::now();
+    let run = run_json(&compile("timeout"), &[], &[]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}\n{:#}", run.stderr, run.summary);
+    assert_eq!(run.task("nap")["state"], "SUCCEEDED");
+    let slow = run.task("nap-2");
+    assert_eq!(slow["state"], "FAILED");
+    let error = slow["error"].as_str().unwrap_or_default();
+    assert!(error.contains("deadline of 2 s"), "{slow:#}");
+    let seconds = |key: &str| {
+        DateTime::parse_from_rfc3339(slow[key].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis() as f64
+            / 1000.0
+    };
+    let ran = seconds("finished_at") - seconds("started_at");
+    assert!((1.5..6.0).contains(&ran), "ran {ran} s");
+    assert!(
+        took.as_secs_f64() < 9.0,
+        "the run took {took:?}: the sleep was not cut"
+    );
+    assert!(
+        !run.stderr.contains("activeDeadlineSeconds"),
+        "{}",
+        run.stderr
+    );
+}

@@ -22,6 +22,9 @@ pub enum FindingKind {
     LocalPath,
     /// A `kfp.kubernetes` setting: applied on the cluster, not by kfbox's local run.
     PlatformSetting,
+    /// A `kfp.kubernetes` setting kfbox's local run emulates (e.g. `set_timeout`): the same
+    /// effect in both places, listed so that every setting is accounted for.
+    EmulatedSetting,
     /// A task the KFP driver performs on the cluster (CreatePVC, DeletePVC).
     ClusterOnlyTask,
 }
@@ -41,6 +44,7 @@ impl FindingKind {
             Self::WasmImage => "wasm step",
             Self::LocalPath => "local path",
             Self::PlatformSetting => "k8s setting",
+            Self::EmulatedSetting => "k8s (emulated)",
             Self::ClusterOnlyTask => "cluster-only",
         }
     }
@@ -80,12 +84,21 @@ pub fn cluster_findings(pipeline: &LoadedPipeline) -> Vec<Finding> {
         };
         executor_findings(executor, &mut found);
         for setting in pipeline.platform.kubernetes_settings(label) {
-            found(
-                FindingKind::PlatformSetting,
-                setting.clone(),
-                format!("Kubernetes setting `{setting}` is applied on the cluster; kfbox's local run does not apply it, so the two runs can differ"),
-                "check the run on the cluster; locally the step runs without it",
-            );
+            if kfbox_spec::platform::APPLIED.contains(&setting.as_str()) {
+                found(
+                    FindingKind::EmulatedSetting,
+                    setting.clone(),
+                    format!("Kubernetes setting `{setting}` is applied on the cluster and emulated by kfbox's local run"),
+                    "nothing to do: both runs apply it",
+                );
+            } else {
+                found(
+                    FindingKind::PlatformSetting,
+                    setting.clone(),
+                    format!("Kubernetes setting `{setting}` is applied on the cluster; kfbox's local run does not apply it, so the two runs can differ"),
+                    "check the run on the cluster; locally the step runs without it",
+                );
+            }
         }
     }
     for (name, config) in &pipeline.platform.platforms {

@@ -1,5 +1,6 @@
 //! The Kubernetes platform settings the compiler writes beside the pipeline (`platform_spec`).
-//! kfbox runs none of them locally; it reports each one so that none is dropped silently.
+//! kfbox applies those in [`APPLIED`] and reports each other one, so that none is dropped
+//! silently.
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -24,13 +25,61 @@ pub struct PlatformDeployment {
     pub executors: IndexMap<String, IndexMap<String, Value>>,
 }
 
+/// The settings kfbox applies to a step as a cluster would.
+pub const APPLIED: &[&str] = &["activeDeadlineSeconds"];
+
 impl PlatformSpec {
-    /// Names of the Kubernetes settings attached to one executor, e.g. `secretAsEnv`.
-    pub fn kubernetes_settings(&self, executor_label: &str) -> Vec<String> {
+    fn executor(&self, executor_label: &str) -> Option<&IndexMap<String, Value>> {
         self.platforms
             .get("kubernetes")
             .and_then(|k| k.deployment_spec.executors.get(executor_label))
+    }
+
+    /// Names of the Kubernetes settings attached to one executor, e.g. `secretAsEnv`.
+    pub fn kubernetes_settings(&self, executor_label: &str) -> Vec<String> {
+        self.executor(executor_label)
             .map(|settings| settings.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// `set_timeout`: how long the step's pod may run (`activeDeadlineSeconds`, an int64,
+    /// which protobuf's JSON writes as a string). Zero or less means none, as in Kubernetes'
+    /// validation it is refused; kfbox ignores it.
+    pub fn active_deadline(&self, executor_label: &str) -> Option<std::time::Duration> {
+        let value = self
+            .executor(executor_label)?
+            .get("activeDeadlineSeconds")?;
+        let seconds = match value {
+            Value::String(text) => text.parse::<i64>().ok()?,
+            other => other.as_i64()?,
+        };
+        (seconds > 0).then(|| std::time::Duration::from_secs(seconds as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_read_as_protojson_writes_it() {
+        let spec: PlatformSpec = serde_json::from_value(serde_json::json!({
+            "platforms": {"kubernetes": {"deploymentSpec": {"executors": {
+                "exec-a": {"activeDeadlineSeconds": "2"},
+                "exec-b": {"activeDeadlineSeconds": 5},
+                "exec-c": {"activeDeadlineSeconds": "0"}
+            }}}}
+        }))
+        .unwrap();
+        assert_eq!(
+            spec.active_deadline("exec-a"),
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(
+            spec.active_deadline("exec-b"),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(spec.active_deadline("exec-c"), None);
+        assert_eq!(spec.active_deadline("exec-missing"), None);
     }
 }

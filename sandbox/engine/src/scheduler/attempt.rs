@@ -104,9 +104,34 @@ pub(super) async fn run_attempt(
         permit = run.options.step_slots.acquire() => permit.expect("slots open"),
         _ = run.cancel.cancelled() => return Err(AttemptError::Canceled),
     };
-    let exit = run.executor.run(&step, &run.events, &run.cancel).await;
+    // `set_timeout`: past its deadline the step is stopped, as a pod past its
+    // activeDeadlineSeconds is, and the attempt fails saying so.
+    let deadline = component
+        .executor_label
+        .as_deref()
+        .and_then(|label| run.pipeline.platform.active_deadline(label));
+    let stop = run.cancel.child_token();
+    let timer = deadline.map(|limit| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            stop.cancel();
+        })
+    });
+    let exit = run.executor.run(&step, &run.events, &stop).await;
+    if let Some(timer) = timer {
+        timer.abort();
+    }
     drop(permit);
     drop(lease);
+    if let (Some(limit), Ok(StepExit::Canceled)) = (deadline, &exit) {
+        if !run.cancel.is_cancelled() {
+            return Err(AttemptError::Retriable(format!(
+                "the step ran past its deadline of {} s (set_timeout: activeDeadlineSeconds) and was stopped",
+                limit.as_secs()
+            )));
+        }
+    }
     match exit {
         Ok(StepExit::Exited(0)) => {
             let host_files = run.executor.shares_host_files(&step);

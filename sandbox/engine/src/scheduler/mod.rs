@@ -144,7 +144,13 @@ fn warn_about_platform_settings(run: &Run) {
             };
             let task_name = &task.task_info.name;
             let mut warnings = Vec::new();
-            for setting in run.pipeline.platform.kubernetes_settings(label) {
+            for setting in run
+                .pipeline
+                .platform
+                .kubernetes_settings(label)
+                .into_iter()
+                .filter(|s| !kfbox_spec::platform::APPLIED.contains(&s.as_str()))
+            {
                 warnings.push(format!(
                     "task `{task_name}`: Kubernetes setting `{setting}` is not applied when running locally"
                 ));
