@@ -255,3 +255,23 @@ fn set_timeout_stops_a_step_at_its_deadline() {
         run.stderr
     );
 }
+
+/// `kfp.kubernetes.use_field_path_as_env`: the pod's name (the run's name and the task), its
+/// namespace, the node (this host) and the pod labels and annotations the step was given.
+#[test]
+fn field_paths_read_as_documented() {
+    let run = run_json(&compile("field_paths"), &[], &[]);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    let output = run.summary["outputs"]["Output"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fields: Vec<&str> = output.split('|').collect();
+    let run_id = run.summary["run_id"].as_str().unwrap();
+    assert_eq!(fields[0], format!("field-paths-{}-show", &run_id[..8]));
+    assert_eq!(fields[1], "kubeflow");
+    let host = fs_err::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(fields[2], host.trim());
+    assert_eq!(&fields[3..], ["vision", "hello"]);
+    assert!(!run.stderr.contains("fieldPathAsEnv"), "{}", run.stderr);
+}

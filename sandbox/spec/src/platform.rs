@@ -26,7 +26,7 @@ pub struct PlatformDeployment {
 }
 
 /// The settings kfbox applies to a step as a cluster would.
-pub const APPLIED: &[&str] = &["activeDeadlineSeconds"];
+pub const APPLIED: &[&str] = &["activeDeadlineSeconds", "fieldPathAsEnv"];
 
 impl PlatformSpec {
     fn executor(&self, executor_label: &str) -> Option<&IndexMap<String, Value>> {
@@ -54,6 +54,42 @@ impl PlatformSpec {
             other => other.as_i64()?,
         };
         (seconds > 0).then(|| std::time::Duration::from_secs(seconds as u64))
+    }
+}
+
+impl PlatformSpec {
+    /// `use_field_path_as_env`: (variable, field path) pairs, e.g. `("POD", "metadata.name")`.
+    pub fn field_path_env(&self, executor_label: &str) -> Vec<(String, String)> {
+        let Some(list) = self
+            .executor(executor_label)
+            .and_then(|settings| settings.get("fieldPathAsEnv"))
+            .and_then(Value::as_array)
+        else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|entry| {
+                Some((
+                    entry.get("name")?.as_str()?.to_owned(),
+                    entry.get("fieldPath")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// `add_pod_label` / `add_pod_annotation`: the step's pod metadata, `kind` being
+    /// `labels` or `annotations`.
+    pub fn pod_metadata(&self, executor_label: &str, kind: &str) -> IndexMap<String, String> {
+        self.executor(executor_label)
+            .and_then(|settings| settings.get("podMetadata"))
+            .and_then(|metadata| metadata.get(kind))
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -21,6 +21,7 @@ use kfbox_step::Step;
 
 use super::attempt::{backoff_delay, run_attempt, AttemptError};
 use super::context::{ended_record, now, Artifacts, Inputs, Outcome, Run};
+use super::field_paths::field_path_env;
 use super::step_input::{step_mounts, ExecutorInput, TaskDirs};
 
 pub(super) async fn run_container(
@@ -141,11 +142,17 @@ pub(super) async fn run_container(
             }
         }
     }
-    let env: Vec<(String, String)> = container
+    let mut env: Vec<(String, String)> = container
         .env
         .iter()
         .map(|e| (e.name.clone(), e.value.clone()))
         .collect();
+    if let Some(label) = component.executor_label.as_deref() {
+        match field_path_env(&run.pipeline.platform, label, &run.resource_name, path) {
+            Ok(fields) => env.extend(fields),
+            Err(e) => return not_started(draft, e),
+        }
+    }
     // A setting given by a parameter (`set_accelerator_limit(count)`) is resolved now, as the
     // driver resolves it when the pod is made; literal settings were checked by validation.
     let resources = match resolved_resources(container.resources.as_ref(), &expand)

@@ -10,6 +10,7 @@ mod attempt;
 mod container;
 mod context;
 mod dag;
+mod field_paths;
 mod importer;
 mod inherited_retries;
 mod inputs;
