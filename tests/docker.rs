@@ -592,3 +592,35 @@ fn the_runtime_images_wheels_serve_the_sdks_prelude_as_the_offline_cluster_index
     let refused = prelude(again.path());
     assert!(!refused.status.success());
 }
+
+/// `set_image_pull_policy("Never")` under Docker: the image that is here runs; the missing one
+/// fails before any pull, naming the policy.
+#[test]
+fn a_never_pull_policy_runs_what_is_here_and_pulls_nothing() {
+    let (pipeline, _) = compile_unique("pull_policy", "pull-policy");
+    let run = run_json(&pipeline, &[], &["--executor", "docker"]);
+    assert_eq!(run.code, 1, "{}\n{:#}", run.stderr, run.summary);
+    assert_eq!(run.task("present")["state"], "SUCCEEDED");
+    assert!(run.log_of("present").contains("present"));
+    let error = run.error_of("absent");
+    assert!(
+        error.contains("kfbox-test/absent:1") && error.contains("pull policy is Never"),
+        "{error}"
+    );
+    assert!(!run.stderr.contains("pulling image"), "{}", run.stderr);
+    assert!(!run.stderr.contains("imagePullPolicy"), "{}", run.stderr);
+    // The pod label is recorded on the step's execution.
+    let store = crate::common::shared_home().join("kfbox.sqlite");
+    let query = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); print(db.execute(\"select count(*) from ExecutionProperty where name = 'kfbox.pod_labels' and string_value = ?\", (sys.argv[2],)).fetchone()[0])";
+    let out = Command::new(crate::common::sdk_python())
+        .args(["-c", query])
+        .arg(&store)
+        .arg(r#"{"rehearsal":"pull-policy"}"#)
+        .output()
+        .unwrap();
+    let count: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(count >= 1, "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -12,7 +12,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use kfbox_step::events::{EventSink, RunEvent};
 use kfbox_step::process::ProcessIdentity;
-use kfbox_step::{Executor, ExecutorError, OncePerKey, Step, StepExit};
+use kfbox_step::{Executor, ExecutorError, OncePerKey, PullPolicy, Step, StepExit};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -81,8 +81,27 @@ impl DockerExecutor {
         Ok(reaped)
     }
 
-    /// Make sure `image` is here, pulling it once per process with progress.
-    async fn ensure_image(&self, image: &str, events: &EventSink) -> Result<(), ExecutorError> {
+    /// Make sure the step's image is here as its pull policy says: `Never` uses only what is
+    /// here, `Always` pulls for every start, otherwise it is pulled once per process when
+    /// missing. Progress goes to the run's events.
+    async fn ensure_image(&self, step: &Step, events: &EventSink) -> Result<(), ExecutorError> {
+        let image = step.image.as_str();
+        match step.pod.pull_policy {
+            Some(PullPolicy::Never) => {
+                return match self.docker.inspect_image(image).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(ExecutorError::Unrunnable(format!(
+                        "image `{image}` is not on this machine and the task's pull policy is Never (set_image_pull_policy): load it (`kfbox images load`, `docker load`) or change the policy"
+                    ))),
+                };
+            }
+            Some(PullPolicy::Always) => {
+                return pull(&self.docker, image, events)
+                    .await
+                    .map_err(ExecutorError::Unrunnable);
+            }
+            Some(PullPolicy::IfNotPresent) | None => {}
+        }
         let result = self
             .images
             .get_or_init(&image.to_owned(), || async {
@@ -110,7 +129,7 @@ impl Executor for DockerExecutor {
     ) -> Result<StepExit, ExecutorError> {
         // A pull can take minutes: cancelling the run must not wait for it.
         tokio::select! {
-            ready = self.ensure_image(&step.image, events) => ready?,
+            ready = self.ensure_image(step, events) => ready?,
             _ = cancel.cancelled() => return Ok(StepExit::Canceled),
         }
         let api = |e: bollard::errors::Error| ExecutorError::Environment(format!("Docker: {e}"));
@@ -218,7 +237,16 @@ fn container_body(who: &Who, step: &Step) -> ContainerCreateBody {
         }]),
         _ => None,
     };
-    let labels = HashMap::from([
+    // The pod's labels and annotations as the container's; kfbox's own come last, so that a
+    // pipeline cannot pose as another home's or run's container.
+    let mut labels: HashMap<String, String> = step
+        .pod
+        .annotations
+        .iter()
+        .chain(&step.pod.labels)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.extend([
         (labels::HOME.to_owned(), who.home.clone()),
         (labels::OWNER.to_owned(), who.owner.clone()),
         (labels::RUN.to_owned(), step.run_id.clone()),
@@ -384,7 +412,7 @@ fn unavailable(image: &str, reason: &str) -> String {
 mod tests {
     use super::*;
     use kfbox_resources::Resources;
-    use kfbox_step::Mount;
+    use kfbox_step::{Mount, PodSettings};
 
     fn step(command: &[&str], args: &[&str], gpus: Option<Vec<u32>>) -> Step {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
@@ -414,6 +442,15 @@ mod tests {
                 accelerator: None,
             },
             gpus,
+            pod: PodSettings {
+                pull_policy: None,
+                labels: [("team", "vision"), (labels::RUN, "forged")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+                annotations: [("note", "hello")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into(),
+            },
         }
     }
 
@@ -459,6 +496,10 @@ mod tests {
         assert_eq!(gpus.device_ids, Some(vec!["1".into(), "3".into()]));
         let labels = body.labels.unwrap();
         assert_eq!(labels[labels::OWNER], "123 456");
+        // The pod's labels and annotations ride along, never over kfbox's own.
+        assert_eq!(labels["team"], "vision");
+        assert_eq!(labels["note"], "hello");
+        assert_eq!(labels[labels::RUN], "run-1");
         assert_eq!(labels[labels::TASK], "loop/iteration-0/train");
     }
 

@@ -26,7 +26,12 @@ pub struct PlatformDeployment {
 }
 
 /// The settings kfbox applies to a step as a cluster would.
-pub const APPLIED: &[&str] = &["activeDeadlineSeconds", "fieldPathAsEnv"];
+pub const APPLIED: &[&str] = &[
+    "activeDeadlineSeconds",
+    "fieldPathAsEnv",
+    "imagePullPolicy",
+    "podMetadata",
+];
 
 impl PlatformSpec {
     fn executor(&self, executor_label: &str) -> Option<&IndexMap<String, Value>> {
@@ -75,6 +80,14 @@ impl PlatformSpec {
                 ))
             })
             .collect()
+    }
+
+    /// `set_image_pull_policy`, as written (`Always`, `IfNotPresent`, `Never`).
+    pub fn image_pull_policy(&self, executor_label: &str) -> Option<String> {
+        self.executor(executor_label)?
+            .get("imagePullPolicy")?
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// `add_pod_label` / `add_pod_annotation`: the step's pod metadata, `kind` being

@@ -12,4 +12,4 @@ mod step;
 pub use chain::error_chain;
 pub use events::TaskState;
 pub use executor::{Executor, ExecutorError, OncePerKey};
-pub use step::{Mount, Step, StepExit};
+pub use step::{Mount, PodSettings, PullPolicy, Step, StepExit};

@@ -1,5 +1,6 @@
 //! One attempt of one container task, as an executor receives it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use kfbox_resources::Resources;
@@ -31,6 +32,38 @@ pub struct Step {
     /// GPUs this step may see (`CUDA_VISIBLE_DEVICES` indices); `None` leaves the host's
     /// setting alone (a machine without GPUs, or GPUs shared by configuration).
     pub gpus: Option<Vec<u32>>,
+    /// What the step's pod spec asks of its container besides the command.
+    pub pod: PodSettings,
+}
+
+/// The `kfp.kubernetes` settings that concern the step's container, for executors that run
+/// containers (a host process has no image to pull and no labels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodSettings {
+    /// `set_image_pull_policy`; none is Kubernetes' default for a pinned tag (IfNotPresent).
+    pub pull_policy: Option<PullPolicy>,
+    /// `add_pod_label` and `add_pod_annotation`: the container's labels here.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    /// Kubernetes' spelling, as `set_image_pull_policy` takes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Always" => Some(Self::Always),
+            "IfNotPresent" => Some(Self::IfNotPresent),
+            "Never" => Some(Self::Never),
+            _ => None,
+        }
+    }
 }
 
 impl Step {

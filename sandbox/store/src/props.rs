@@ -24,6 +24,9 @@ pub const ERROR: &str = "kfbox.error";
 pub const REASON: &str = "kfbox.reason";
 pub const ATTEMPTS: &str = "kfbox.attempts";
 pub const LOG: &str = "kfbox.log";
+/// `add_pod_label` / `add_pod_annotation` of a step, as JSON objects.
+pub const POD_LABELS: &str = "kfbox.pod_labels";
+pub const POD_ANNOTATIONS: &str = "kfbox.pod_annotations";
 /// Where the executor noted the step's process group (see the engine's `Step`).
 pub const PROCESS_FILE: &str = "kfbox.process_file";
 pub const STARTED_AT: &str = "kfbox.started_at";

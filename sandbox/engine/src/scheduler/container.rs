@@ -18,6 +18,7 @@ use kfbox_paths::UnsafeName;
 use kfbox_resources::Resources;
 use kfbox_step::events::RunEvent;
 use kfbox_step::Step;
+use kfbox_step::{PodSettings, PullPolicy};
 
 use super::attempt::{backoff_delay, run_attempt, AttemptError};
 use super::context::{ended_record, now, Artifacts, Inputs, Outcome, Run};
@@ -147,10 +148,35 @@ pub(super) async fn run_container(
         .iter()
         .map(|e| (e.name.clone(), e.value.clone()))
         .collect();
+    let mut pod = PodSettings::default();
     if let Some(label) = component.executor_label.as_deref() {
-        match field_path_env(&run.pipeline.platform, label, &run.resource_name, path) {
+        let platform = &run.pipeline.platform;
+        match field_path_env(platform, label, &run.resource_name, path) {
             Ok(fields) => env.extend(fields),
             Err(e) => return not_started(draft, e),
+        }
+        if let Some(policy) = platform.image_pull_policy(label) {
+            match PullPolicy::parse(&policy) {
+                Some(policy) => pod.pull_policy = Some(policy),
+                None => {
+                    return not_started(
+                        draft,
+                        format!(
+                        "set_image_pull_policy: `{policy}` is not Always, IfNotPresent or Never"
+                    ),
+                    )
+                }
+            }
+        }
+        for (kind, prop, map) in [
+            ("labels", props::POD_LABELS, &mut pod.labels),
+            ("annotations", props::POD_ANNOTATIONS, &mut pod.annotations),
+        ] {
+            map.extend(platform.pod_metadata(label, kind));
+            if !map.is_empty() {
+                let json = serde_json::to_string(&*map).expect("strings serialize");
+                draft.set(prop, Prop::Text(json));
+            }
         }
     }
     // A setting given by a parameter (`set_accelerator_limit(count)`) is resolved now, as the
@@ -191,6 +217,7 @@ pub(super) async fn run_container(
             mounts: mounts.clone(),
             resources: resources.clone(),
             gpus: None,
+            pod: pod.clone(),
         };
         let attempt_result = run_attempt(run, &step, &executor_input, component).await;
         match attempt_result {
