@@ -275,3 +275,16 @@ fn field_paths_read_as_documented() {
     assert_eq!(&fields[3..], ["vision", "hello"]);
     assert!(!run.stderr.contains("fieldPathAsEnv"), "{}", run.stderr);
 }
+
+/// The SDK's pip prelude is skipped for host processes (the managed environment has the
+/// packages), and the step's log says so, because a cluster runs that line in the pod.
+#[test]
+fn a_skipped_pip_prelude_is_recorded_in_the_steps_log() {
+    let run = run_json(&compile("conditions"), &["value=3"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = run.log_of("roll");
+    assert!(
+        log.contains("[kfbox] skipped the SDK's prelude `pip install kfp==2.17.0"),
+        "{log}"
+    );
+}

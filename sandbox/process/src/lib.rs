@@ -26,6 +26,8 @@ const GRACE: Duration = Duration::from_secs(5);
 pub struct ProcessExecutor {
     envs: PythonEnvs,
     ready: OncePerKey<Requirements, Result<Env, String>>,
+    /// Whether this run was told (at debug level) that kfbox skips the SDK's pip prelude.
+    prelude_noted: std::sync::atomic::AtomicBool,
 }
 
 impl ProcessExecutor {
@@ -33,7 +35,51 @@ impl ProcessExecutor {
         Self {
             envs,
             ready: OncePerKey::default(),
+            prelude_noted: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// kfbox drops the SDK's `pip install` prelude (its managed environment has the packages:
+    /// this is why a step starts in milliseconds), but the same line runs in a cluster's pod
+    /// and fails there without an index: said once per run at debug level, and in each such
+    /// step's log.
+    async fn note_skipped_prelude(
+        &self,
+        step: &Step,
+        lightweight: &LightweightStep,
+    ) -> Result<(), ExecutorError> {
+        let mut wanted: Vec<&str> = lightweight.sdk_pin.iter().map(String::as_str).collect();
+        wanted.extend(lightweight.requirements.packages.iter().map(String::as_str));
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let install = format!("pip install {}", wanted.join(" "));
+        if !self
+            .prelude_noted
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::debug!(
+                task = %step.task_path,
+                "the SDK's prelude (`{install}`) is skipped here; on a cluster it runs in the pod (`kfbox check --for cluster`)"
+            );
+        }
+        let io = |source| ExecutorError::Io {
+            path: step.log_path.clone(),
+            source,
+        };
+        let mut log = fs_err::tokio::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&step.log_path)
+            .await
+            .map_err(io)?;
+        use tokio::io::AsyncWriteExt;
+        log.write_all(
+            format!("[kfbox] skipped the SDK's prelude `{install}`: the managed environment has these packages (a cluster runs it in the pod)\n")
+                .as_bytes(),
+        )
+        .await
+        .map_err(io)
     }
 
     /// The managed environments steps run in.
@@ -147,6 +193,7 @@ impl Executor for ProcessExecutor {
         let argv = step.argv();
         let (argv, env) = match LightweightStep::detect(&argv) {
             Some(lightweight) => {
+                self.note_skipped_prelude(step, &lightweight).await?;
                 if let Some(pin) = &lightweight.sdk_pin {
                     tracing::debug!(
                         task = %step.task_path,
