@@ -242,7 +242,7 @@ fn cluster_up_runs_the_node_as_specified_restarts_keep_its_data_and_down_removes
 
     // The kubeconfig, rewritten for the host.
     let kubeconfig: Value =
-        serde_yaml_value(&fs_err::read_to_string(cluster.kubeconfig()).unwrap());
+        crate::common::yaml_value(&fs_err::read_to_string(cluster.kubeconfig()).unwrap());
     assert_eq!(kubeconfig["clusters"][0]["cluster"]["server"], api.as_str());
     assert_eq!(kubeconfig["current-context"], cluster.name.as_str());
     use std::os::unix::fs::PermissionsExt;
@@ -360,7 +360,7 @@ fn kubeconfig_merges_the_cluster_context_and_keeps_the_others() {
     .output()
     .unwrap();
     ok(&merged);
-    let doc = serde_yaml_value(&fs_err::read_to_string(&user).unwrap());
+    let doc = crate::common::yaml_value(&fs_err::read_to_string(&user).unwrap());
     let contexts: Vec<&str> = doc["contexts"]
         .as_array()
         .unwrap()
@@ -530,25 +530,6 @@ fn kubernetes_validate() -> String {
             "set KFBOX_TEST_KUBERNETES_VALIDATE to the kubernetes-validate of `pip install kubernetes-validate==1.37.0`, or run the tests through tests/run.sh"
         )
     })
-}
-
-/// YAML as the SDK's Python reads it (the root test crate has no YAML parser).
-fn serde_yaml_value(text: &str) -> Value {
-    let out = Command::new(crate::common::sdk_python())
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// The socket of the containerd that dockerd uses (its own, or the system's).

@@ -497,22 +497,7 @@ fn the_runtime_images_wheels_serve_the_sdks_prelude_as_the_offline_cluster_index
             .iter()
             .find(|o| o["metadata"]["name"] == "workflow-controller-configmap")
             .unwrap();
-        let yaml = config["data"]["workflowDefaults"].as_str().unwrap();
-        let out = Command::new(crate::common::sdk_python())
-            .args([
-                "-c",
-                "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child.stdin.take().unwrap().write_all(yaml.as_bytes())?;
-                child.wait_with_output()
-            })
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
+        crate::common::yaml_value(config["data"]["workflowDefaults"].as_str().unwrap())
     };
     let pip_env: Vec<(String, String)> = defaults["spec"]["templateDefaults"]["container"]["env"]
         .as_array()

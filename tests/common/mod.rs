@@ -307,3 +307,22 @@ pub fn bundle_with_runtime_image() -> tempfile::TempDir {
     .unwrap();
     bundle
 }
+
+/// YAML as the SDK's Python reads it (the root test crate has no YAML parser).
+pub fn yaml_value(text: &str) -> serde_json::Value {
+    let out = Command::new(sdk_python())
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
+}

@@ -30,3 +30,55 @@ pub const DEVICE_PLUGIN: &str = "nvcr.io/nvidia/k8s-device-plugin:v0.20.0";
 pub const DRIVER: &str = "ghcr.io/kubeflow/kfp-driver:2.17.0";
 pub const LAUNCHER: &str = "ghcr.io/kubeflow/kfp-launcher:2.17.0";
 pub const ARGOEXEC: &str = "quay.io/argoproj/argoexec:v4.0.5";
+
+/// Whether two references name one image as Docker and containerd read them: Docker Hub's
+/// short and long names are the same (`mysql:8.4`, `docker.io/mysql:8.4` and
+/// `docker.io/library/mysql:8.4`; `rancher/k3s` and `docker.io/rancher/k3s`).
+pub fn same_image(a: &str, b: &str) -> bool {
+    fn long(reference: &str) -> String {
+        let (first, rest) = reference.split_once('/').unwrap_or(("", reference));
+        let registry = first.contains('.') || first.contains(':') || first == "localhost";
+        let (registry, path) = if registry {
+            (first, rest)
+        } else {
+            ("docker.io", reference)
+        };
+        if registry == "docker.io" && !path.contains('/') {
+            format!("docker.io/library/{path}")
+        } else {
+            format!("{registry}/{path}")
+        }
+    }
+    long(a) == long(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hubs_short_and_long_names_are_one_image() {
+        for (a, b) in [
+            ("mysql:8.4", "docker.io/library/mysql:8.4"),
+            ("docker.io/mysql:8.4", "mysql:8.4"),
+            (
+                "rancher/k3s:v1.35.5-k3s1",
+                "docker.io/rancher/k3s:v1.35.5-k3s1",
+            ),
+            (
+                "quay.io/argoproj/argoexec:v4.0.5",
+                "quay.io/argoproj/argoexec:v4.0.5",
+            ),
+            ("localhost:5000/x:1", "localhost:5000/x:1"),
+        ] {
+            assert!(same_image(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("alpine:3.23", "docker.io/library/alpine:3.22"),
+            ("ghcr.io/mysql:8.4", "mysql:8.4"),
+            ("rancher/k3s:v1", "k3s:v1"),
+        ] {
+            assert!(!same_image(a, b), "{a} {b}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ use kube::{Api, Client};
 use crate::components::{Component, COMPONENTS};
 use crate::error::InstallError;
 use crate::gpu::{DEVICE_PLUGIN, DEVICE_PLUGIN_POD, SYSTEM_NAMESPACE};
+use crate::images::same_image;
 use crate::names::NAMESPACE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,22 +370,6 @@ fn container_problem(
             format!("{other}: {message}")
         }),
     }
-}
-
-/// Docker Hub's short and long names are one image (`mysql:8.4` is
-/// `docker.io/library/mysql:8.4`).
-fn same_image(a: &str, b: &str) -> bool {
-    fn long(reference: &str) -> String {
-        let first = reference.split('/').next().unwrap_or_default();
-        let has_registry = reference.contains('/')
-            && (first.contains('.') || first.contains(':') || first == "localhost");
-        match (has_registry, reference.contains('/')) {
-            (true, _) => reference.to_owned(),
-            (false, true) => format!("docker.io/{reference}"),
-            (false, false) => format!("docker.io/library/{reference}"),
-        }
-    }
-    long(a) == long(b)
 }
 
 #[cfg(test)]

@@ -95,23 +95,14 @@ impl Client {
             // KFP's gateway and kfbox both take an empty JSON object for bodiless POSTs.
             None => request.header(reqwest::header::CONTENT_TYPE, "application/json"),
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|error| RemoteError::Unreachable {
-                url: shown.clone(),
-                reason: error_chain(&error),
-                hint: self.target.down_hint().to_owned(),
-            })?;
+        let unreachable = |error: reqwest::Error| RemoteError::Unreachable {
+            url: shown.clone(),
+            reason: error_chain(&error),
+            hint: self.target.down_hint().to_owned(),
+        };
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| RemoteError::Unreachable {
-                url: shown.clone(),
-                reason: error_chain(&error),
-                hint: self.target.down_hint().to_owned(),
-            })?;
+        let text = response.text().await.map_err(unreachable)?;
         if !status.is_success() {
             let message = error_message(&text);
             return Err(

@@ -10,7 +10,7 @@ use kfbox_cli::{
 use kfbox_cluster::bundle::{self, BundleImage, Role};
 use kfbox_cluster::kubeconfig::{for_host, merge_into};
 use kfbox_cluster::node::{self, Gpus, NodeSpec, Privileges, GPU_NODE_IMAGE, K3S_IMAGE};
-use kfbox_kfp_install::images::RUNTIME;
+use kfbox_kfp_install::images::{same_image, RUNTIME};
 use kfbox_kfp_install::readiness::{self, BundledImages, ComponentState};
 use kfbox_kfp_install::{apply, InstallOptions};
 
@@ -247,17 +247,6 @@ fn component_line(state: &ComponentState, elapsed: Duration) -> String {
         format!("waiting: {}", state.reason)
     };
     format!("  {:<30} {what}", state.title)
-}
-
-/// Docker's short and long names for one image are the same image.
-fn same_image(a: &str, b: &str) -> bool {
-    let short = |r: &str| {
-        r.strip_prefix("docker.io/library/")
-            .or_else(|| r.strip_prefix("docker.io/"))
-            .unwrap_or(r)
-            .to_owned()
-    };
-    short(a) == short(b)
 }
 
 async fn bundle(
