@@ -216,7 +216,7 @@ fn parsed<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
 fn every_json_output_matches_its_declared_type() {
     use kfbox_app::json::{
         ArtifactDetail, ArtifactList, CheckReport, DeletedRunReport, DoctorReport, EnvInfo,
-        LineageReport, RunList, RunSummary, StatusReport,
+        LineageReport, ObjectList, RunList, RunSummary, StatusReport, VolumeList,
     };
     let pipeline = compile("artifacts");
     let summary: RunSummary = parsed(&[
@@ -251,6 +251,9 @@ fn every_json_output_matches_its_declared_type() {
     ]);
     assert!(!check.findings.is_empty(), "{check:?}");
     let _: StatusReport = parsed(&["status", "--json"]);
+    let _: VolumeList = parsed(&["volumes", "list", "--json"]);
+    let _: ObjectList = parsed(&["secrets", "list", "--json"]);
+    let _: ObjectList = parsed(&["configmaps", "list", "--json"]);
     let deleted: DeletedRunReport = parsed(&["runs", "delete", &run, "--json"]);
     assert!(deleted.deleted);
     assert_eq!(deleted.run_id, run);

@@ -89,6 +89,32 @@ fn python_or_shell_images(pipeline: &Path) -> bool {
     !images.is_empty() && images.iter().all(|i| fits(i))
 }
 
+/// The Secrets and the PVC the corpus' pipelines expect to find in their namespace, as
+/// Kubeflow Pipelines' own test cluster has them (the values are what their steps assert).
+fn namespace_fixtures() {
+    let commands: [&[&str]; 4] = [
+        &[
+            "secrets",
+            "set",
+            "test-secret-1",
+            "username=user1",
+            "password=psw1",
+        ],
+        &["secrets", "set", "test-secret-2", "password=psw1"],
+        &["secrets", "set", "test-secret-3", "password=psw2"],
+        &["volumes", "create", "kfbox-pvc", "--size", "1Gi"],
+    ];
+    for args in commands {
+        let output = kfbox(args).output().expect("kfbox starts");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // A volume left by an earlier test run is as good as a new one.
+        assert!(
+            output.status.success() || stderr.contains("already exists"),
+            "kfbox {args:?}: {stderr}"
+        );
+    }
+}
+
 struct Observed {
     outcome: String,
     text: String,
@@ -173,6 +199,7 @@ fn conformance_corpus_reaches_expected_states() {
         missing.is_empty(),
         "pipelines without a row in the expectations table: {missing:?}"
     );
+    namespace_fixtures();
     let queue = Mutex::new(table.clone());
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {

@@ -609,3 +609,16 @@ fn a_never_pull_policy_runs_what_is_here_and_pulls_nothing() {
         .unwrap_or(0);
     assert!(count >= 1, "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The `kfp.kubernetes` volumes pipeline of `kubernetes.rs`, in containers: the claim and the
+/// objects' files as bind mounts, memory-backed scratch space as a tmpfs.
+#[test]
+fn volumes_secrets_and_config_maps_reach_containers() {
+    build_runtime_image();
+    let run =
+        crate::kubernetes::volumes_and_objects_behave_as_on_a_cluster(&["--executor", "docker"]);
+    assert_eq!(
+        run.task("write")["outputs"]["parameters"]["Output"],
+        "tmpfs"
+    );
+}

@@ -10,6 +10,7 @@ mod conformance;
 mod docker;
 mod gpu;
 mod install;
+mod kubernetes;
 mod lab;
 mod safety;
 mod semantics;

@@ -43,6 +43,11 @@ impl Home {
         self.root.join("python")
     }
 
+    /// The local stand-in for the cluster namespace: volumes, secrets and config maps.
+    pub fn namespace(&self) -> kfbox_namespace::Namespace {
+        kfbox_namespace::Namespace::new(&self.root)
+    }
+
     /// `kfbox.toml`, unless `--config` names another.
     pub fn config_file(&self) -> PathBuf {
         self.root.join("kfbox.toml")

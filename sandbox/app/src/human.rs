@@ -68,6 +68,22 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// "0 B", "812 B", "4.0 KiB", "1.5 GiB".
+pub fn bytes(count: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 /// Cut `text` to `width` characters, marking the cut with an ellipsis (and escaped as
 /// [`shown`]: table cells hold names).
 pub fn fit(text: &str, width: usize) -> String {

@@ -306,3 +306,44 @@ pub struct PortReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kfbox: Option<String>,
 }
+
+/// `kfbox volumes list --json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeList {
+    pub volumes: Vec<VolumeInfo>,
+}
+
+/// One volume (a PersistentVolumeClaim's stand-in).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// The size the claim asked for (recorded, not enforced).
+    pub size: Option<String>,
+    pub access_modes: Vec<String>,
+    pub storage_class: Option<String>,
+    /// RFC 3339; empty for a directory made by hand.
+    pub created_at: String,
+    /// The run whose CreatePVC task made it.
+    pub created_by_run: Option<String>,
+    /// Bytes of the files in it.
+    pub used_bytes: u64,
+    /// The directory steps see at their mount path.
+    pub path: String,
+}
+
+/// `kfbox secrets list --json` and `kfbox configmaps list --json`: names and keys, never
+/// values.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectList {
+    pub objects: Vec<ObjectKeys>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectKeys {
+    pub name: String,
+    pub keys: Vec<String>,
+}

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kfbox_cli::{Cli, Command};
+use kfbox_namespace::ObjectKind;
 
 use exit::{ExitStatus, UsageError};
 
@@ -53,6 +54,13 @@ pub fn main() -> ExitCode {
             Command::Lineage(args) => commands::lineage(&settings, &printer, args),
             Command::Images(args) => commands::images(&settings, &printer, args).await,
             Command::Cluster(args) => commands::cluster(&settings, &printer, args).await,
+            Command::Volumes(args) => commands::volumes(&settings, &printer, args),
+            Command::Secrets(args) => {
+                commands::objects(&settings, &printer, ObjectKind::Secret, args)
+            }
+            Command::ConfigMaps(args) => {
+                commands::objects(&settings, &printer, ObjectKind::ConfigMap, args)
+            }
             Command::Doctor(args) => commands::doctor(&settings, &printer, args).await,
             Command::Up(args) => commands::up(&settings, &printer, args).await,
             Command::Lab(args) => commands::lab(&settings, &printer, args).await,

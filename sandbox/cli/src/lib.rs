@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod namespace;
+
+pub use namespace::{from_file_entry, ObjectsArgs, ObjectsCommand, VolumesArgs, VolumesCommand};
+
 /// Environment variables kfbox reads, in one place.
 pub mod env_vars {
     /// Where kfbox keeps runs and Python environments (default: the platform data directory).
@@ -122,6 +126,15 @@ pub enum Command {
     Images(ImagesArgs),
     /// A k3s node in Docker, the Kubernetes cluster kfbox's runs can grow into.
     Cluster(ClusterArgs),
+    /// Volumes (PersistentVolumeClaims) that steps mount with `kfp.kubernetes.mount_pvc`;
+    /// CreatePVC tasks make them, DeletePVC tasks remove them.
+    Volumes(VolumesArgs),
+    /// Secrets that steps read with `kfp.kubernetes.use_secret_as_env` / `_as_volume`;
+    /// values are kept owner-only in KFBOX_HOME and never shown.
+    Secrets(ObjectsArgs),
+    /// ConfigMaps that steps read with `kfp.kubernetes.use_config_map_as_env` / `_as_volume`.
+    #[command(name = "configmaps")]
+    ConfigMaps(ObjectsArgs),
     /// Check what this machine offers kfbox: GPUs, Docker, Python, disk, ports.
     Doctor(DoctorArgs),
     /// Start the local Kubeflow Pipelines backend (REST API for `kfp.Client`), the UI and

@@ -25,8 +25,11 @@ pub enum FindingKind {
     /// A `kfp.kubernetes` setting kfbox's local run emulates (e.g. `set_timeout`): the same
     /// effect in both places, listed so that every setting is accounted for.
     EmulatedSetting,
-    /// A task the KFP driver performs on the cluster (CreatePVC, DeletePVC).
+    /// A task the KFP driver performs on the cluster that kfbox cannot.
     ClusterOnlyTask,
+    /// A task the KFP driver performs on the cluster (CreatePVC, DeletePVC) and kfbox's local
+    /// run emulates (on its own volumes).
+    EmulatedTask,
 }
 
 impl FindingKind {
@@ -46,6 +49,7 @@ impl FindingKind {
             Self::PlatformSetting => "k8s setting",
             Self::EmulatedSetting => "k8s (emulated)",
             Self::ClusterOnlyTask => "cluster-only",
+            Self::EmulatedTask => "driver task (emulated)",
         }
     }
 }
@@ -136,7 +140,14 @@ fn executor_findings(
 ) {
     if let Some(container) = &executor.container {
         let image = container.image.trim();
-        if image.starts_with("argostub/") {
+        if matches!(image, "argostub/createpvc" | "argostub/deletepvc") {
+            found(
+                FindingKind::EmulatedTask,
+                image.to_owned(),
+                format!("`{image}` is a placeholder KFP's driver acts on (a PersistentVolumeClaim is created or deleted); kfbox's local run creates or deletes a volume of its own (`kfbox volumes list`)"),
+                "nothing to do: both runs do it",
+            );
+        } else if image.starts_with("argostub/") {
             found(
                 FindingKind::ClusterOnlyTask,
                 image.to_owned(),

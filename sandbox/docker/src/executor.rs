@@ -11,8 +11,9 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::mask::mask_line;
 use kfbox_step::process::ProcessIdentity;
-use kfbox_step::{Executor, ExecutorError, OncePerKey, PullPolicy, Step, StepExit};
+use kfbox_step::{Executor, ExecutorError, OncePerKey, PullPolicy, Step, StepExit, VolumeSource};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -170,6 +171,7 @@ impl DockerExecutor {
             id.to_owned(),
             step.log_path.clone(),
             step.task_path.clone(),
+            step.masked.clone(),
             events.clone(),
         ));
         let mut wait = self.docker.wait_container(id, None);
@@ -220,14 +222,32 @@ fn container_body(who: &Who, step: &Step) -> ContainerCreateBody {
     if !sets("PYTHONUNBUFFERED") {
         env.push("PYTHONUNBUFFERED=1".into());
     }
-    let binds = step
+    let access = |writable: bool| if writable { "rw" } else { "ro" };
+    let mut binds: Vec<String> = step
         .mounts
         .iter()
         .map(|m| {
             let path = m.path.display();
-            format!("{path}:{path}:{}", if m.writable { "rw" } else { "ro" })
+            format!("{path}:{path}:{}", access(m.writable))
         })
         .collect();
+    // The pod's volumes: host directories bound at their mount paths, memory-backed scratch
+    // space as a tmpfs of its size limit (open to any user, as an emptyDir is).
+    let mut tmpfs = HashMap::new();
+    for volume in &step.volumes {
+        let target = volume.target.display().to_string();
+        match &volume.source {
+            VolumeSource::Memory { size_limit, .. } => {
+                let size = size_limit.map_or_else(String::new, |bytes| format!(",size={bytes}"));
+                tmpfs.insert(target, format!("mode=1777{size}"));
+            }
+            VolumeSource::Dir(dir) => binds.push(format!(
+                "{}:{target}:{}",
+                dir.display(),
+                access(!volume.read_only)
+            )),
+        }
+    }
     let device_requests = match &step.gpus {
         Some(gpus) if !gpus.is_empty() => Some(vec![DeviceRequest {
             driver: Some("nvidia".into()),
@@ -264,6 +284,7 @@ fn container_body(who: &Who, step: &Step) -> ContainerCreateBody {
         labels: Some(labels),
         host_config: Some(HostConfig {
             binds: Some(binds),
+            tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
             nano_cpus: step.resources.cpu_limit.map(|c| (c * 1e9) as i64),
             memory: step.resources.memory_limit.map(|m| m as i64),
             device_requests,
@@ -278,6 +299,7 @@ async fn stream_logs(
     id: String,
     log_path: PathBuf,
     task_path: String,
+    masked: Vec<String>,
     events: EventSink,
 ) {
     let Ok(mut log) = fs_err::tokio::OpenOptions::new()
@@ -296,9 +318,8 @@ async fn stream_logs(
     let mut stream = docker.logs(&id, Some(options));
     let mut pending = Vec::new();
     let flush_line = |line: &[u8], log: &mut Vec<u8>| {
-        let text = String::from_utf8_lossy(line)
-            .trim_end_matches('\r')
-            .to_owned();
+        let text = String::from_utf8_lossy(line);
+        let text = mask_line(text.trim_end_matches('\r'), &masked).into_owned();
         log.extend_from_slice(text.as_bytes());
         log.push(b'\n');
         events.send(RunEvent::Log {
@@ -412,7 +433,7 @@ fn unavailable(image: &str, reason: &str) -> String {
 mod tests {
     use super::*;
     use kfbox_resources::Resources;
-    use kfbox_step::{Mount, PodSettings};
+    use kfbox_step::{Mount, PodSettings, VolumeMount};
 
     fn step(command: &[&str], args: &[&str], gpus: Option<Vec<u32>>) -> Step {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect();
@@ -451,6 +472,29 @@ mod tests {
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .into(),
             },
+            volumes: vec![
+                VolumeMount {
+                    target: PathBuf::from("/data"),
+                    source: VolumeSource::Dir(PathBuf::from("/home/u/kfbox/volumes/p/data")),
+                    read_only: false,
+                },
+                VolumeMount {
+                    target: PathBuf::from("/mnt/secret"),
+                    source: VolumeSource::Dir(PathBuf::from(
+                        "/home/u/kfbox/runs/run-1/tasks/train/pod-volumes/object-0",
+                    )),
+                    read_only: true,
+                },
+                VolumeMount {
+                    target: PathBuf::from("/scratch"),
+                    source: VolumeSource::Memory {
+                        dir: PathBuf::from("/unused"),
+                        size_limit: Some(1 << 20),
+                    },
+                    read_only: false,
+                },
+            ],
+            masked: Vec::new(),
         }
     }
 
@@ -487,7 +531,13 @@ mod tests {
             vec![
                 "/home/u/kfbox/runs/run-1/artifacts/prep/data:/home/u/kfbox/runs/run-1/artifacts/prep/data:ro",
                 "/home/u/kfbox/runs/run-1/tasks/train:/home/u/kfbox/runs/run-1/tasks/train:rw",
+                "/home/u/kfbox/volumes/p/data:/data:rw",
+                "/home/u/kfbox/runs/run-1/tasks/train/pod-volumes/object-0:/mnt/secret:ro",
             ]
+        );
+        assert_eq!(
+            host.tmpfs.unwrap(),
+            HashMap::from([("/scratch".to_owned(), "mode=1777,size=1048576".to_owned())])
         );
         assert_eq!(host.nano_cpus, Some(1_500_000_000));
         assert_eq!(host.memory, Some(512 * 1024 * 1024));

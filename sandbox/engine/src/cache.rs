@@ -22,6 +22,7 @@ pub(crate) fn fingerprint(
     container: &ContainerSpec,
     parameters: &Map<String, Value>,
     artifacts: &BTreeMap<String, Vec<RuntimeArtifact>>,
+    pvc_names: &[String],
 ) -> Option<String> {
     if let Some(key) = task
         .caching_options
@@ -84,6 +85,13 @@ pub(crate) fn fingerprint(
     );
     key.insert("containerSpec".into(), Value::Object(container_spec));
     insert_unless_empty(&mut key, "inputParameterValues", parameters.clone());
+    // The claims it mounts, as the driver adds them: files on a volume are inputs too, and a
+    // fresh volume (CreatePVC's generated name) must not reuse an earlier run's result.
+    insert_unless_empty_list(
+        &mut key,
+        "pvcNames",
+        pvc_names.iter().map(|n| Value::from(n.as_str())).collect(),
+    );
     let mut text = String::new();
     write_go_json(&Value::Object(key), &mut text);
     Some(hex(&Sha256::digest(text.as_bytes())))
@@ -234,14 +242,30 @@ mod tests {
         //  "outputArtifactsSpec":{"data":{"name":"data","type":{"schemaTitle":"system.Dataset","schemaVersion":"0.0.1"}}},
         //  "outputParametersSpec":{"Output":"NUMBER_INTEGER"}}
         assert_eq!(
-            fingerprint(&task, &component, &container, &parameters, &artifacts).as_deref(),
+            fingerprint(&task, &component, &container, &parameters, &artifacts, &[]).as_deref(),
             Some("85e4a3c2a2b0619ea144307a978a6ca759bb6e7a811231c716dabdd6d204d4ed")
+        );
+        // A mounted claim is an input: another claim, another fingerprint.
+        let on = |claim: &str| {
+            fingerprint(
+                &task,
+                &component,
+                &container,
+                &parameters,
+                &artifacts,
+                &[claim.into()],
+            )
+        };
+        assert_ne!(on("run-1-pvc"), on("run-2-pvc"));
+        assert_ne!(
+            on("run-1-pvc"),
+            fingerprint(&task, &component, &container, &parameters, &artifacts, &[])
         );
         // An input artifact without a recorded id cannot be fingerprinted.
         let mut unrecorded = artifacts.clone();
         unrecorded.get_mut("in").unwrap()[0].id = None;
         assert_eq!(
-            fingerprint(&task, &component, &container, &parameters, &unrecorded),
+            fingerprint(&task, &component, &container, &parameters, &unrecorded, &[]),
             None
         );
     }
@@ -252,7 +276,7 @@ mod tests {
         let task = task(json!({"enableCache": true, "cacheKey": "model-v1"}));
         // sha256(b"comp-stamp\x00model-v1")
         assert_eq!(
-            fingerprint(&task, &component, &container, &parameters, &artifacts).as_deref(),
+            fingerprint(&task, &component, &container, &parameters, &artifacts, &[]).as_deref(),
             Some("0d746a36664bdc87746af2c7f9671938fa3733ad7ab45672fbbb5d0888f1e694")
         );
     }

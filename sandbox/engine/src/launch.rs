@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kfbox_gpu::GpuPlan;
+use kfbox_namespace::Namespace;
 use kfbox_spec::LoadedPipeline;
 use kfbox_step::events::{EventSink, RunEvent};
 use kfbox_step::Executor;
@@ -34,6 +35,8 @@ pub struct Runtime {
     pub reuse_cache: bool,
     /// The GPUs steps may ask for, and what happens to requests on a machine without them.
     pub gpus: GpuPlan,
+    /// The PVCs, Secrets and ConfigMaps that `kfp.kubernetes` settings refer to.
+    pub namespace: Namespace,
 }
 
 /// A run to start.
@@ -124,6 +127,7 @@ pub fn launch(runtime: &Runtime, launch: Launch) -> Result<LaunchedRun, LaunchEr
             reuse_cache: runtime.reuse_cache,
             retry: launch.retry_of.is_some(),
             gpus: runtime.gpus.clone(),
+            namespace: runtime.namespace.clone(),
         },
     })
 }

@@ -4,8 +4,10 @@
 //! Every step runs in its own process group so that cancelling stops the whole tree the step
 //! started, not only its shell.
 
+mod private_mounts;
+
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements, Update};
 use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::mask::mask_line;
 use kfbox_step::{Executor, ExecutorError, OncePerKey, Step, StepExit};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -28,6 +31,8 @@ pub struct ProcessExecutor {
     ready: OncePerKey<Requirements, Result<Env, String>>,
     /// Whether this run was told (at debug level) that kfbox skips the SDK's pip prelude.
     prelude_noted: std::sync::atomic::AtomicBool,
+    /// Whether steps can have volumes here: checked once, when the first one asks.
+    mount_namespaces: tokio::sync::OnceCell<Result<PathBuf, String>>,
 }
 
 impl ProcessExecutor {
@@ -36,6 +41,7 @@ impl ProcessExecutor {
             envs,
             ready: OncePerKey::default(),
             prelude_noted: std::sync::atomic::AtomicBool::new(false),
+            mount_namespaces: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -227,6 +233,36 @@ impl Executor for ProcessExecutor {
                 (argv, env)
             }
         };
+        let argv = if step.volumes.is_empty() {
+            argv
+        } else {
+            let bwrap = self
+                .mount_namespaces
+                .get_or_init(|| async {
+                    let bwrap = find_program(private_mounts::BWRAP);
+                    match private_mounts::unavailable(bwrap.as_deref()).await {
+                        None => Ok(bwrap.expect("found")),
+                        Some(why) => Err(why),
+                    }
+                })
+                .await
+                .clone()
+                .map_err(|why| {
+                    ExecutorError::Unrunnable(format!(
+                        "task `{}` mounts volumes ({}); running it as a host process needs a private mount namespace: {why}",
+                        step.task_path,
+                        step.volumes
+                            .iter()
+                            .map(|v| v.target.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            let mut wrapped = vec![bwrap.display().to_string()];
+            wrapped.extend(private_mounts::bwrap_args(&step.volumes, &step.work_dir)?);
+            wrapped.extend(argv);
+            wrapped
+        };
         run_process(step, &argv, env.as_ref(), events, cancel).await
     }
 }
@@ -281,17 +317,20 @@ async fn run_process(
             source,
         })?;
     let log = Arc::new(tokio::sync::Mutex::new(log));
+    let masked = Arc::new(step.masked.clone());
     let stdout = pump(
         child.stdout.take().expect("piped"),
         log.clone(),
         events.clone(),
         step.task_path.clone(),
+        masked.clone(),
     );
     let stderr = pump(
         child.stderr.take().expect("piped"),
         log.clone(),
         events.clone(),
         step.task_path.clone(),
+        masked,
     );
     let status = tokio::select! {
         status = child.wait() => Some(status),
@@ -339,10 +378,12 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
     log: Arc<tokio::sync::Mutex<fs_err::tokio::File>>,
     events: EventSink,
     path: String,
+    masked: Arc<Vec<String>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            let line = mask_line(&line, &masked).into_owned();
             {
                 let mut file = log.lock().await;
                 let _ = file.write_all(line.as_bytes()).await;

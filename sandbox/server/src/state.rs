@@ -34,6 +34,8 @@ pub struct ServerOptions {
     /// `KFBOX_HOME/runs`: run directories are made here, and artifact and log reads never
     /// leave it.
     pub runs_dir: PathBuf,
+    /// The PVCs, Secrets and ConfigMaps runs refer to.
+    pub namespace: kfbox_namespace::Namespace,
     /// Steps of all runs running at once.
     pub parallelism: usize,
     pub gpus: GpuPlan,
@@ -110,6 +112,7 @@ impl Server {
                 step_slots: Arc::new(Semaphore::new(options.parallelism.max(1))),
                 reuse_cache: options.reuse_cache,
                 gpus: options.gpus.clone(),
+                namespace: options.namespace.clone(),
             },
             options,
             launcher,

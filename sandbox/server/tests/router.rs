@@ -60,6 +60,7 @@ fn api_with(token: Option<&str>) -> Api {
         listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
         token: token.map(str::to_owned),
         runs_dir: home.path().join("runs"),
+        namespace: kfbox_namespace::Namespace::new(home.path()),
         parallelism: 4,
         gpus: GpuPlan::new(0, false, GpuPolicy::Prefer),
         reuse_cache: true,

@@ -7,6 +7,7 @@ pub mod limits;
 mod load;
 pub mod placeholder;
 pub mod platform;
+pub mod pod_volumes;
 mod validate;
 pub mod value;
 

@@ -28,13 +28,21 @@ pub struct PlatformDeployment {
 /// The settings kfbox applies to a step as a cluster would.
 pub const APPLIED: &[&str] = &[
     "activeDeadlineSeconds",
+    "configMapAsEnv",
+    "configMapAsVolume",
+    "emptyDirMounts",
     "fieldPathAsEnv",
+    "genericEphemeralVolume",
     "imagePullPolicy",
     "podMetadata",
+    "pvcMount",
+    "secretAsEnv",
+    "secretAsVolume",
 ];
 
 impl PlatformSpec {
-    fn executor(&self, executor_label: &str) -> Option<&IndexMap<String, Value>> {
+    /// The Kubernetes settings of one executor, as written.
+    pub fn kubernetes_executor(&self, executor_label: &str) -> Option<&IndexMap<String, Value>> {
         self.platforms
             .get("kubernetes")
             .and_then(|k| k.deployment_spec.executors.get(executor_label))
@@ -42,7 +50,7 @@ impl PlatformSpec {
 
     /// Names of the Kubernetes settings attached to one executor, e.g. `secretAsEnv`.
     pub fn kubernetes_settings(&self, executor_label: &str) -> Vec<String> {
-        self.executor(executor_label)
+        self.kubernetes_executor(executor_label)
             .map(|settings| settings.keys().cloned().collect())
             .unwrap_or_default()
     }
@@ -52,7 +60,7 @@ impl PlatformSpec {
     /// validation it is refused; kfbox ignores it.
     pub fn active_deadline(&self, executor_label: &str) -> Option<std::time::Duration> {
         let value = self
-            .executor(executor_label)?
+            .kubernetes_executor(executor_label)?
             .get("activeDeadlineSeconds")?;
         let seconds = match value {
             Value::String(text) => text.parse::<i64>().ok()?,
@@ -66,7 +74,7 @@ impl PlatformSpec {
     /// `use_field_path_as_env`: (variable, field path) pairs, e.g. `("POD", "metadata.name")`.
     pub fn field_path_env(&self, executor_label: &str) -> Vec<(String, String)> {
         let Some(list) = self
-            .executor(executor_label)
+            .kubernetes_executor(executor_label)
             .and_then(|settings| settings.get("fieldPathAsEnv"))
             .and_then(Value::as_array)
         else {
@@ -84,7 +92,7 @@ impl PlatformSpec {
 
     /// `set_image_pull_policy`, as written (`Always`, `IfNotPresent`, `Never`).
     pub fn image_pull_policy(&self, executor_label: &str) -> Option<String> {
-        self.executor(executor_label)?
+        self.kubernetes_executor(executor_label)?
             .get("imagePullPolicy")?
             .as_str()
             .map(str::to_owned)
@@ -93,7 +101,7 @@ impl PlatformSpec {
     /// `add_pod_label` / `add_pod_annotation`: the step's pod metadata, `kind` being
     /// `labels` or `annotations`.
     pub fn pod_metadata(&self, executor_label: &str, kind: &str) -> IndexMap<String, String> {
-        self.executor(executor_label)
+        self.kubernetes_executor(executor_label)
             .and_then(|settings| settings.get("podMetadata"))
             .and_then(|metadata| metadata.get(kind))
             .and_then(Value::as_object)

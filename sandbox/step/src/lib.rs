@@ -6,10 +6,11 @@
 mod chain;
 pub mod events;
 mod executor;
+pub mod mask;
 pub mod process;
 mod step;
 
 pub use chain::error_chain;
 pub use events::TaskState;
 pub use executor::{Executor, ExecutorError, OncePerKey};
-pub use step::{Mount, PodSettings, PullPolicy, Step, StepExit};
+pub use step::{Mount, PodSettings, PullPolicy, Step, StepExit, VolumeMount, VolumeSource};

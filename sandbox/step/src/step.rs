@@ -34,6 +34,41 @@ pub struct Step {
     pub gpus: Option<Vec<u32>>,
     /// What the step's pod spec asks of its container besides the command.
     pub pod: PodSettings,
+    /// Volumes the step sees at paths of its choosing (PVCs, Secrets' and ConfigMaps' files,
+    /// scratch space), unlike `mounts`, which keep their host paths.
+    pub volumes: Vec<VolumeMount>,
+    /// Values that must not reach a log (the Secrets the step reads): executors write
+    /// [`crate::mask::MASK`] in their place.
+    pub masked: Vec<String>,
+}
+
+/// A volume seen by the step at `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub target: PathBuf,
+    pub source: VolumeSource,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A host directory.
+    Dir(PathBuf),
+    /// Memory-backed scratch space (`medium: Memory`): a tmpfs of at most `size_limit` bytes
+    /// where the executor makes one, else the directory `dir`.
+    Memory {
+        dir: PathBuf,
+        size_limit: Option<u64>,
+    },
+}
+
+impl VolumeSource {
+    /// The host directory that holds the volume's files where no tmpfs is made.
+    pub fn dir(&self) -> &std::path::Path {
+        match self {
+            Self::Dir(dir) | Self::Memory { dir, .. } => dir,
+        }
+    }
 }
 
 /// The `kfp.kubernetes` settings that concern the step's container, for executors that run

@@ -121,6 +121,12 @@ impl Executor for WasiExecutor {
         let path = module_path(&step.image, &self.base).ok_or_else(|| {
             ExecutorError::Unrunnable(format!("image `{}` is not a `{SCHEME}` image", step.image))
         })?;
+        if !step.masked.is_empty() {
+            // A module writes straight to the log file, where nothing could mask them.
+            return Err(ExecutorError::Unrunnable(
+                "WebAssembly steps cannot read Secrets: kfbox could not keep their values out of the step's log; use a container step".into(),
+            ));
+        }
         let limits = WasiLimits {
             memory_bytes: step
                 .resources
@@ -252,6 +258,21 @@ fn run_module(
             ExecutorError::Environment(format!("cannot open {guest} for the module: {e}"))
         })?;
         preopened.push((dir, writable));
+    }
+    // The pod's volumes at their mount paths (a memory-backed one as its directory).
+    for volume in &step.volumes {
+        let perms = if volume.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        let guest = volume.target.display().to_string();
+        wasi.preopened_dir(volume.source.dir(), &guest, perms)
+            .map_err(|e| {
+                ExecutorError::Environment(format!(
+                    "cannot open volume {guest} for the module: {e}"
+                ))
+            })?;
     }
     let memory = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
     let mut store = Store::new(

@@ -136,6 +136,7 @@ async fn run_once(
         step_slots: Arc::new(tokio::sync::Semaphore::new(parallelism(args.parallelism))),
         reuse_cache: settings.cache && !args.no_cache,
         gpus,
+        namespace: settings.home.namespace(),
     };
     let pipeline_name = pipeline.spec.pipeline_info.name.clone();
     let launched = launch(

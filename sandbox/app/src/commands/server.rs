@@ -112,6 +112,7 @@ pub async fn up(
         listen,
         token: token.clone(),
         runs_dir: settings.home.runs_dir(),
+        namespace: settings.home.namespace(),
         parallelism: parallelism(args.parallelism),
         gpus,
         reuse_cache: settings.cache,

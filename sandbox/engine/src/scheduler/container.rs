@@ -23,7 +23,9 @@ use kfbox_step::{PodSettings, PullPolicy};
 use super::attempt::{backoff_delay, run_attempt, AttemptError};
 use super::context::{ended_record, now, Artifacts, Inputs, Outcome, Run};
 use super::field_paths::field_path_env;
+use super::pod_volumes::{clean_up, prepare, NamedVolumes};
 use super::step_input::{step_mounts, ExecutorInput, TaskDirs};
+use super::volume_tasks::{run_volume_task, CREATE_PVC_IMAGE, DELETE_PVC_IMAGE};
 
 pub(super) async fn run_container(
     run: &Run,
@@ -31,6 +33,7 @@ pub(super) async fn run_container(
     component: &ComponentSpec,
     path: &str,
     inputs: Inputs,
+    volumes: NamedVolumes,
     mut draft: Draft,
 ) -> Outcome {
     let label = component.executor_label.as_deref().unwrap_or_default();
@@ -45,6 +48,12 @@ pub(super) async fn run_container(
         run.record(draft, record, &mut outcome, Vec::new());
         outcome
     };
+    if matches!(
+        container.image.as_str(),
+        CREATE_PVC_IMAGE | DELETE_PVC_IMAGE
+    ) {
+        return run_volume_task(run, task, &container.image, path, &inputs, draft);
+    }
     if container.image.starts_with("argostub/") {
         return not_started(
             draft,
@@ -133,6 +142,7 @@ pub(super) async fn run_container(
             container,
             &executor_input.with_defaults,
             &inputs.artifacts,
+            &volumes.pvc_names(),
         );
         if let Some(fingerprint) = fingerprint {
             draft.set(props::CACHE_FINGERPRINT, Prop::Text(fingerprint.clone()));
@@ -188,6 +198,14 @@ pub(super) async fn run_container(
         Err(e) => return not_started(draft, format!("resources: {e}")),
     };
     let mounts = step_mounts(&inputs, &executor_input, &dirs);
+    let pod_mounts = match prepare(run, &volumes, &dirs.task_dir) {
+        Ok(pod_mounts) => pod_mounts,
+        Err(e) => {
+            clean_up(&dirs.task_dir);
+            return not_started(draft, e);
+        }
+    };
+    env.extend(pod_mounts.env.iter().cloned());
     let retry = task.retry_policy.clone().unwrap_or_default();
     let max_attempts = retry.max_retry_count + 1;
     let started_at = now();
@@ -218,6 +236,8 @@ pub(super) async fn run_container(
             resources: resources.clone(),
             gpus: None,
             pod: pod.clone(),
+            volumes: pod_mounts.volumes.clone(),
+            masked: pod_mounts.masked.clone(),
         };
         let attempt_result = run_attempt(run, &step, &executor_input, component).await;
         match attempt_result {
@@ -241,6 +261,7 @@ pub(super) async fn run_container(
             Err(AttemptError::Retriable(e)) => break (TaskState::Failed, None, Some(e)),
         }
     };
+    clean_up(&dirs.task_dir);
     let mut outcome = match result {
         Some((parameters, artifacts)) => Outcome {
             state,

@@ -50,6 +50,7 @@ pub(crate) struct RunOptions {
     pub retry: bool,
     /// The GPUs steps may ask for, and what happens to requests on a machine without them.
     pub gpus: GpuPlan,
+    pub namespace: kfbox_namespace::Namespace,
 }
 
 pub(super) type Artifacts = BTreeMap<String, Vec<RuntimeArtifact>>;

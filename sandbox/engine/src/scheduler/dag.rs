@@ -23,6 +23,7 @@ use super::context::{ended_record, join_path, now, Artifacts, BoxedOutcome, Inpu
 use super::importer::run_importer;
 use super::inputs::resolve_inputs;
 use super::loops::{fan_in, loop_items};
+use super::pod_volumes::{name_volumes, NamedVolumes};
 use super::step_input::artifacts_json;
 
 /// Every task this DAG waits for: explicit `dependentTasks` and the producers of its inputs.
@@ -249,6 +250,16 @@ pub(super) async fn run_task(
             Err(e) => return fail(e.to_string()),
         }
     }
+    // Names in the pod's volume settings resolve as inputs do, from the same scope.
+    let volumes = match (kind, component.executor_label.as_deref()) {
+        (TaskKind::Container, Some(label)) => {
+            match name_volumes(&run, task, label, &scope, &siblings) {
+                Ok(volumes) => volumes,
+                Err(e) => return fail(e),
+            }
+        }
+        _ => NamedVolumes::default(),
+    };
     let mut draft = run.draft(task, &path, kind, parent_execution, &inputs);
     match kind {
         TaskKind::Loop => run_loop(run.clone(), task, path, inputs, draft).await,
@@ -268,7 +279,9 @@ pub(super) async fn run_task(
             outcome
         }
         TaskKind::Importer => run_importer(&run, task, component, &path, &inputs, draft),
-        TaskKind::Container => run_container(&run, task, component, &path, inputs, draft).await,
+        TaskKind::Container => {
+            run_container(&run, task, component, &path, inputs, volumes, draft).await
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use kfbox_spec::expr::select;
-use kfbox_spec::ir::{ComponentSpec, ParameterType, TaskSpec};
+use kfbox_spec::ir::{ComponentSpec, InputParameter, ParameterType, TaskSpec};
 use kfbox_spec::value::coerce;
 use serde_json::{json, Value};
 
@@ -28,57 +28,9 @@ pub(super) fn resolve_inputs(
         if definition.map(|d| d.parameter_type) == Some(ParameterType::TaskConfig) {
             continue;
         }
-        let value = if let Some(source) = &spec.component_input_parameter {
-            scope
-                .parameters
-                .get(source)
-                .filter(|v| !v.is_null())
-                .cloned()
-        } else if let Some(source) = &spec.task_output_parameter {
-            let producer = &siblings[&source.producer_task];
-            match producer.parameters.get(&source.output_parameter_key) {
-                Some(v) => Some(v.clone()),
-                None if definition.is_some_and(|d| d.is_optional) => None,
-                None => {
-                    return Err(format!(
-                        "input `{name}`: task `{}` ({}) produced no output parameter `{}`",
-                        source.producer_task,
-                        producer.state.as_str(),
-                        source.output_parameter_key
-                    ))
-                }
-            }
-        } else if let Some(source) = &spec.runtime_value {
-            match &source.constant {
-                Some(Value::String(s)) => {
-                    Some(Value::String(run.runtime_constant(s, &task.task_info.name)))
-                }
-                other => other.clone(),
-            }
-        } else if let Some(source) = &spec.task_final_status {
-            let producer = &siblings[&source.producer_task];
-            // The backend reports the producer's MLMD execution state.
-            let state = match producer.state {
-                TaskState::Succeeded | TaskState::Skipped => "COMPLETE",
-                TaskState::Cached => "CACHED",
-                // A producer has ended before its dependents resolve inputs.
-                TaskState::Running => "RUNNING",
-                TaskState::Failed => "FAILED",
-                TaskState::Canceled => "CANCELED",
-            };
-            let error = match &producer.error {
-                Some(message) => json!({"code": 2, "message": message}),
-                None => json!({}),
-            };
-            Some(json!({
-                "state": state,
-                "pipelineJobResourceName": run.resource_name,
-                "pipelineTaskName": source.producer_task,
-                "error": error,
-            }))
-        } else {
-            None
-        };
+        let optional = definition.is_some_and(|d| d.is_optional);
+        let value = source_value(run, task, spec, scope, siblings, optional)
+            .map_err(|e| format!("input `{name}`: {e}"))?;
         let value = match (value, &spec.parameter_expression_selector) {
             (Some(v), Some(selector)) => {
                 Some(select(selector, &v).map_err(|e| format!("input `{name}`: {e}"))?)
@@ -152,4 +104,71 @@ pub(super) fn resolve_inputs(
         }
     }
     Ok(inputs)
+}
+
+/// The value an input parameter's source gives (before its selector), or none.
+pub(super) fn source_value(
+    run: &Run,
+    task: &TaskSpec,
+    spec: &InputParameter,
+    scope: &Inputs,
+    siblings: &HashMap<String, Outcome>,
+    optional: bool,
+) -> Result<Option<Value>, String> {
+    let producer = |name: &String| {
+        siblings
+            .get(name)
+            .ok_or_else(|| format!("task `{name}` has not run before this one"))
+    };
+    Ok(if let Some(source) = &spec.component_input_parameter {
+        scope
+            .parameters
+            .get(source)
+            .filter(|v| !v.is_null())
+            .cloned()
+    } else if let Some(source) = &spec.task_output_parameter {
+        let producer = producer(&source.producer_task)?;
+        match producer.parameters.get(&source.output_parameter_key) {
+            Some(v) => Some(v.clone()),
+            None if optional => None,
+            None => {
+                return Err(format!(
+                    "task `{}` ({}) produced no output parameter `{}`",
+                    source.producer_task,
+                    producer.state.as_str(),
+                    source.output_parameter_key
+                ))
+            }
+        }
+    } else if let Some(source) = &spec.runtime_value {
+        match &source.constant {
+            Some(Value::String(s)) => {
+                Some(Value::String(run.runtime_constant(s, &task.task_info.name)))
+            }
+            other => other.clone(),
+        }
+    } else if let Some(source) = &spec.task_final_status {
+        let producer = producer(&source.producer_task)?;
+        // The backend reports the producer's MLMD execution state.
+        let state = match producer.state {
+            TaskState::Succeeded | TaskState::Skipped => "COMPLETE",
+            TaskState::Cached => "CACHED",
+            // A producer has ended before its dependents resolve inputs.
+            TaskState::Running => "RUNNING",
+            TaskState::Failed => "FAILED",
+            TaskState::Canceled => "CANCELED",
+        };
+        let error = match &producer.error {
+            Some(message) => json!({"code": 2, "message": message}),
+            None => json!({}),
+        };
+        Some(json!({
+            "state": state,
+            "pipelineJobResourceName": run.resource_name,
+            "pipelineTaskName": source.producer_task,
+            "error": error,
+        }))
+    } else {
+        None
+    })
 }

@@ -16,7 +16,9 @@ mod inherited_retries;
 mod inputs;
 mod loops;
 mod outputs;
+mod pod_volumes;
 mod step_input;
+mod volume_tasks;
 
 pub(crate) use context::{resource_name, RunOptions};
 

@@ -289,6 +289,7 @@ impl Harness {
             step_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             reuse_cache: true,
             gpus: GpuPlan::new(0, false, GpuPolicy::Prefer),
+            namespace: kfbox_namespace::Namespace::new(home.path()),
         };
         Self {
             _home: home,
