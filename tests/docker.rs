@@ -622,3 +622,9 @@ fn volumes_secrets_and_config_maps_reach_containers() {
         "tmpfs"
     );
 }
+
+#[test]
+fn the_workspace_is_shared_by_containers() {
+    build_runtime_image();
+    crate::kubernetes::the_workspace_is_shared_by_the_runs_tasks(&["--executor", "docker"]);
+}

@@ -225,3 +225,19 @@ fn secrets_are_listed_by_key_and_bad_input_is_refused_naming_it() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 }
+
+/// `PipelineConfig(workspace=...)`: what one task writes in the workspace the next reads, in a
+/// directory of the run's own.
+pub fn the_workspace_is_shared_by_the_runs_tasks(extra: &[&str]) {
+    let run = run_json(&compile("workspace"), &[], extra);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    assert_eq!(run.summary["outputs"]["Output"], "cloned in workspace");
+    let run_dir = Path::new(run.summary["run_dir"].as_str().unwrap());
+    assert!(run_dir.join("workspace/repo/README").is_file());
+    assert!(!run.stderr.contains("not applied"), "{}", run.stderr);
+}
+
+#[test]
+fn the_workspace_is_shared_by_host_processes() {
+    the_workspace_is_shared_by_the_runs_tasks(&[]);
+}

@@ -105,8 +105,23 @@ pub fn cluster_findings(pipeline: &LoadedPipeline) -> Vec<Finding> {
             }
         }
     }
+    if pipeline.platform.has_workspace() {
+        findings.push(Finding {
+            kind: FindingKind::EmulatedSetting,
+            executor: None,
+            tasks: Vec::new(),
+            subject: "kubernetes.pipelineConfig.workspace".to_owned(),
+            message: "the pipeline's workspace is a PVC mounted at /kfp-workspace on the cluster; kfbox's local run gives each run a directory of its own at dsl.WORKSPACE_PATH_PLACEHOLDER".to_owned(),
+            hint: "nothing to do: both runs share one directory between the run's tasks".to_owned(),
+        });
+    }
     for (name, config) in &pipeline.platform.platforms {
-        if config.pipeline_config.is_some() {
+        let only_workspace = config
+            .pipeline_config
+            .as_ref()
+            .and_then(|c| c.as_object())
+            .is_some_and(|c| c.keys().all(|k| k == "workspace"));
+        if config.pipeline_config.is_some() && !only_workspace {
             findings.push(Finding {
                 kind: FindingKind::PlatformSetting,
                 executor: None,

@@ -71,6 +71,15 @@ impl PlatformSpec {
 }
 
 impl PlatformSpec {
+    /// `PipelineConfig(workspace=...)`: a volume every task of the run shares, at
+    /// `dsl.WORKSPACE_PATH_PLACEHOLDER`.
+    pub fn has_workspace(&self) -> bool {
+        self.platforms
+            .get("kubernetes")
+            .and_then(|k| k.pipeline_config.as_ref())
+            .is_some_and(|config| config.get("workspace").is_some())
+    }
+
     /// `use_field_path_as_env`: (variable, field path) pairs, e.g. `("POD", "metadata.name")`.
     pub fn field_path_env(&self, executor_label: &str) -> Vec<(String, String)> {
         let Some(list) = self

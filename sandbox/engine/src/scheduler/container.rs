@@ -18,7 +18,7 @@ use kfbox_paths::UnsafeName;
 use kfbox_resources::Resources;
 use kfbox_step::events::RunEvent;
 use kfbox_step::Step;
-use kfbox_step::{PodSettings, PullPolicy};
+use kfbox_step::{Mount, PodSettings, PullPolicy};
 
 use super::attempt::{backoff_delay, run_attempt, AttemptError};
 use super::context::{ended_record, now, Artifacts, Inputs, Outcome, Run};
@@ -197,7 +197,17 @@ pub(super) async fn run_container(
         Ok(resources) => resources,
         Err(e) => return not_started(draft, format!("resources: {e}")),
     };
-    let mounts = step_mounts(&inputs, &executor_input, &dirs);
+    let mut mounts = step_mounts(&inputs, &executor_input, &dirs);
+    if run.pipeline.platform.has_workspace() {
+        let workspace = run.workspace_dir();
+        if let Err(e) = kfbox_paths::create_private_dir_all(&workspace) {
+            return not_started(draft, format!("the pipeline's workspace: {e}"));
+        }
+        mounts.push(Mount {
+            path: workspace,
+            writable: true,
+        });
+    }
     let pod_mounts = match prepare(run, &volumes, &dirs.task_dir) {
         Ok(pod_mounts) => pod_mounts,
         Err(e) => {

@@ -244,10 +244,16 @@ impl Run {
             );
         }
         if out.contains("{{$.workspace_path}}") {
-            let workspace = self.options.run_dir.join("workspace");
-            out = out.replace("{{$.workspace_path}}", &workspace.display().to_string());
+            let workspace = self.workspace_dir().display().to_string();
+            out = out.replace("{{$.workspace_path}}", &workspace);
         }
         out
+    }
+
+    /// The pipeline's workspace: one directory per run, shared by all its tasks, as the SDK's
+    /// local runner maps it (a cluster mounts a PVC at `/kfp-workspace`).
+    pub(super) fn workspace_dir(&self) -> PathBuf {
+        self.options.run_dir.join("workspace")
     }
 }
 
