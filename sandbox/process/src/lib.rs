@@ -238,13 +238,7 @@ impl Executor for ProcessExecutor {
         } else {
             let bwrap = self
                 .mount_namespaces
-                .get_or_init(|| async {
-                    let bwrap = find_program(private_mounts::BWRAP);
-                    match private_mounts::unavailable(bwrap.as_deref()).await {
-                        None => Ok(bwrap.expect("found")),
-                        Some(why) => Err(why),
-                    }
-                })
+                .get_or_init(private_mounts::usable_bwrap)
                 .await
                 .clone()
                 .map_err(|why| {

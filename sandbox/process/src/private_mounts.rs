@@ -13,7 +13,7 @@ use kfbox_step::{ExecutorError, VolumeMount};
 const MAX_REBUILT_ENTRIES: usize = 4096;
 
 /// The program that makes the namespace; its Debian package is `bubblewrap`.
-pub(crate) const BWRAP: &str = "bwrap";
+const BWRAP: &str = "bwrap";
 
 /// Arguments for `bwrap` that run a program (given after them) in `work_dir` with `volumes`
 /// mounted.
@@ -134,26 +134,26 @@ fn rebuild(
     Ok(())
 }
 
-/// Why bubblewrap cannot run here, with what to do, or none when it can.
-pub(crate) async fn unavailable(bwrap: Option<&Path>) -> Option<String> {
+/// The bubblewrap that can make a mount namespace here, or why there is none, with what to do.
+pub(crate) async fn usable_bwrap() -> Result<PathBuf, String> {
     let advice = "or run the pipeline with `--executor docker`";
-    let Some(bwrap) = bwrap else {
-        return Some(format!(
+    let Some(bwrap) = kfbox_python::find_program(BWRAP) else {
+        return Err(format!(
             "this needs bubblewrap (`bwrap`), which is not installed: `sudo apt-get install bubblewrap`, {advice}"
         ));
     };
-    let probe = tokio::process::Command::new(bwrap)
+    let probe = tokio::process::Command::new(&bwrap)
         .args(["--dev-bind", "/", "/", "--", "true"])
         .stdin(std::process::Stdio::null())
         .output()
         .await;
     match probe {
-        Ok(output) if output.status.success() => None,
-        Ok(output) => Some(format!(
+        Ok(output) if output.status.success() => Ok(bwrap),
+        Ok(output) => Err(format!(
             "bubblewrap cannot make a mount namespace on this machine ({}); unprivileged user namespaces may be turned off (Ubuntu 24.04: `sudo sysctl kernel.apparmor_restrict_unprivileged_userns=0`; others: `sudo sysctl kernel.unprivileged_userns_clone=1`), {advice}",
             String::from_utf8_lossy(&output.stderr).trim()
         )),
-        Err(e) => Some(format!("cannot run {}: {e}; {advice}", bwrap.display())),
+        Err(e) => Err(format!("cannot run {}: {e}; {advice}", bwrap.display())),
     }
 }
 
