@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{compile_unique, kfbox, parse_run, run_json, running_run, wait_for};
+use crate::common::{compile, compile_unique, kfbox, parse_run, run_json, running_run, wait_for};
 
 /// Container ids (running or not) of a run.
 fn containers_of(run_id: &str) -> Vec<String> {
@@ -595,19 +595,12 @@ fn a_never_pull_policy_runs_what_is_here_and_pulls_nothing() {
     assert!(!run.stderr.contains("pulling image"), "{}", run.stderr);
     assert!(!run.stderr.contains("imagePullPolicy"), "{}", run.stderr);
     // The pod label is recorded on the step's execution.
-    let store = crate::common::shared_home().join("kfbox.sqlite");
-    let query = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); print(db.execute(\"select count(*) from ExecutionProperty where name = 'kfbox.pod_labels' and string_value = ?\", (sys.argv[2],)).fetchone()[0])";
-    let out = Command::new(crate::common::sdk_python())
-        .args(["-c", query])
-        .arg(&store)
-        .arg(r#"{"rehearsal":"pull-policy"}"#)
-        .output()
-        .unwrap();
-    let count: u32 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    assert!(count >= 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        crate::common::executions_with_property(
+            "kfbox.pod_labels",
+            r#"{"rehearsal":"pull-policy"}"#
+        ) >= 1
+    );
 }
 
 /// The `kfp.kubernetes` volumes pipeline of `kubernetes.rs`, in containers: the claim and the
@@ -627,4 +620,49 @@ fn volumes_secrets_and_config_maps_reach_containers() {
 fn the_workspace_is_shared_by_containers() {
     build_runtime_image();
     crate::kubernetes::the_workspace_is_shared_by_the_runs_tasks(&["--executor", "docker"]);
+}
+
+/// The limits pipeline of `semantics.rs` with its shell step in a container: Docker's OOM kill
+/// reads as the host process's does (OOMKilled, the limit named).
+#[test]
+fn a_container_over_its_memory_limit_is_oom_killed() {
+    let run = crate::semantics::cpu_and_memory_limits_hold(&["--executor", "auto"]);
+    assert!(
+        run.log_of("hog")
+            .contains("killed for going over its memory limit"),
+        "{}",
+        run.log_of("hog")
+    );
+}
+
+/// `set_security_context`: a container runs as the uid and gid it names, a step running as a
+/// second uid reads what the first wrote and writes its own output, and `run_as_non_root`
+/// without a user is refused before the container starts where kfbox runs as root (where it
+/// does not, the step runs as the invoking user).
+#[test]
+fn containers_run_as_the_security_contexts_user() {
+    let run = run_json(&compile("security_context"), &[], &["--executor", "docker"]);
+    assert_eq!(
+        run.task("whoami")["outputs"]["parameters"]["who"],
+        "1234:2345\n",
+        "{}\n{:#}",
+        run.stderr,
+        run.summary
+    );
+    assert_eq!(
+        run.task("read-back")["outputs"]["parameters"]["seen"],
+        "4321 read 1 2 3\n"
+    );
+    let third = run.task("not-root");
+    if nix::unistd::getuid().is_root() {
+        assert_eq!(run.code, 1);
+        assert_eq!(third["state"], "FAILED");
+        let error = third["error"].as_str().unwrap_or_default();
+        assert!(error.contains("run_as_non_root=True"), "{error}");
+        assert!(containers_of(run.summary["run_id"].as_str().unwrap()).is_empty());
+    } else {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(third["state"], "SUCCEEDED");
+    }
+    assert!(!run.stderr.contains("securityContext"), "{}", run.stderr);
 }

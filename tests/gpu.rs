@@ -9,18 +9,31 @@ use crate::common::{compile_unique, kfbox, parse_run, run_json};
 
 /// A directory holding an `nvidia-smi` that reports two 16 GiB GPUs.
 fn two_gpus() -> tempfile::TempDir {
+    gpus_named(&["NVIDIA Stand-in A", "NVIDIA Stand-in B"])
+}
+
+/// A directory holding an `nvidia-smi` that reports a 16 GiB GPU of each name, in order.
+fn gpus_named(names: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("nvidia-smi");
+    let lines: String = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!("    echo \"{i}, GPU-{i}1111111-2222-3333-4444-555555555555, {name}, 16384, 550.54.15\"\n")
+        })
+        .collect();
     fs_err::write(
         &script,
-        r#"#!/bin/sh
+        format!(
+            r#"#!/bin/sh
 case "$1" in
   --query-gpu=*)
-    echo "0, GPU-11111111-2222-3333-4444-555555555555, NVIDIA Stand-in A, 16384, 550.54.15"
-    echo "1, GPU-66666666-7777-8888-9999-000000000000, NVIDIA Stand-in B, 16384, 550.54.15" ;;
+{lines}    ;;
   *) echo "| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4 |" ;;
 esac
-"#,
+"#
+        ),
     )
     .unwrap();
     fs_err::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -119,6 +132,60 @@ fn a_request_that_can_never_be_met_fails_at_once() {
         "{error}"
     );
     assert_eq!(run.task("train")["attempts"], 1);
+}
+
+/// On a machine with a T4 and an A100, a node selector on `nvidia.com/gpu.product` or
+/// `cloud.google.com/gke-accelerator` gives the step the GPU of that kind; a kind the machine
+/// lacks runs on what there is with a warning (`--gpu prefer`) or fails (`--gpu require`);
+/// other scheduling settings are said and recorded on the execution.
+#[test]
+fn a_gpu_product_node_selector_chooses_the_gpu() {
+    let fake = gpus_named(&["Tesla T4", "NVIDIA A100-SXM4-40GB"]);
+    let (pipeline, _) = compile_unique("gpu_product", "gpu-product");
+    let run_with = |extra: &[&str]| {
+        let mut args = vec!["run", pipeline.to_str().unwrap(), "--json"];
+        args.extend(extra);
+        parse_run(
+            kfbox(&args)
+                .env("PATH", path_with(fake.path()))
+                .output()
+                .unwrap(),
+        )
+    };
+    let run = run_with(&[]);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    assert_eq!(held(&run, "hold").0, ["1"], "the A100 is GPU 1");
+    assert_eq!(held(&run, "hold-2").0, ["0"], "the T4 is GPU 0");
+    assert_eq!(held(&run, "hold-3").0.len(), 1);
+    assert!(held(&run, "hold-4").0.is_empty());
+    let said = &run.stderr;
+    assert!(
+        said.contains("task `hold-3` asks for 1 GPU on a node labelled cloud.google.com/gke-accelerator=nvidia-l4; this machine's GPUs are Tesla T4, NVIDIA A100-SXM4-40GB"),
+        "{said}"
+    );
+    assert!(
+        said.contains("node selector `disktype=ssd` chooses a cluster node"),
+        "{said}"
+    );
+    assert!(
+        said.contains("`tolerations` chooses a cluster node"),
+        "{said}"
+    );
+    assert!(!said.contains("gpu.product="), "{said}");
+    assert!(
+        crate::common::executions_with_property(
+            "kfbox.scheduling",
+            r#"{"nodeSelector":{"labels":{"disktype":"ssd"}}}"#
+        ) >= 1
+    );
+
+    let strict = run_with(&["--gpu", "require"]);
+    assert_eq!(strict.code, 1);
+    let error = strict.error_of("hold-3");
+    assert!(
+        error.contains("nvidia-l4") && error.contains("--gpu prefer"),
+        "{error}"
+    );
 }
 
 #[test]

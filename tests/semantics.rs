@@ -3,7 +3,7 @@
 use chrono::DateTime;
 use serde_json::json;
 
-use crate::common::{compile, run_json};
+use crate::common::{compile, run_json, RunResult};
 
 #[test]
 fn conditions_take_the_matching_branch_and_oneof_returns_it() {
@@ -287,4 +287,32 @@ fn a_skipped_pip_prelude_is_recorded_in_the_steps_log() {
         log.contains("[kfbox] skipped the SDK's prelude `pip install kfp==2.17.0"),
         "{log}"
     );
+}
+
+/// `set_cpu_limit("250m")` on a host process: a step that spins for 3 s gets about 0.75 s of
+/// CPU time (the group is stopped while it is over its share); `set_memory_limit("64Mi")` on
+/// a step that holds 200 MB: killed, and the task fails as OOMKilled, as on a cluster.
+#[test]
+fn cpu_and_memory_limits_hold_for_host_processes() {
+    cpu_and_memory_limits_hold(&["--executor", "process"]);
+}
+
+/// The checks of [`cpu_and_memory_limits_hold_for_host_processes`] with other executor flags.
+pub fn cpu_and_memory_limits_hold(extra: &[&str]) -> RunResult {
+    let run = run_json(&compile("limits"), &[], extra);
+    assert_eq!(run.code, 1, "{}\n{:#}", run.stderr, run.summary);
+    let spin = run.task("spin");
+    assert_eq!(spin["state"], "SUCCEEDED", "{spin:#}");
+    let cpu = spin["outputs"]["parameters"]["Output"].as_f64().unwrap();
+    assert!((0.2..1.3).contains(&cpu), "3 s at 250m used {cpu} s of CPU");
+    let hog = run.task("hog");
+    assert_eq!(hog["state"], "FAILED", "{hog:#}");
+    let error = hog["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("OOMKilled") && error.contains("64 MiB"),
+        "{error}"
+    );
+    assert!(run.log_of("hog").contains("(OOMKilled)"));
+    assert!(!run.stderr.contains("not enforced"), "{}", run.stderr);
+    run
 }

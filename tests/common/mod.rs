@@ -158,6 +158,23 @@ fn python_importing(variable: &str, module: &str, requirement: &str) -> String {
 }
 
 /// The Python that has the `kfp` SDK for compiling test pipelines.
+/// How many executions in the shared home's store have the custom property `name` set to
+/// exactly `value`.
+pub fn executions_with_property(name: &str, value: &str) -> u32 {
+    let store = shared_home().join("kfbox.sqlite");
+    let query = "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); print(db.execute('select count(*) from ExecutionProperty where name = ? and string_value = ?', (sys.argv[2], sys.argv[3])).fetchone()[0])";
+    let out = Command::new(sdk_python())
+        .args(["-c", query])
+        .arg(&store)
+        .args([name, value])
+        .output()
+        .expect("python starts");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
 pub fn sdk_python() -> String {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON

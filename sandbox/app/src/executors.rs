@@ -111,30 +111,33 @@ impl StepRouter {
         })
     }
 
-    fn warn_once(&self, events: &EventSink, key: String, message: String) {
-        if self.warned.lock().expect("warned lock").insert(key) {
-            events.send(RunEvent::Warning(message));
-        }
-    }
-
-    async fn run_as_process(
-        &self,
-        step: &Step,
-        events: &EventSink,
-        cancel: &CancellationToken,
-    ) -> Result<StepExit, ExecutorError> {
-        let r = &step.resources;
-        if r.cpu_limit.is_some() || r.memory_limit.is_some() {
+    /// A host process runs as the user who runs kfbox: a security context that names another
+    /// user or group applies only in a container, and says so.
+    fn warn_about_identity(&self, step: &Step, events: &EventSink) {
+        let Some(security) = step.pod.security else {
+            return;
+        };
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let other_user = security.run_as_user.is_some_and(|user| user != uid);
+        let other_group = security.run_as_group.is_some_and(|group| group != gid);
+        let root = security.run_as_non_root && uid == 0;
+        if other_user || other_group || root {
             self.warn_once(
                 events,
-                format!("limits {}", step.task_path),
+                format!("identity {}", step.task_path),
                 format!(
-                    "task `{}`: CPU and memory limits are not enforced for host processes (`--executor docker` enforces them)",
+                    "task `{}`: set_security_context applies to containers (`--executor docker`); as a host process the step runs as you (uid {uid}, gid {gid})",
                     step.task_path
                 ),
             );
         }
-        self.process.run(step, events, cancel).await
+    }
+
+    fn warn_once(&self, events: &EventSink, key: String, message: String) {
+        if self.warned.lock().expect("warned lock").insert(key) {
+            events.send(RunEvent::Warning(message));
+        }
     }
 }
 
@@ -158,7 +161,10 @@ impl Executor for StepRouter {
     ) -> Result<StepExit, ExecutorError> {
         let lightweight = LightweightStep::detect(&step.argv()).is_some();
         match route(self.chosen, &self.config, &step.image, lightweight) {
-            Route::Process => self.run_as_process(step, events, cancel).await,
+            Route::Process => {
+                self.warn_about_identity(step, events);
+                self.process.run(step, events, cancel).await
+            }
             Route::Wasi => match &self.wasi {
                 Some(wasi) => wasi.run(step, events, cancel).await,
                 None => Err(ExecutorError::Environment(
@@ -199,7 +205,7 @@ impl Executor for StepRouter {
                             why.lines().next().unwrap_or_default()
                         ),
                     );
-                    self.run_as_process(step, events, cancel).await
+                    self.process.run(step, events, cancel).await
                 }
             },
         }

@@ -160,5 +160,6 @@ pub(crate) async fn plan_gpus(
     if let Some(problem) = &inventory.problem {
         printer.warning(&format!("no GPU will be used: {problem}"));
     }
-    kfbox_gpu::GpuPlan::new(inventory.gpus.len(), config.gpu.share, policy)
+    let models = inventory.gpus.into_iter().map(|gpu| gpu.name).collect();
+    kfbox_gpu::GpuPlan::new(models, config.gpu.share, policy)
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::DockerError;
 use crate::labels;
+use crate::user::{open_mounts, ContainerUser};
 
 /// Seconds a cancelled container gets between SIGTERM and SIGKILL (as the process executor).
 const GRACE_SECONDS: i32 = 5;
@@ -34,8 +35,9 @@ struct Who {
     home: String,
     /// [`ProcessIdentity`] of this kfbox.
     owner: String,
-    /// `uid:gid` of the invoking user.
-    user: String,
+    /// The invoking user's uid and gid.
+    uid: u32,
+    gid: u32,
 }
 
 impl DockerExecutor {
@@ -47,7 +49,8 @@ impl DockerExecutor {
             who: Who {
                 home: home.display().to_string(),
                 owner: ProcessIdentity::current().to_string(),
-                user: format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid()),
+                uid: nix::unistd::getuid().as_raw(),
+                gid: nix::unistd::getgid().as_raw(),
             },
             images: OncePerKey::default(),
         };
@@ -133,10 +136,19 @@ impl Executor for DockerExecutor {
             ready = self.ensure_image(step, events) => ready?,
             _ = cancel.cancelled() => return Ok(StepExit::Canceled),
         }
+        let user = ContainerUser::resolve(self.who.uid, self.who.gid, step.pod.security)?;
+        if user.is_stranger_to(self.who.uid) {
+            open_mounts(step).map_err(|e| {
+                ExecutorError::Environment(format!(
+                    "cannot open the step's files to the container's user {}: {e}",
+                    user.spec
+                ))
+            })?;
+        }
         let api = |e: bollard::errors::Error| ExecutorError::Environment(format!("Docker: {e}"));
         let created = self
             .docker
-            .create_container(None, container_body(&self.who, step))
+            .create_container(None, container_body(&self.who, &user, step))
             .await
             .map_err(api)?;
         let id = created.id;
@@ -193,29 +205,30 @@ impl DockerExecutor {
         };
         // The log stream ends with the container.
         let _ = tokio::time::timeout(Duration::from_secs(5), logs).await;
-        if let Ok(inspected) = self.docker.inspect_container(id, None).await {
-            if inspected.state.and_then(|s| s.oom_killed) == Some(true) {
-                let limit = step
-                    .resources
-                    .memory_limit
-                    .map_or_else(String::new, |m| format!(" of {m} bytes"));
+        let oom_killed = match self.docker.inspect_container(id, None).await {
+            Ok(inspected) => inspected.state.and_then(|s| s.oom_killed) == Some(true),
+            Err(_) => false,
+        };
+        if let (true, Some(limit), StepExit::Exited(code)) =
+            (oom_killed, step.resources.memory_limit, exit)
+        {
+            if code != 0 {
                 append_log(
                     &step.log_path,
-                    &format!(
-                        "kfbox: the container was killed for going over its memory limit{limit}"
-                    ),
+                    &format!("kfbox: killed for going over its memory limit of {limit} bytes (OOMKilled)"),
                 )
                 .await;
+                return Ok(StepExit::OutOfMemory(limit));
             }
         }
         Ok(exit)
     }
 }
 
-fn container_body(who: &Who, step: &Step) -> ContainerCreateBody {
+fn container_body(who: &Who, user: &ContainerUser, step: &Step) -> ContainerCreateBody {
     let mut env: Vec<String> = step.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let sets = |name: &str| step.env.iter().any(|(k, _)| k == name);
-    if !who.user.starts_with("0:") && !sets("HOME") {
+    if user.uid != 0 && !sets("HOME") {
         // A uid with no entry in the image's /etc/passwd gets HOME=/, which it cannot write.
         env.push(format!("HOME={}", step.work_dir.display()));
     }
@@ -280,7 +293,7 @@ fn container_body(who: &Who, step: &Step) -> ContainerCreateBody {
         cmd: (!step.command.is_empty() || !step.args.is_empty()).then(|| step.args.clone()),
         env: Some(env),
         working_dir: Some(step.work_dir.display().to_string()),
-        user: Some(who.user.clone()),
+        user: Some(user.spec.clone()),
         labels: Some(labels),
         host_config: Some(HostConfig {
             binds: Some(binds),
@@ -471,6 +484,7 @@ mod tests {
                 annotations: [("note", "hello")]
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .into(),
+                security: None,
             },
             volumes: vec![
                 VolumeMount {
@@ -498,18 +512,25 @@ mod tests {
         }
     }
 
-    fn who(user: &str) -> Who {
+    fn who(uid: u32) -> Who {
         Who {
             home: "/home/u/kfbox".into(),
             owner: "123 456".into(),
-            user: user.into(),
+            uid,
+            gid: uid,
         }
+    }
+
+    /// The body for a step started by `uid`, with no security context.
+    fn body_for(uid: u32, step: &Step) -> ContainerCreateBody {
+        let user = ContainerUser::resolve(uid, uid, None).unwrap();
+        container_body(&who(uid), &user, step)
     }
 
     #[test]
     fn containers_get_the_step_as_kubernetes_would_run_it() {
-        let body = container_body(
-            &who("1000:1000"),
+        let body = body_for(
+            1000,
             &step(
                 &["python", "-m", "train"],
                 &["--lr", "0.1"],
@@ -555,13 +576,13 @@ mod tests {
 
     #[test]
     fn args_alone_keep_the_entrypoint_and_root_keeps_its_home() {
-        let body = container_body(&who("0:0"), &step(&[], &["serve"], Some(Vec::new())));
+        let body = body_for(0, &step(&[], &["serve"], Some(Vec::new())));
         assert_eq!(body.entrypoint, None);
         assert_eq!(body.cmd, Some(vec!["serve".into()]));
         assert!(!body.env.unwrap().iter().any(|e| e.starts_with("HOME=")));
         // No GPUs asked for: no device request, so the container sees none.
         assert!(body.host_config.unwrap().device_requests.is_none());
-        let neither = container_body(&who("0:0"), &step(&[], &[], None));
+        let neither = body_for(0, &step(&[], &[], None));
         assert_eq!((neither.entrypoint, neither.cmd), (None, None));
     }
 

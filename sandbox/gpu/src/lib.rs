@@ -5,7 +5,9 @@
 //! for two GPUs waits until two are free rather than sharing one with a running step.
 
 mod detect;
+mod product;
 mod slots;
 
 pub use detect::{cuda_version, detect, Gpu, Inventory};
+pub use product::{ProductSelector, PRODUCT_LABELS};
 pub use slots::{Admission, GpuLease, GpuPlan, GpuPolicy, GpuSlots};

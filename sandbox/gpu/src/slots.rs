@@ -3,6 +3,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use crate::product::ProductSelector;
+
 /// What to do with a GPU request on a machine without GPUs (`--gpu`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GpuPolicy {
@@ -25,8 +27,12 @@ pub struct GpuPlan {
 /// What happens to one task's accelerator request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    /// Wait for this many GPUs.
-    Wait(usize),
+    /// Wait for `count` of the GPUs `among`; `warning`, when there is one, is for the user.
+    Wait {
+        count: usize,
+        among: BTreeSet<u32>,
+        warning: Option<String>,
+    },
     /// Run without GPUs; the text, when there is one, is a warning for the user.
     Without(Option<String>),
     /// Never satisfiable here: fail the task with this message.
@@ -34,16 +40,23 @@ pub enum Admission {
 }
 
 impl GpuPlan {
-    pub fn new(gpus: usize, share: bool, policy: GpuPolicy) -> Self {
+    /// `models`: the name of each GPU, by index.
+    pub fn new(models: Vec<String>, share: bool, policy: GpuPolicy) -> Self {
         Self {
-            slots: Arc::new(GpuSlots::new(gpus, share)),
+            slots: Arc::new(GpuSlots::new(models, share)),
             policy,
         }
     }
 
-    /// Decide a request of `count` GPUs, `nvidia` telling whether NVIDIA GPUs satisfy its type
-    /// and `what` describing it for messages.
-    pub fn admit(&self, count: u32, nvidia: bool, what: &str) -> Admission {
+    /// Decide a request of `count` GPUs, `nvidia` telling whether NVIDIA GPUs satisfy its type,
+    /// `what` describing it for messages and `product` the GPU model its node selector names.
+    pub fn admit(
+        &self,
+        count: u32,
+        nvidia: bool,
+        what: &str,
+        product: Option<&ProductSelector>,
+    ) -> Admission {
         let have = self.slots.total();
         if have > 0 && !nvidia {
             return Admission::Refuse(format!(
@@ -62,19 +75,56 @@ impl GpuPlan {
                 GpuPolicy::Ignore => Admission::Without(None),
             };
         }
-        if count as usize > have {
+        let all: BTreeSet<u32> = (0..have as u32).collect();
+        let (among, warning) = match product {
+            None => (all, None),
+            Some(product) => {
+                let matching: BTreeSet<u32> = (0..have as u32)
+                    .filter(|i| product.matches(&self.slots.models[*i as usize]))
+                    .collect();
+                if matching.is_empty() {
+                    let mut models = self.slots.models.clone();
+                    models.dedup();
+                    let models = models.join(", ");
+                    match self.policy {
+                        GpuPolicy::Require => return Admission::Refuse(format!(
+                            "the task asks for {what} on a node labelled {product}, and this machine's GPUs are {models} (on a cluster it would wait for such a node)\n\
+                             hint: `--gpu prefer` runs it on the GPUs there are, with a warning"
+                        )),
+                        GpuPolicy::Prefer => (all, Some(format!(
+                            "asks for {what} on a node labelled {product}; this machine's GPUs are {models}, so it runs on those (`--gpu require` fails such tasks instead)"
+                        ))),
+                        GpuPolicy::Ignore => (all, None),
+                    }
+                } else {
+                    (matching, None)
+                }
+            }
+        };
+        if count as usize > among.len() {
+            let kind = if among.len() < have {
+                " of that kind"
+            } else {
+                ""
+            };
             return Admission::Refuse(format!(
-                "the task asks for {what}, and this machine has {have}: it could never start"
+                "the task asks for {what}, and this machine has {}{kind}: it could never start",
+                among.len()
             ));
         }
-        Admission::Wait(count as usize)
+        Admission::Wait {
+            count: count as usize,
+            among,
+            warning,
+        }
     }
 }
 
 /// Whole GPUs, handed out in request order.
 #[derive(Debug)]
 pub struct GpuSlots {
-    total: usize,
+    /// The name of each GPU, by index.
+    models: Vec<String>,
     share: bool,
     state: Mutex<SlotState>,
     changed: Notify,
@@ -90,39 +140,41 @@ struct SlotState {
 }
 
 impl GpuSlots {
-    /// `total` GPUs numbered from 0; with `share`, requests never wait and get the lowest GPUs.
-    pub fn new(total: usize, share: bool) -> Self {
+    /// GPUs numbered from 0, `models` naming each; with `share`, requests never wait and get
+    /// the lowest GPUs they may have.
+    pub fn new(models: Vec<String>, share: bool) -> Self {
         Self {
-            total,
             share,
             state: Mutex::new(SlotState {
-                free: (0..total as u32).collect(),
+                free: (0..models.len() as u32).collect(),
                 ..SlotState::default()
             }),
             changed: Notify::new(),
+            models,
         }
     }
 
     pub fn total(&self) -> usize {
-        self.total
+        self.models.len()
     }
 
     /// Whether steps that asked for nothing must not see the GPUs (they are someone's slots).
     pub fn exclusive(&self) -> bool {
-        self.total > 0 && !self.share
+        self.total() > 0 && !self.share
     }
 
-    /// Wait until `count` GPUs are free and take them. `count` must not exceed `total`
-    /// (`GpuPlan::admit` refuses such requests); dropping the future gives up the place in line.
-    pub async fn acquire(self: &Arc<Self>, count: usize) -> GpuLease {
+    /// Wait until `count` of the GPUs `among` are free and take them. `count` must not exceed
+    /// `among` (`GpuPlan::admit` refuses such requests); dropping the future gives up the place
+    /// in line.
+    pub async fn acquire(self: &Arc<Self>, count: usize, among: &BTreeSet<u32>) -> GpuLease {
         assert!(
-            count <= self.total,
+            count <= among.len(),
             "a request the plan should have refused"
         );
         if self.share || count == 0 {
             return GpuLease {
                 slots: None,
-                gpus: (0..count as u32).collect(),
+                gpus: among.iter().take(count).copied().collect(),
             };
         }
         let ticket = {
@@ -142,8 +194,14 @@ impl GpuSlots {
             notified.as_mut().enable();
             {
                 let mut state = self.state.lock().expect("gpu slots lock");
-                if state.queue.front() == Some(&ticket) && state.free.len() >= count {
-                    let gpus: Vec<u32> = state.free.iter().take(count).copied().collect();
+                let fitting: Vec<u32> = state
+                    .free
+                    .intersection(among)
+                    .take(count)
+                    .copied()
+                    .collect();
+                if state.queue.front() == Some(&ticket) && fitting.len() == count {
+                    let gpus = fitting;
                     for gpu in &gpus {
                         state.free.remove(gpu);
                     }
@@ -212,48 +270,60 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn models(count: usize) -> Vec<String> {
+        vec!["NVIDIA Stand-in".to_owned(); count]
+    }
+
+    fn all(slots: &GpuSlots) -> BTreeSet<u32> {
+        (0..slots.total() as u32).collect()
+    }
+
     fn plan(gpus: usize, policy: GpuPolicy) -> GpuPlan {
-        GpuPlan::new(gpus, false, policy)
+        GpuPlan::new(vec!["NVIDIA Stand-in".to_owned(); gpus], false, policy)
     }
 
     #[test]
     fn requests_are_admitted_by_what_the_machine_has() {
         assert_eq!(
-            plan(2, GpuPolicy::Require).admit(2, true, "2 GPUs"),
-            Admission::Wait(2)
+            plan(2, GpuPolicy::Require).admit(2, true, "2 GPUs", None),
+            Admission::Wait {
+                count: 2,
+                among: BTreeSet::from([0, 1]),
+                warning: None
+            }
         );
         assert!(matches!(
-            plan(2, GpuPolicy::Prefer).admit(3, true, "3 GPUs"),
+            plan(2, GpuPolicy::Prefer).admit(3, true, "3 GPUs", None),
             Admission::Refuse(m) if m.contains("has 2")
         ));
         assert!(matches!(
-            plan(1, GpuPolicy::Prefer).admit(1, false, "1 GPU of type TPU_V3"),
+            plan(1, GpuPolicy::Prefer).admit(1, false, "1 GPU of type TPU_V3", None),
             Admission::Refuse(m) if m.contains("only NVIDIA")
         ));
         assert!(matches!(
-            plan(0, GpuPolicy::Require).admit(1, true, "1 GPU"),
+            plan(0, GpuPolicy::Require).admit(1, true, "1 GPU", None),
             Admission::Refuse(m) if m.contains("has none")
         ));
         assert!(matches!(
-            plan(0, GpuPolicy::Prefer).admit(1, true, "1 GPU"),
+            plan(0, GpuPolicy::Prefer).admit(1, true, "1 GPU", None),
             Admission::Without(Some(_))
         ));
         assert_eq!(
-            plan(0, GpuPolicy::Ignore).admit(4, true, "4 GPUs"),
+            plan(0, GpuPolicy::Ignore).admit(4, true, "4 GPUs", None),
             Admission::Without(None)
         );
     }
 
     #[tokio::test]
     async fn steps_wait_for_free_gpus_and_get_distinct_ones() {
-        let slots = Arc::new(GpuSlots::new(2, false));
-        let first = slots.acquire(1).await;
-        let second = slots.acquire(1).await;
+        let slots = Arc::new(GpuSlots::new(models(2), false));
+        let first = slots.acquire(1, &all(&slots)).await;
+        let second = slots.acquire(1, &all(&slots)).await;
         assert_ne!(first.gpus, second.gpus);
         // A third request waits while both are held.
         let waiting = tokio::spawn({
             let slots = slots.clone();
-            async move { slots.acquire(1).await.gpus.clone() }
+            async move { slots.acquire(1, &all(&slots)).await.gpus.clone() }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished());
@@ -269,17 +339,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_large_request_is_not_starved_by_small_ones() {
-        let slots = Arc::new(GpuSlots::new(2, false));
-        let held = slots.acquire(1).await;
+        let slots = Arc::new(GpuSlots::new(models(2), false));
+        let held = slots.acquire(1, &all(&slots)).await;
         let big = tokio::spawn({
             let slots = slots.clone();
-            async move { slots.acquire(2).await.gpus.len() }
+            async move { slots.acquire(2, &all(&slots)).await.gpus.len() }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         // A later small request queues behind the big one even though a GPU is free.
         let small = tokio::spawn({
             let slots = slots.clone();
-            async move { slots.acquire(1).await.gpus.len() }
+            async move { slots.acquire(1, &all(&slots)).await.gpus.len() }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!small.is_finished() && !big.is_finished());
@@ -290,12 +360,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_abandoned_wait_gives_up_its_place() {
-        let slots = Arc::new(GpuSlots::new(1, false));
-        let held = slots.acquire(1).await;
-        let abandoned = tokio::time::timeout(Duration::from_millis(20), slots.acquire(1)).await;
+        let slots = Arc::new(GpuSlots::new(models(1), false));
+        let held = slots.acquire(1, &all(&slots)).await;
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(20), slots.acquire(1, &all(&slots))).await;
         assert!(abandoned.is_err());
         drop(held);
-        let next = tokio::time::timeout(Duration::from_secs(5), slots.acquire(1)).await;
+        let next =
+            tokio::time::timeout(Duration::from_secs(5), slots.acquire(1, &all(&slots))).await;
         assert!(
             next.is_ok(),
             "the line moved on after the abandoned request"
@@ -304,10 +376,52 @@ mod tests {
 
     #[tokio::test]
     async fn shared_gpus_never_wait() {
-        let slots = Arc::new(GpuSlots::new(1, true));
-        let a = slots.acquire(1).await;
-        let b = slots.acquire(1).await;
+        let slots = Arc::new(GpuSlots::new(models(1), true));
+        let a = slots.acquire(1, &all(&slots)).await;
+        let b = slots.acquire(1, &all(&slots)).await;
         assert_eq!((a.gpus.clone(), b.gpus.clone()), (vec![0], vec![0]));
         assert!(!slots.exclusive());
+    }
+
+    #[test]
+    fn a_product_selector_chooses_among_the_machines_kinds() {
+        let models = vec![
+            "Tesla T4".to_owned(),
+            "NVIDIA A100-SXM4-40GB".to_owned(),
+            "NVIDIA A100-SXM4-40GB".to_owned(),
+        ];
+        let a100 = ProductSelector {
+            label: crate::product::PRODUCT_LABELS[0].into(),
+            value: "NVIDIA-A100-SXM4-40GB".into(),
+        };
+        let l4 = ProductSelector {
+            label: crate::product::PRODUCT_LABELS[1].into(),
+            value: "nvidia-l4".into(),
+        };
+        let plan = GpuPlan::new(models.clone(), false, GpuPolicy::Prefer);
+        assert!(matches!(
+            plan.admit(2, true, "2 GPUs", Some(&a100)),
+            Admission::Wait { count: 2, among, warning: None } if among == BTreeSet::from([1, 2])
+        ));
+        assert!(matches!(
+            plan.admit(3, true, "3 GPUs", Some(&a100)),
+            Admission::Refuse(m) if m.contains("has 2 of that kind")
+        ));
+        assert!(matches!(
+            plan.admit(1, true, "1 GPU", Some(&l4)),
+            Admission::Wait { count: 1, warning: Some(w), .. } if w.contains("Tesla T4, NVIDIA A100-SXM4-40GB")
+        ));
+        let strict = GpuPlan::new(models, false, GpuPolicy::Require);
+        assert!(matches!(
+            strict.admit(1, true, "1 GPU", Some(&l4)),
+            Admission::Refuse(m) if m.contains("gke-accelerator=nvidia-l4")
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_request_takes_only_gpus_it_may_have() {
+        let slots = Arc::new(GpuSlots::new(models(3), false));
+        let lease = slots.acquire(1, &BTreeSet::from([2])).await;
+        assert_eq!(lease.gpus, vec![2]);
     }
 }

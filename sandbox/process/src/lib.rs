@@ -4,6 +4,7 @@
 //! Every step runs in its own process group so that cancelling stops the whole tree the step
 //! started, not only its shell.
 
+mod limits;
 mod private_mounts;
 
 use std::io::Write as _;
@@ -326,24 +327,41 @@ async fn run_process(
         step.task_path.clone(),
         masked,
     );
-    let status = tokio::select! {
-        status = child.wait() => Some(status),
-        _ = cancel.cancelled() => None,
-    };
-    let exit = match status {
-        Some(status) => {
-            let status = status.map_err(|source| ExecutorError::Spawn {
-                program: program.clone(),
-                source,
-            })?;
-            use std::os::unix::process::ExitStatusExt;
-            match (status.code(), status.signal()) {
-                (Some(code), _) => StepExit::Exited(code),
-                (None, Some(signal)) => StepExit::Signaled(signal),
-                (None, None) => StepExit::Exited(-1),
+    // `set_memory_limit` and `set_cpu_limit`: the watch ends only when it killed the group.
+    let watch = async {
+        let (Some(group), Some(limits)) = (pid, limits::Limits::of(step)) else {
+            return std::future::pending().await;
+        };
+        match limits::enforce(group, limits).await {
+            Ok(limit) => limit,
+            Err(why) => {
+                events.send(RunEvent::Warning(format!(
+                    "task `{}`: its CPU and memory limits are not enforced: {why}",
+                    step.task_path
+                )));
+                std::future::pending().await
             }
         }
-        None => {
+    };
+    let ended = tokio::select! {
+        status = child.wait() => Ended::Exited(status),
+        _ = cancel.cancelled() => Ended::Canceled,
+        limit = watch => Ended::OutOfMemory(limit),
+    };
+    let exit = match ended {
+        Ended::OutOfMemory(limit) => {
+            let _ = child.wait().await;
+            let mut file = log.lock().await;
+            let _ = file
+                .write_all(
+                    format!("kfbox: killed for going over its memory limit of {limit} bytes (OOMKilled)\n")
+                        .as_bytes(),
+                )
+                .await;
+            StepExit::OutOfMemory(limit)
+        }
+        Ended::Exited(status) => exit_of(&program, status)?,
+        Ended::Canceled => {
             if let Some(pid) = pid {
                 let _ = killpg(pid, Signal::SIGTERM);
                 if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
@@ -365,6 +383,30 @@ async fn run_process(
     .await;
     log.lock().await.flush().await.ok();
     Ok(exit)
+}
+
+/// What ended the wait for a step.
+enum Ended {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    Canceled,
+    /// The limits' watch killed the group for its memory (the limit, in bytes).
+    OutOfMemory(u64),
+}
+
+fn exit_of(
+    program: &str,
+    status: std::io::Result<std::process::ExitStatus>,
+) -> Result<StepExit, ExecutorError> {
+    let status = status.map_err(|source| ExecutorError::Spawn {
+        program: program.to_owned(),
+        source,
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => StepExit::Exited(code),
+        (None, Some(signal)) => StepExit::Signaled(signal),
+        (None, None) => StepExit::Exited(-1),
+    })
 }
 
 fn pump<R: AsyncRead + Unpin + Send + 'static>(

@@ -62,7 +62,7 @@ fn api_with(token: Option<&str>) -> Api {
         runs_dir: home.path().join("runs"),
         namespace: kfbox_namespace::Namespace::new(home.path()),
         parallelism: 4,
-        gpus: GpuPlan::new(0, false, GpuPolicy::Prefer),
+        gpus: GpuPlan::new(Vec::new(), false, GpuPolicy::Prefer),
         reuse_cache: true,
         browser: BrowserPolicy::default(),
         lab: LabBoard::default(),

@@ -38,9 +38,36 @@ pub const APPLIED: &[&str] = &[
     "pvcMount",
     "secretAsEnv",
     "secretAsVolume",
+    "securityContext",
 ];
 
+/// Settings that choose a cluster node for the pod. One machine has one node: they are
+/// recorded on the step's execution and said, not applied, except a node selector on a GPU
+/// product label, which chooses among this machine's GPUs.
+pub const SCHEDULING: &[&str] = &["nodeAffinity", "nodeSelector", "podAffinity", "tolerations"];
+
+/// A step's `securityContext` as compiled: `runAsUser`, `runAsGroup`, `runAsNonRoot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub user: Option<u32>,
+    pub group: Option<u32>,
+    pub non_root: bool,
+}
+
 impl PlatformSpec {
+    /// The scheduling settings of one executor ([`SCHEDULING`]), as written.
+    pub fn scheduling(&self, executor_label: &str) -> serde_json::Map<String, Value> {
+        self.kubernetes_executor(executor_label)
+            .map(|settings| {
+                settings
+                    .iter()
+                    .filter(|(key, _)| SCHEDULING.contains(&key.as_str()))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The Kubernetes settings of one executor, as written.
     pub fn kubernetes_executor(&self, executor_label: &str) -> Option<&IndexMap<String, Value>> {
         self.platforms
@@ -107,12 +134,58 @@ impl PlatformSpec {
             .map(str::to_owned)
     }
 
+    /// `set_security_context`, the ids being int64s that protobuf's JSON writes as strings.
+    pub fn security_context(&self, executor_label: &str) -> Result<Option<RunAs>, String> {
+        let Some(context) = self
+            .kubernetes_executor(executor_label)
+            .and_then(|settings| settings.get("securityContext"))
+        else {
+            return Ok(None);
+        };
+        let id = |key: &str| -> Result<Option<u32>, String> {
+            let Some(value) = context.get(key) else {
+                return Ok(None);
+            };
+            let number = match value {
+                Value::String(text) => text.parse::<u32>().ok(),
+                other => other.as_u64().and_then(|n| u32::try_from(n).ok()),
+            };
+            number.map(Some).ok_or_else(|| {
+                format!("set_security_context: {key} `{value}` is not a user or group id (0 to 4294967295)")
+            })
+        };
+        let non_root = context
+            .get("runAsNonRoot")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(Some(RunAs {
+            user: id("runAsUser")?,
+            group: id("runAsGroup")?,
+            non_root,
+        }))
+    }
+
+    /// `add_node_selector`: the labels a node must have (`nodeSelector.labels`).
+    pub fn node_selector(&self, executor_label: &str) -> IndexMap<String, String> {
+        self.string_map(executor_label, "nodeSelector", "labels")
+    }
+
     /// `add_pod_label` / `add_pod_annotation`: the step's pod metadata, `kind` being
     /// `labels` or `annotations`.
     pub fn pod_metadata(&self, executor_label: &str, kind: &str) -> IndexMap<String, String> {
+        self.string_map(executor_label, "podMetadata", kind)
+    }
+
+    /// The string values of the map at `setting.field` of one executor's settings.
+    fn string_map(
+        &self,
+        executor_label: &str,
+        setting: &str,
+        field: &str,
+    ) -> IndexMap<String, String> {
         self.kubernetes_executor(executor_label)
-            .and_then(|settings| settings.get("podMetadata"))
-            .and_then(|metadata| metadata.get(kind))
+            .and_then(|settings| settings.get(setting))
+            .and_then(|value| value.get(field))
             .and_then(Value::as_object)
             .map(|map| {
                 map.iter()

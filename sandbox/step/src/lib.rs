@@ -13,4 +13,6 @@ mod step;
 pub use chain::error_chain;
 pub use events::TaskState;
 pub use executor::{Executor, ExecutorError, OncePerKey};
-pub use step::{Mount, PodSettings, PullPolicy, Step, StepExit, VolumeMount, VolumeSource};
+pub use step::{
+    Mount, PodSettings, PullPolicy, SecurityContext, Step, StepExit, VolumeMount, VolumeSource,
+};

@@ -80,6 +80,17 @@ pub struct PodSettings {
     /// `add_pod_label` and `add_pod_annotation`: the container's labels here.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// `set_security_context`; none runs the container as the user who runs kfbox.
+    pub security: Option<SecurityContext>,
+}
+
+/// Who the container runs as (a container's `securityContext`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecurityContext {
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+    /// The container must not run as root: it is refused before it starts if it would.
+    pub run_as_non_root: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,5 +130,7 @@ pub struct Mount {
 pub enum StepExit {
     Exited(i32),
     Signaled(i32),
+    /// Killed for going over its memory limit (bytes): a cluster's `OOMKilled`.
+    OutOfMemory(u64),
     Canceled,
 }

@@ -27,6 +27,9 @@ pub const LOG: &str = "kfbox.log";
 /// `add_pod_label` / `add_pod_annotation` of a step, as JSON objects.
 pub const POD_LABELS: &str = "kfbox.pod_labels";
 pub const POD_ANNOTATIONS: &str = "kfbox.pod_annotations";
+/// `add_node_selector`, `add_toleration`, `add_node_affinity`: how the pod would choose a
+/// cluster node, as a JSON object of the settings as compiled.
+pub const SCHEDULING: &str = "kfbox.scheduling";
 /// Where the executor noted the step's process group (see the engine's `Step`).
 pub const PROCESS_FILE: &str = "kfbox.process_file";
 pub const STARTED_AT: &str = "kfbox.started_at";

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kfbox_spec::ir::ComponentSpec;
 use serde_json::{Map, Value};
 
-use kfbox_gpu::Admission;
+use kfbox_gpu::{Admission, ProductSelector};
 use kfbox_step::events::RunEvent;
 use kfbox_step::{ExecutorError, Step, StepExit};
 
@@ -70,27 +70,35 @@ pub(super) async fn run_attempt(
     let lease = match &step.resources.accelerator {
         None => None,
         Some(accelerator) => {
+            // One machine with several kinds of GPU: a node selector on a GPU product label
+            // chooses among them, as it chooses a node on a cluster.
+            let product = component.executor_label.as_deref().and_then(|label| {
+                ProductSelector::from_node_selector(&run.pipeline.platform.node_selector(label))
+            });
             match gpus.admit(
                 accelerator.count,
                 accelerator.wants_nvidia(),
                 &accelerator.describe(),
+                product.as_ref(),
             ) {
                 Admission::Refuse(e) => return Err(AttemptError::Final(e)),
                 Admission::Without(warning) => {
-                    if let Some(warning) = warning {
-                        run.events.send(RunEvent::Warning(format!(
-                            "task `{}` {warning}",
-                            step.task_path
-                        )));
-                    }
+                    warn(run, &step, warning);
                     None
                 }
                 // GPUs first, then a parallelism slot: a step waiting for a GPU must not hold
                 // a slot that a CPU step could use.
-                Admission::Wait(count) => tokio::select! {
-                    lease = gpus.slots.acquire(count) => Some(lease),
-                    _ = run.cancel.cancelled() => return Err(AttemptError::Canceled),
-                },
+                Admission::Wait {
+                    count,
+                    among,
+                    warning,
+                } => {
+                    warn(run, &step, warning);
+                    tokio::select! {
+                        lease = gpus.slots.acquire(count, &among) => Some(lease),
+                        _ = run.cancel.cancelled() => return Err(AttemptError::Canceled),
+                    }
+                }
             }
         }
     };
@@ -144,11 +152,25 @@ pub(super) async fn run_attempt(
         Ok(StepExit::Signaled(signal)) => Err(AttemptError::Retriable(format!(
             "the step was killed by signal {signal}"
         ))),
+        Ok(StepExit::OutOfMemory(limit)) => Err(AttemptError::Retriable(format!(
+            "OOMKilled: the step went over its memory limit of {} MiB and was killed",
+            (limit as f64 / 1_048_576.0 * 10.0).round() / 10.0
+        ))),
         Ok(StepExit::Canceled) => Err(AttemptError::Canceled),
         Err(e @ (ExecutorError::NeedsContainerRuntime { .. } | ExecutorError::Unrunnable(_))) => {
             Err(AttemptError::Final(e.to_string()))
         }
         Err(e) => Err(AttemptError::Retriable(kfbox_step::error_chain(&e))),
+    }
+}
+
+/// A GPU admission's warning, naming the task.
+fn warn(run: &Run, step: &Step, warning: Option<String>) {
+    if let Some(warning) = warning {
+        run.events.send(RunEvent::Warning(format!(
+            "task `{}` {warning}",
+            step.task_path
+        )));
     }
 }
 

@@ -18,7 +18,7 @@ use kfbox_paths::UnsafeName;
 use kfbox_resources::Resources;
 use kfbox_step::events::RunEvent;
 use kfbox_step::Step;
-use kfbox_step::{Mount, PodSettings, PullPolicy};
+use kfbox_step::{Mount, PodSettings, PullPolicy, SecurityContext};
 
 use super::attempt::{backoff_delay, run_attempt, AttemptError};
 use super::context::{ended_record, now, Artifacts, Inputs, Outcome, Run};
@@ -177,6 +177,23 @@ pub(super) async fn run_container(
                     )
                 }
             }
+        }
+        match platform.security_context(label) {
+            Ok(context) => {
+                pod.security = context.map(|run_as| SecurityContext {
+                    run_as_user: run_as.user,
+                    run_as_group: run_as.group,
+                    run_as_non_root: run_as.non_root,
+                })
+            }
+            Err(e) => return not_started(draft, e),
+        }
+        let scheduling = platform.scheduling(label);
+        if !scheduling.is_empty() {
+            draft.set(
+                props::SCHEDULING,
+                Prop::Text(Value::Object(scheduling).to_string()),
+            );
         }
         for (kind, prop, map) in [
             ("labels", props::POD_LABELS, &mut pod.labels),

@@ -132,6 +132,20 @@ pub(crate) async fn execute(
     }
 }
 
+/// Whether a component's container asks for an accelerator (by count or by a parameter).
+fn component_asks_for_gpus(
+    spec: &kfbox_spec::ir::PipelineSpec,
+    component: &kfbox_spec::ir::ComponentSpec,
+) -> bool {
+    component
+        .executor_label
+        .as_deref()
+        .and_then(|label| spec.deployment_spec.executors.get(label))
+        .and_then(|executor| executor.container.as_ref())
+        .and_then(|container| container.resources.as_ref())
+        .is_some_and(|resources| resources.get("accelerator").is_some())
+}
+
 /// Kubernetes-only settings never fail silently: one warning per setting and task.
 fn warn_about_platform_settings(run: &Run) {
     let spec = &run.pipeline.spec;
@@ -147,16 +161,30 @@ fn warn_about_platform_settings(run: &Run) {
             };
             let task_name = &task.task_info.name;
             let mut warnings = Vec::new();
-            for setting in run
-                .pipeline
-                .platform
+            let platform = &run.pipeline.platform;
+            for setting in platform
                 .kubernetes_settings(label)
                 .into_iter()
                 .filter(|s| !kfbox_spec::platform::APPLIED.contains(&s.as_str()))
             {
-                warnings.push(format!(
-                    "task `{task_name}`: Kubernetes setting `{setting}` is not applied when running locally"
-                ));
+                if setting == "nodeSelector" {
+                    let asks_for_gpus = component_asks_for_gpus(spec, component);
+                    for (key, value) in platform.node_selector(label) {
+                        if !(asks_for_gpus && kfbox_gpu::PRODUCT_LABELS.contains(&key.as_str())) {
+                            warnings.push(format!(
+                                "task `{task_name}`: node selector `{key}={value}` chooses a cluster node; on one machine it is recorded, not applied"
+                            ));
+                        }
+                    }
+                } else if kfbox_spec::platform::SCHEDULING.contains(&setting.as_str()) {
+                    warnings.push(format!(
+                        "task `{task_name}`: Kubernetes setting `{setting}` chooses a cluster node; on one machine it is recorded, not applied"
+                    ));
+                } else {
+                    warnings.push(format!(
+                        "task `{task_name}`: Kubernetes setting `{setting}` is not applied when running locally"
+                    ));
+                }
             }
             for warning in warnings {
                 if seen.insert(warning.clone()) {

@@ -288,7 +288,7 @@ impl Harness {
             runs_dir: home.path().join("runs"),
             step_slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             reuse_cache: true,
-            gpus: GpuPlan::new(0, false, GpuPolicy::Prefer),
+            gpus: GpuPlan::new(Vec::new(), false, GpuPolicy::Prefer),
             namespace: kfbox_namespace::Namespace::new(home.path()),
         };
         Self {
