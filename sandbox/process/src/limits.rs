@@ -17,6 +17,10 @@ use nix::unistd::{sysconf, Pid, SysconfVar};
 /// How often the group is measured.
 const TICK: Duration = Duration::from_millis(50);
 
+/// How many ticks pass between searches of `/proc` for the group's members (each tick reads
+/// only the members known, so that a watch costs little on a machine of many processes).
+const SEARCH_EVERY: u32 = 5;
+
 /// CPU time a step may bank while idle: one period of its quota, as with the kernel's
 /// 100 ms CFS period.
 const PERIOD: Duration = Duration::from_millis(100);
@@ -49,17 +53,23 @@ pub(crate) async fn enforce(group: Pid, limits: Limits) -> Result<u64, String> {
         stopped: false,
     };
     let mut seen: HashMap<i32, u64> = HashMap::new();
+    let mut members: Vec<i32> = Vec::new();
+    let mut tick: u32 = 0;
     let mut budget = limits.cpus.map(|cpus| cpus * PERIOD.as_secs_f64());
     let mut last = Instant::now();
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let usage = measure(group, &clock, &mut seen)?;
+        if tick.is_multiple_of(SEARCH_EVERY) {
+            members = find_members(group)?;
+        }
+        tick = tick.wrapping_add(1);
+        let usage = measure(group, &mut members, &clock, &mut seen);
         if let Some(limit) = limits.memory_bytes {
             // Resident sets count pages that forked processes share once per process; the
             // proportional set size counts them as a cgroup does, and is read only when needed.
-            if usage.resident_bytes > limit && proportional_bytes(group) > limit {
+            if usage.resident_bytes > limit && proportional_bytes(&members) > limit {
                 let _ = killpg(group, Signal::SIGKILL);
                 throttle.resume();
                 return Ok(limit);
@@ -131,34 +141,38 @@ struct Usage {
     cpu_seconds: f64,
 }
 
-/// The group's resident memory now, and its CPU time since the last call (`seen` holds each
-/// member's CPU ticks as last read; a process that left between two reads loses at most one
-/// tick's use).
-fn measure(group: Pid, clock: &Clock, seen: &mut HashMap<i32, u64>) -> Result<Usage, String> {
+/// The resident memory of the group's `members` now, and their CPU time since the last call
+/// (`seen` holds each member's CPU ticks as last read; a process that left between two reads
+/// loses at most one tick's use). Members that ended, or left the group, are dropped.
+fn measure(
+    group: Pid,
+    members: &mut Vec<i32>,
+    clock: &Clock,
+    seen: &mut HashMap<i32, u64>,
+) -> Usage {
     let mut usage = Usage {
         resident_bytes: 0,
         cpu_seconds: 0.0,
     };
     let mut now: HashMap<i32, u64> = HashMap::new();
-    for pid in members(group)? {
-        let Some(stat) = read_stat(pid) else {
-            continue;
+    members.retain(|pid| {
+        let Some(stat) = read_stat(*pid).filter(|stat| stat.group == group.as_raw()) else {
+            return false;
         };
         usage.resident_bytes += stat.resident_pages * clock.page_bytes;
-        let before = seen.get(&pid).copied().unwrap_or(0);
+        let before = seen.get(pid).copied().unwrap_or(0);
         usage.cpu_seconds += stat.cpu_ticks.saturating_sub(before) as f64 / clock.ticks_per_second;
-        now.insert(pid, stat.cpu_ticks);
-    }
+        now.insert(*pid, stat.cpu_ticks);
+        true
+    });
     *seen = now;
-    Ok(usage)
+    usage
 }
 
 /// The proportional set size of the group (`Pss` of each member's `smaps_rollup`).
-fn proportional_bytes(group: Pid) -> u64 {
-    let Ok(pids) = members(group) else {
-        return 0;
-    };
-    pids.into_iter()
+fn proportional_bytes(members: &[i32]) -> u64 {
+    members
+        .iter()
         .filter_map(|pid| fs_err::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
         .filter_map(|rollup| {
             let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
@@ -168,8 +182,8 @@ fn proportional_bytes(group: Pid) -> u64 {
         .sum()
 }
 
-/// The processes of the group (their group id is the leader's pid).
-fn members(group: Pid) -> Result<Vec<i32>, String> {
+/// The processes of the group (their group id is the leader's pid), from all of `/proc`.
+fn find_members(group: Pid) -> Result<Vec<i32>, String> {
     let entries = fs_err::read_dir("/proc").map_err(|e| e.to_string())?;
     Ok(entries
         .filter_map(Result::ok)
