@@ -638,10 +638,26 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
 /// `set_security_context`: a container runs as the uid and gid it names, a step running as a
 /// second uid reads what the first wrote and writes its own output, and `run_as_non_root`
 /// without a user is refused before the container starts where kfbox runs as root (where it
-/// does not, the step runs as the invoking user).
+/// does not, the step runs as the invoking user). Images keep /root closed to other users: a
+/// home there is refused, saying so (the shared home of CI, which runs as root, is there).
 #[test]
 fn containers_run_as_the_security_contexts_user() {
-    let run = run_json(&compile("security_context"), &[], &["--executor", "docker"]);
+    let pipeline = compile("security_context");
+    let home = tempfile::Builder::new()
+        .prefix("kfbox-security-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let output = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--executor",
+        "docker",
+    ])
+    .env("KFBOX_HOME", home.path())
+    .output()
+    .unwrap();
+    let run = parse_run(output);
     assert_eq!(
         run.task("whoami")["outputs"]["parameters"]["who"],
         "1234:2345\n",
@@ -665,4 +681,12 @@ fn containers_run_as_the_security_contexts_user() {
         assert_eq!(third["state"], "SUCCEEDED");
     }
     assert!(!run.stderr.contains("securityContext"), "{}", run.stderr);
+    if crate::common::shared_home().starts_with("/root") {
+        let refused = run_json(&pipeline, &[], &["--executor", "docker"]);
+        let error = refused.error_of("whoami");
+        assert!(
+            error.contains("under /root") && error.contains("KFBOX_HOME"),
+            "{error}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::DockerError;
 use crate::labels;
-use crate::user::{open_mounts, ContainerUser};
+use crate::user::{open_mounts, reachable_by_strangers, ContainerUser};
 
 /// Seconds a cancelled container gets between SIGTERM and SIGKILL (as the process executor).
 const GRACE_SECONDS: i32 = 5;
@@ -138,6 +138,7 @@ impl Executor for DockerExecutor {
         }
         let user = ContainerUser::resolve(self.who.uid, self.who.gid, step.pod.security)?;
         if user.is_stranger_to(self.who.uid) {
+            reachable_by_strangers(step)?;
             open_mounts(step).map_err(|e| {
                 ExecutorError::Environment(format!(
                     "cannot open the step's files to the container's user {}: {e}",

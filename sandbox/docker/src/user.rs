@@ -63,6 +63,18 @@ impl ContainerUser {
     }
 }
 
+/// Images keep `/root` closed to every user but root, and the step's files are bound at their
+/// host paths: under `/root`, a container running as another user cannot reach them.
+pub(crate) fn reachable_by_strangers(step: &Step) -> Result<(), ExecutorError> {
+    match step.mounts.iter().find(|m| m.path.starts_with("/root")) {
+        Some(mount) => Err(ExecutorError::Unrunnable(format!(
+            "set_security_context: the container runs as another user than kfbox's, and the step's files are under /root ({}), which images keep closed to all but root\nhint: set KFBOX_HOME to a directory outside /root (e.g. /var/lib/kfbox)",
+            mount.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Open the step's files (its mounts) to every user, as a pod's volumes are open to the uid it
 /// runs as: readable where the step reads, writable where it writes. The directories above them
 /// stay owner-only, so no other user of this machine can reach them; the container reaches
