@@ -119,11 +119,11 @@ fn a_steps_package_install_is_its_phase_in_the_graph_and_its_log() {
     );
     let log = seen["log"].as_str().unwrap();
     assert!(
-        log.contains("kfbox: Python environment with six==1.17.0: ready"),
+        log.contains("[kfbox] Python environment with six==1.17.0: ready"),
         "{log}"
     );
     assert!(
-        log.contains("kfbox: Python environment with the kfp SDK: creating"),
+        log.contains("[kfbox] Python environment with the kfp SDK: creating"),
         "{log}"
     );
 }

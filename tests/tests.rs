@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod cluster;
 mod conformance;
+mod debugging;
 mod docker;
 mod gpu;
 mod install;

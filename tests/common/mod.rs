@@ -190,19 +190,27 @@ pub fn compiled_dir() -> PathBuf {
 
 /// Compile `tests/pipelines/<module>.py` with the real SDK; returns the YAML path.
 pub fn compile(module: &str) -> PathBuf {
+    let source = repo_root()
+        .join("tests/pipelines")
+        .join(format!("{module}.py"));
+    compile_file(&source, "pipeline")
+}
+
+/// Compile the pipeline named `attribute` in the Python file `source` with the real SDK;
+/// returns the YAML path.
+pub fn compile_file(source: &Path, attribute: &str) -> PathBuf {
     let out_dir = compiled_dir();
     fs_err::create_dir_all(&out_dir).expect("compiled dir");
     // Tests compile concurrently: each call writes its own file.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = out_dir.join(format!("{module}-{}-{call}.yaml", std::process::id()));
-    let source = repo_root()
-        .join("tests/pipelines")
-        .join(format!("{module}.py"));
+    let stem = source.file_stem().unwrap_or_default().to_string_lossy();
+    let out = out_dir.join(format!("{stem}-{}-{call}.yaml", std::process::id()));
     let output = Command::new(sdk_python())
         .arg(repo_root().join("tests/pipelines/compile.py"))
-        .arg(&source)
+        .arg(source)
         .arg(&out)
+        .arg(attribute)
         .output()
         .expect("python starts");
     assert!(

@@ -200,6 +200,13 @@ def test_runs_and_details():
         expect(panel).to_contain_text("threshold")
         panel.get_by_role("tab", name="Logs").click()
         expect(panel.locator(".log-text")).to_contain_text("UI-LOG-MARKER")
+        # The SDK executor's lines are left out until asked for.
+        expect(panel.locator(".log-text")).not_to_contain_text("Got executor_input")
+        panel.get_by_label("Show executor lines").check()
+        expect(panel.locator(".log-text")).to_contain_text("Got executor_input")
+        expect(panel.locator(".log-text")).to_contain_text("UI-LOG-MARKER")
+        panel.get_by_label("Show executor lines").uncheck()
+        expect(panel.locator(".log-text")).not_to_contain_text("[KFP Executor")
         panel.get_by_label("Search the log").fill("marker")
         expect(panel).to_contain_text("1 matching line")
         expect(panel.locator(".log-text mark")).to_have_count(1)

@@ -225,8 +225,11 @@ export const routes = {
   run: (id: string) => `/apis/v2beta1/runs/${encodeURIComponent(id)}`,
   runGraph: (id: string) => `/apis/v1alpha1/runs/${encodeURIComponent(id)}/graph`,
   runArtifacts: (id: string) => `/apis/v1alpha1/runs/${encodeURIComponent(id)}/artifacts`,
-  log: (run: string, node: string, follow: boolean) =>
-    `/apis/v1alpha1/runs/${encodeURIComponent(run)}/nodes/${encodeURIComponent(node)}/log${follow ? "?follow=true" : ""}`,
+  /** A task's log; `componentOnly` leaves out the SDK executor's and kfbox's diagnostic lines. */
+  log: (run: string, node: string, follow: boolean, componentOnly = false) => {
+    const query = [follow ? "follow=true" : "", componentOnly ? "component_only=true" : ""].filter(Boolean).join("&");
+    return `/apis/v1alpha1/runs/${encodeURIComponent(run)}/nodes/${encodeURIComponent(node)}/log${query ? `?${query}` : ""}`;
+  },
   experiments: "/apis/v2beta1/experiments",
   experiment: (id: string) => `/apis/v2beta1/experiments/${encodeURIComponent(id)}`,
   pipelines: "/apis/v2beta1/pipelines",

@@ -1,7 +1,7 @@
 //! Which executor runs each step: the `--executor` choice, then `kfbox.toml`'s image rules,
 //! then `auto`; `wasm:` images always go to the WebAssembly runtime.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use kfbox_cli::ExecutorKind;
 use kfbox_docker::DockerExecutor;
 use kfbox_process::ProcessExecutor;
-use kfbox_python::LightweightStep;
+use kfbox_python::{FunctionSource, LightweightStep};
 use kfbox_spec::ir::PipelineSpec;
 use kfbox_step::events::{EventSink, RunEvent};
 use kfbox_step::{Executor, ExecutorError, Step, StepExit};
@@ -52,6 +52,9 @@ pub struct StepRouter {
     wasi: Option<WasiExecutor>,
     /// Tasks already warned about (one warning per task, not per attempt).
     warned: Mutex<HashSet<String>>,
+    /// Where the run's lightweight components are defined, by function name, when it came
+    /// from a Python file: their failures then name the user's file and line.
+    functions: BTreeMap<String, FunctionSource>,
 }
 
 impl StepRouter {
@@ -108,7 +111,30 @@ impl StepRouter {
             docker,
             wasi,
             warned: Mutex::new(HashSet::new()),
+            functions: BTreeMap::new(),
         })
+    }
+
+    /// Tell steps where their components' functions are defined (a run of a Python file).
+    pub fn with_functions(mut self, functions: BTreeMap<String, FunctionSource>) -> Self {
+        self.functions = functions;
+        self
+    }
+
+    /// The step with `KFBOX_COMPONENT_SOURCE` set, when its function's definition is known.
+    fn with_component_source(&self, step: &Step) -> Option<Step> {
+        let argv = step.argv();
+        let function = argv
+            .iter()
+            .position(|a| a == "--function_to_execute")
+            .and_then(|at| argv.get(at + 1))?;
+        let source = self.functions.get(function)?;
+        let mut step = step.clone();
+        step.env.push((
+            "KFBOX_COMPONENT_SOURCE".to_owned(),
+            serde_json::to_string(source).expect("paths serialize"),
+        ));
+        Some(step)
     }
 
     /// A host process runs as the user who runs kfbox: a security context that names another
@@ -163,7 +189,10 @@ impl Executor for StepRouter {
         match route(self.chosen, &self.config, &step.image, lightweight) {
             Route::Process => {
                 self.warn_about_identity(step, events);
-                self.process.run(step, events, cancel).await
+                match self.with_component_source(step) {
+                    Some(step) => self.process.run(&step, events, cancel).await,
+                    None => self.process.run(step, events, cancel).await,
+                }
             }
             Route::Wasi => match &self.wasi {
                 Some(wasi) => wasi.run(step, events, cancel).await,

@@ -9,6 +9,7 @@ mod home;
 mod human;
 mod instance;
 pub mod json;
+mod pipeline_file;
 mod printer;
 mod reporter;
 mod settings;

@@ -345,6 +345,10 @@ pub struct LogsArgs {
     /// Keep printing as the run writes, until it ends.
     #[arg(long, short)]
     pub follow: bool,
+    /// Every line of the log: also the SDK executor's lines (`[KFP Executor ...]`, its
+    /// ExecutorInput dump) and kfbox's notes (`[kfbox] ...`), which are left out by default.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -515,8 +519,17 @@ pub enum CheckFor {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The pipeline file written by `kfp.compiler.Compiler().compile(...)`.
+    /// The pipeline: the YAML `kfp.compiler.Compiler().compile(...)` wrote, or the Python file
+    /// that defines it (`.py`: compiled first with kfbox's managed kfp SDK).
     pub pipeline: PathBuf,
+    /// Of a Python file that defines several pipelines, the one to run (its function's name or
+    /// its pipeline name).
+    #[arg(long = "pipeline", value_name = "NAME")]
+    pub pipeline_name: Option<String>,
+    /// Run one component of a Python file alone, as a pipeline of one task (`--param` gives
+    /// its inputs).
+    #[arg(long, value_name = "NAME", conflicts_with = "pipeline_name")]
+    pub component: Option<String>,
     /// A pipeline parameter, NAME=VALUE; lists and structs as JSON. Repeatable.
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
     pub params: Vec<String>,
@@ -549,8 +562,9 @@ pub struct RunArgs {
     /// kfbox.toml, else prefer].
     #[arg(long, value_enum, value_name = "POLICY", conflicts_with = "target")]
     pub gpu: Option<GpuChoice>,
-    /// After the run, watch the pipeline file and run it again whenever it changes (caching
-    /// reuses the steps that did not change); Ctrl-C stops.
+    /// After the run, watch the pipeline file (and, for a Python file, the local modules it
+    /// imports) and run it again whenever one changes (caching reuses the steps that did not
+    /// change); Ctrl-C stops.
     #[arg(long, short)]
     pub watch: bool,
     /// Send the run to a Kubeflow Pipelines endpoint instead of running it here:

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
@@ -11,6 +12,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::failure::{Failure, StderrTail};
 use kfbox_step::mask::mask_line;
 use kfbox_step::process::ProcessIdentity;
 use kfbox_step::{Executor, ExecutorError, OncePerKey, PullPolicy, Step, StepExit, VolumeSource};
@@ -205,7 +207,14 @@ impl DockerExecutor {
             }
         };
         // The log stream ends with the container.
-        let _ = tokio::time::timeout(Duration::from_secs(5), logs).await;
+        let tail = tokio::time::timeout(Duration::from_secs(5), logs).await;
+        if let (StepExit::Exited(code), Ok(Ok(tail))) = (exit, tail) {
+            if code != 0 {
+                if let Err(e) = Failure::write_tail_unless_described(&step.failure_file(), &tail) {
+                    tracing::warn!("cannot note the step's last stderr lines: {e}");
+                }
+            }
+        }
         let oom_killed = match self.docker.inspect_container(id, None).await {
             Ok(inspected) => inspected.state.and_then(|s| s.oom_killed) == Some(true),
             Err(_) => false,
@@ -308,6 +317,8 @@ fn container_body(who: &Who, user: &ContainerUser, step: &Step) -> ContainerCrea
     }
 }
 
+/// Copy the container's output to the step's log and to live events, line by line; returns
+/// the last lines it wrote to stderr.
 async fn stream_logs(
     docker: Docker,
     id: String,
@@ -315,14 +326,15 @@ async fn stream_logs(
     task_path: String,
     masked: Vec<String>,
     events: EventSink,
-) {
+) -> StderrTail {
+    let mut tail = StderrTail::default();
     let Ok(mut log) = fs_err::tokio::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .await
     else {
-        return;
+        return tail;
     };
     let options = LogsOptionsBuilder::new()
         .follow(true)
@@ -330,10 +342,14 @@ async fn stream_logs(
         .stderr(true)
         .build();
     let mut stream = docker.logs(&id, Some(options));
-    let mut pending = Vec::new();
-    let flush_line = |line: &[u8], log: &mut Vec<u8>| {
+    // Unfinished lines, one per stream: frames of stdout and stderr interleave.
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut flush_line = |line: &[u8], log: &mut Vec<u8>, stderr: bool| {
         let text = String::from_utf8_lossy(line);
         let text = mask_line(text.trim_end_matches('\r'), &masked).into_owned();
+        if stderr {
+            tail.push(&text);
+        }
         log.extend_from_slice(text.as_bytes());
         log.push(b'\n');
         events.send(RunEvent::Log {
@@ -342,20 +358,25 @@ async fn stream_logs(
         });
     };
     while let Some(Ok(chunk)) = stream.next().await {
-        pending.extend_from_slice(&chunk.into_bytes());
+        let stderr = matches!(chunk, LogOutput::StdErr { .. });
+        let buffer = &mut pending[usize::from(stderr)];
+        buffer.extend_from_slice(&chunk.into_bytes());
         let mut out = Vec::new();
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            flush_line(&line[..line.len() - 1], &mut out);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            flush_line(&line[..line.len() - 1], &mut out, stderr);
         }
         let _ = log.write_all(&out).await;
     }
-    if !pending.is_empty() {
-        let mut out = Vec::new();
-        flush_line(&pending, &mut out);
-        let _ = log.write_all(&out).await;
+    for (index, rest) in pending.iter().enumerate() {
+        if !rest.is_empty() {
+            let mut out = Vec::new();
+            flush_line(rest, &mut out, index == 1);
+            let _ = log.write_all(&out).await;
+        }
     }
     let _ = log.flush().await;
+    tail
 }
 
 async fn append_log(path: &Path, line: &str) {

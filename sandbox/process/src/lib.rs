@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements, Update};
 use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::failure::{Failure, StderrTail, FAILURE_FILE_ENV};
 use kfbox_step::mask::mask_line;
 use kfbox_step::{Executor, ExecutorError, OncePerKey, Step, StepExit};
 use nix::sys::signal::{killpg, Signal};
@@ -23,6 +24,8 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+const COMPONENT_RUNNER: &str = include_str!("../../../embedded/python/run_component.py");
 
 /// How long a cancelled step gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
@@ -34,6 +37,8 @@ pub struct ProcessExecutor {
     prelude_noted: std::sync::atomic::AtomicBool,
     /// Whether steps can have volumes here: checked once, when the first one asks.
     mount_namespaces: tokio::sync::OnceCell<Result<PathBuf, String>>,
+    /// kfbox's runner of the SDK's executor, written once (see `embedded/python`).
+    component_runner: tokio::sync::OnceCell<Result<PathBuf, String>>,
 }
 
 impl ProcessExecutor {
@@ -43,6 +48,44 @@ impl ProcessExecutor {
             ready: OncePerKey::default(),
             prelude_noted: std::sync::atomic::AtomicBool::new(false),
             mount_namespaces: tokio::sync::OnceCell::new(),
+            component_runner: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The lightweight command with kfbox's runner in place of `python3 -m
+    /// kfp.dsl.executor_main` (same executor, readable log, failures in words), and the
+    /// runner's path; the command unchanged where the SDK wrote it differently.
+    async fn with_component_runner(&self, argv: Vec<String>) -> (Vec<String>, Option<PathBuf>) {
+        const SDK_EXECUTOR: &str = "python3 -m kfp.dsl.executor_main";
+        let Some(at) = argv.iter().position(|a| a.contains(SDK_EXECUTOR)) else {
+            return (argv, None);
+        };
+        let root = self.envs.root().to_owned();
+        let runner = self
+            .component_runner
+            .get_or_init(|| async move {
+                let path = root.join("kfbox-run-component.py");
+                let written = tokio::task::spawn_blocking(move || {
+                    write_if_changed(&path, COMPONENT_RUNNER).map(|()| path)
+                })
+                .await;
+                match written {
+                    Ok(Ok(path)) => Ok(path),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await;
+        match runner {
+            Ok(path) => {
+                let mut argv = argv;
+                argv[at] = argv[at].replace(SDK_EXECUTOR, "python3 \"$KFBOX_COMPONENT_RUNNER\"");
+                (argv, Some(path.clone()))
+            }
+            Err(why) => {
+                tracing::debug!("kfbox's component runner is not used: {why}");
+                (argv, None)
+            }
         }
     }
 
@@ -145,7 +188,7 @@ impl ProcessExecutor {
                             // Milestones go to the step's log; counts only to live views.
                             if fraction.is_none() {
                                 if let Some(file) = log.lock().expect("log lock").as_mut() {
-                                    let _ = writeln!(file, "kfbox: {message}");
+                                    let _ = writeln!(file, "[kfbox] {message}");
                                 }
                             }
                             let phase = match update {
@@ -211,7 +254,8 @@ impl Executor for ProcessExecutor {
                 let env = self
                     .env_for(step, &lightweight.requirements, events)
                     .await?;
-                (lightweight.argv, Some(env))
+                let (argv, runner) = self.with_component_runner(lightweight.argv).await;
+                (argv, Some((env, runner)))
             }
             None => {
                 let program = argv.first().cloned().unwrap_or_default();
@@ -227,7 +271,10 @@ impl Executor for ProcessExecutor {
                 )));
                 // Python images get the managed SDK so that `python3 -m kfp...` works as in them.
                 let env = if program.starts_with("python") {
-                    Some(self.env_for(step, &Requirements::default(), events).await?)
+                    Some((
+                        self.env_for(step, &Requirements::default(), events).await?,
+                        None,
+                    ))
                 } else {
                     None
                 };
@@ -262,10 +309,21 @@ impl Executor for ProcessExecutor {
     }
 }
 
+/// Write `text` to `path` unless it holds that already; through a temporary file, so that a
+/// kfbox starting a step meanwhile reads the old text or the new, never half of it.
+fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
+    if fs_err::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+    fs_err::write(&temporary, text)?;
+    fs_err::rename(&temporary, path)
+}
+
 async fn run_process(
     step: &Step,
     argv: &[String],
-    env: Option<&Env>,
+    env: Option<&(Env, Option<PathBuf>)>,
     events: &EventSink,
     cancel: &CancellationToken,
 ) -> Result<StepExit, ExecutorError> {
@@ -285,9 +343,13 @@ async fn run_process(
         let visible: Vec<String> = gpus.iter().map(u32::to_string).collect();
         command.env("CUDA_VISIBLE_DEVICES", visible.join(","));
     }
-    if let Some(env) = env {
+    command.env(FAILURE_FILE_ENV, step.failure_file());
+    if let Some((env, runner)) = env {
         command.env("PATH", path_with(&env.bin_dir));
         command.env("VIRTUAL_ENV", &env.dir);
+        if let Some(runner) = runner {
+            command.env("KFBOX_COMPONENT_RUNNER", runner);
+        }
     }
     let mut child = command.spawn().map_err(|source| ExecutorError::Spawn {
         program: program.clone(),
@@ -313,12 +375,14 @@ async fn run_process(
         })?;
     let log = Arc::new(tokio::sync::Mutex::new(log));
     let masked = Arc::new(step.masked.clone());
+    let tail = Arc::new(std::sync::Mutex::new(StderrTail::default()));
     let stdout = pump(
         child.stdout.take().expect("piped"),
         log.clone(),
         events.clone(),
         step.task_path.clone(),
         masked.clone(),
+        None,
     );
     let stderr = pump(
         child.stderr.take().expect("piped"),
@@ -326,6 +390,7 @@ async fn run_process(
         events.clone(),
         step.task_path.clone(),
         masked,
+        Some(tail.clone()),
     );
     // `set_memory_limit` and `set_cpu_limit`: the watch ends only when it killed the group.
     let watch = async {
@@ -382,6 +447,12 @@ async fn run_process(
     })
     .await;
     log.lock().await.flush().await.ok();
+    if matches!(exit, StepExit::Exited(code) if code != 0) {
+        let tail = tail.lock().expect("stderr tail lock");
+        if let Err(e) = Failure::write_tail_unless_described(&step.failure_file(), &tail) {
+            tracing::warn!("cannot note the step's last stderr lines: {e}");
+        }
+    }
     Ok(exit)
 }
 
@@ -415,11 +486,15 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
     events: EventSink,
     path: String,
     masked: Arc<Vec<String>>,
+    tail: Option<Arc<std::sync::Mutex<StderrTail>>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let line = mask_line(&line, &masked).into_owned();
+            if let Some(tail) = &tail {
+                tail.lock().expect("stderr tail lock").push(&line);
+            }
             {
                 let mut file = log.lock().await;
                 let _ = file.write_all(line.as_bytes()).await;

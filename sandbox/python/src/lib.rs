@@ -12,6 +12,7 @@
 //! (`<root>/uv-cache`) is what makes an environment built once rebuildable offline; wheelhouses
 //! from `kfbox env bundle` set up a machine that never had a network.
 
+mod compile;
 mod envs;
 mod error;
 mod installer;
@@ -20,6 +21,7 @@ mod lightweight;
 mod progress;
 mod uv;
 
+pub use compile::{compile_file, Choice, CompileError, CompiledFile, FunctionSource};
 pub use envs::{find_program, Env, EnvInfo, PythonEnvs, SDK_REQUIREMENT, SEED_PACKAGES};
 pub use error::PythonError;
 pub use installer::UV_VERSION;

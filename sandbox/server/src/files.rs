@@ -13,6 +13,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use kfbox_step::diagnostics::ComponentLines;
 use kfbox_store::{props, ExecutionRow};
 use serde::Deserialize;
 
@@ -147,6 +148,8 @@ pub(crate) async fn artifact_bytes(
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct LogParams {
     follow: Option<bool>,
+    /// Only the component's own lines, without the SDK's and kfbox's diagnostics.
+    component_only: Option<bool>,
 }
 
 /// A task's log as text; with `follow=true`, streamed until the task ends.
@@ -186,6 +189,7 @@ pub(crate) async fn read_log(
         offset: 0,
         follow,
         done: false,
+        component_lines: (params.component_only == Some(true)).then(ComponentLines::default),
     };
     let stream = futures_util::stream::unfold(state, |mut tail| async move {
         tail.next().await.map(|chunk| (chunk, tail))
@@ -211,12 +215,35 @@ struct LogTail {
     offset: u64,
     follow: bool,
     done: bool,
+    /// The filter when only the component's lines are asked for.
+    component_lines: Option<ComponentLines>,
 }
 
 impl LogTail {
     /// The next chunk of the log; `None` at its end (when following, once the task ended and
     /// everything it wrote was sent).
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        loop {
+            let chunk = self.next_unfiltered().await;
+            let Some(filter) = &mut self.component_lines else {
+                return chunk;
+            };
+            let kept = match chunk {
+                None => {
+                    let last = filter.finish();
+                    return (!last.is_empty()).then(|| Ok(Bytes::from(last)));
+                }
+                Some(Err(e)) => return Some(Err(e)),
+                Some(Ok(bytes)) => filter.feed(&bytes),
+            };
+            if !kept.is_empty() {
+                return Some(Ok(Bytes::from(kept)));
+            }
+        }
+    }
+
+    /// The next chunk as it is in the file.
+    async fn next_unfiltered(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         loop {
             if self.done {
                 return None;

@@ -4,8 +4,10 @@
 //! the store.
 
 mod chain;
+pub mod diagnostics;
 pub mod events;
 mod executor;
+pub mod failure;
 pub mod mask;
 pub mod process;
 mod step;

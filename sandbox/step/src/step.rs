@@ -113,6 +113,11 @@ impl PullPolicy {
 }
 
 impl Step {
+    /// Where the step's runtime or its executor describes a failure (see [`crate::failure`]).
+    pub fn failure_file(&self) -> PathBuf {
+        self.work_dir.join("kfbox-failure.json")
+    }
+
     /// `command` followed by `args`: what a process runs.
     pub fn argv(&self) -> Vec<String> {
         self.command.iter().chain(&self.args).cloned().collect()

@@ -11,6 +11,8 @@ export function Logs(props: { runId: string; node: string; running: boolean }) {
   const [error, setError] = useState<string>();
   const [streaming, setStreaming] = useState(false);
   const [query, setQuery] = useState("");
+  // The component's own lines by default; the SDK executor's and kfbox's on request.
+  const [everything, setEverything] = useState(false);
   const box = useRef<HTMLPreElement>(null);
   const atBottom = useRef(true);
 
@@ -21,7 +23,9 @@ export function Logs(props: { runId: string; node: string; running: boolean }) {
     (async () => {
       try {
         setStreaming(props.running);
-        const response = await request(routes.log(props.runId, props.node, props.running), { signal: abort.signal });
+        const response = await request(routes.log(props.runId, props.node, props.running, !everything), {
+          signal: abort.signal,
+        });
         const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
           const { value, done } = await reader.read();
@@ -39,7 +43,7 @@ export function Logs(props: { runId: string; node: string; running: boolean }) {
     })();
     return () => abort.abort();
     // A task that has just ended is read again, whole.
-  }, [props.runId, props.node, props.running]);
+  }, [props.runId, props.node, props.running, everything]);
 
   useEffect(() => {
     const el = box.current;
@@ -68,6 +72,10 @@ export function Logs(props: { runId: string; node: string; running: boolean }) {
             {matches.length} matching line{matches.length === 1 ? "" : "s"}
           </span>
         ) : null}
+        <label class="log-everything" title="The SDK executor's lines ([KFP Executor], its ExecutorInput dump) and kfbox's notes">
+          <input type="checkbox" checked={everything} onChange={(e) => setEverything((e.target as HTMLInputElement).checked)} />
+          Show executor lines
+        </label>
         {streaming ? (
           <span class="streaming" role="status">
             ● streaming

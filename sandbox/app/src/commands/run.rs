@@ -10,13 +10,14 @@ use kfbox_engine::{
     Runtime,
 };
 use kfbox_process::ProcessExecutor;
-use kfbox_spec::load_pipeline;
+use kfbox_python::Choice;
 use kfbox_step::events::EventSink;
 use tokio_util::sync::CancellationToken;
 
 use super::remote_run::{run_on_target, RemoteRunRequest};
 use crate::executors::StepRouter;
 use crate::exit::{ExitStatus, UsageError};
+use crate::pipeline_file::{self, PipelineFile};
 use crate::printer::Printer;
 use crate::reporter::Reporter;
 use crate::settings::{parallelism, plan_gpus, GlobalSettings};
@@ -78,7 +79,12 @@ async fn run_once(
     args: &RunArgs,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitStatus> {
-    let pipeline = load_pipeline(&args.pipeline)?;
+    let choice = match (&args.pipeline_name, &args.component) {
+        (_, Some(component)) => Choice::Component(component.clone()),
+        (name, None) => Choice::Pipeline(name.clone()),
+    };
+    let PipelineFile { pipeline, compiled } =
+        pipeline_file::load(settings, printer, &args.pipeline, choice).await?;
     let assignments = parse_assignments("--param", &args.params)?;
     let given: Vec<(String, GivenValue)> = assignments
         .into_iter()
@@ -129,7 +135,8 @@ async fn run_once(
         pipeline_dir,
         printer,
     )
-    .await?;
+    .await?
+    .with_functions(compiled.map(|c| c.functions).unwrap_or_default());
     let runtime = Runtime {
         store: Arc::new(settings.open_store(printer)?),
         runs_dir: settings.home.runs_dir(),

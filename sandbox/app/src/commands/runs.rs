@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kfbox_cli::{LogsArgs, RunArg, RunsCommand, RunsListArgs};
 use kfbox_engine::recorded::recorded_summary;
+use kfbox_step::diagnostics::ComponentLines;
 use kfbox_store::{props, DeletedRun, RunFilter, RunRow, RunSelector, Store};
 
 use crate::exit::ExitStatus;
@@ -139,6 +140,9 @@ pub async fn logs(
     let store = settings.open_store_for_reading(printer)?;
     let run = store.find_run(&RunSelector(args.run.clone()))?;
     let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
+    // Unless every line is asked for, the component's own lines only (see
+    // `kfbox_step::diagnostics`).
+    let mut filters: BTreeMap<PathBuf, ComponentLines> = BTreeMap::new();
     loop {
         // A run whose process died would otherwise be followed forever (a store that cannot
         // be written leaves that to a later command).
@@ -159,15 +163,24 @@ pub async fn logs(
             }
         }
         let several = logs.len() > 1;
+        let last = !args.follow || ended;
         for (path, file) in &logs {
             let offset = offsets.entry(file.clone()).or_insert(0);
-            let Some(text) = read_from(&settings.home.runs_dir(), file, offset)? else {
+            let mut bytes = read_from(&settings.home.runs_dir(), file, offset)?.unwrap_or_default();
+            if !args.all {
+                let filter = filters.entry(file.clone()).or_default();
+                bytes = filter.feed(&bytes);
+                if last {
+                    bytes.extend(filter.finish());
+                }
+            }
+            if bytes.is_empty() {
                 continue;
-            };
+            }
             if several {
                 printer.data(&format!("==> {path} <=="));
             }
-            printer.data(text.trim_end_matches('\n'));
+            printer.data(String::from_utf8_lossy(&bytes).trim_end_matches('\n'));
         }
         if !args.follow || ended {
             return Ok(ExitStatus::Success);
@@ -199,7 +212,7 @@ fn task_logs(
 
 /// What a log gained since `offset` (None when nothing), advancing the offset. Logs are read
 /// only inside the run directories.
-fn read_from(runs_dir: &Path, file: &Path, offset: &mut u64) -> anyhow::Result<Option<String>> {
+fn read_from(runs_dir: &Path, file: &Path, offset: &mut u64) -> anyhow::Result<Option<Vec<u8>>> {
     let real = match kfbox_paths::resolve_under(runs_dir, file) {
         Ok(real) => real,
         Err(kfbox_paths::Confinement::Missing { .. }) => return Ok(None),
@@ -213,5 +226,5 @@ fn read_from(runs_dir: &Path, file: &Path, offset: &mut u64) -> anyhow::Result<O
         return Ok(None);
     }
     *offset += bytes.len() as u64;
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(Some(bytes))
 }

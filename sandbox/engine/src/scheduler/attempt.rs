@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use kfbox_gpu::{Admission, ProductSelector};
 use kfbox_step::events::RunEvent;
+use kfbox_step::failure::Failure;
 use kfbox_step::{ExecutorError, Step, StepExit};
 
 use super::context::{Artifacts, Run};
@@ -146,9 +147,11 @@ pub(super) async fn run_attempt(
             collect_outputs(input, component, &run.options.run_dir, host_files)
                 .map_err(AttemptError::Retriable)
         }
-        Ok(StepExit::Exited(code)) => Err(AttemptError::Retriable(format!(
-            "the step exited with code {code} (see its log)"
-        ))),
+        Ok(StepExit::Exited(code)) => Err(AttemptError::Retriable(
+            Failure::read(&step.failure_file())
+                .unwrap_or_default()
+                .describe(code),
+        )),
         Ok(StepExit::Signaled(signal)) => Err(AttemptError::Retriable(format!(
             "the step was killed by signal {signal}"
         ))),

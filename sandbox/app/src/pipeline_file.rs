@@ -1,0 +1,64 @@
+//! The pipeline file a command is given: the IR as the SDK's compiler wrote it (YAML or JSON),
+//! or a Python file that defines the pipeline, compiled first by kfbox's managed kfp SDK in a
+//! process of its own.
+
+use std::path::Path;
+
+use kfbox_python::{compile_file, Choice, CompiledFile};
+use kfbox_spec::{load_pipeline, parse_pipeline, LoadedPipeline};
+
+use crate::env_progress::EnvProgress;
+use crate::exit::UsageError;
+use crate::printer::Printer;
+use crate::settings::GlobalSettings;
+
+pub struct PipelineFile {
+    pub pipeline: LoadedPipeline,
+    /// What compiling a Python file found; none for a compiled file.
+    pub compiled: Option<CompiledFile>,
+}
+
+/// Whether `path` names a Python file, which must be compiled before it runs.
+pub fn is_python(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "py")
+}
+
+/// Load the pipeline at `path`; `choice` picks within a Python file.
+pub async fn load(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    path: &Path,
+    choice: Choice,
+) -> anyhow::Result<PipelineFile> {
+    if !is_python(path) {
+        if choice != Choice::Pipeline(None) {
+            return Err(UsageError::all([anyhow::anyhow!(
+                "{}: --pipeline and --component choose within a Python file; this file is compiled already",
+                path.display()
+            )])
+            .into());
+        }
+        return Ok(PipelineFile {
+            pipeline: load_pipeline(path)?,
+            compiled: None,
+        });
+    }
+    let envs = settings.python_envs();
+    let progress = EnvProgress::new(settings, printer, "");
+    let env =
+        tokio::task::spawn_blocking(move || envs.base(&|update| progress.update(update))).await??;
+    let scratch = tempfile::Builder::new()
+        .prefix("compile-")
+        .tempdir_in(settings.home.path())?;
+    let file = std::path::absolute(path)?;
+    let compiled = {
+        let scratch = scratch.path().to_owned();
+        tokio::task::spawn_blocking(move || compile_file(&env, &file, &choice, &scratch)).await?
+    }
+    .map_err(|e| UsageError::all([anyhow::Error::new(e)]))?;
+    let pipeline = parse_pipeline(path, &compiled.yaml)?;
+    Ok(PipelineFile {
+        pipeline,
+        compiled: Some(compiled),
+    })
+}

@@ -1,0 +1,136 @@
+//! A pipeline defined in a Python file, compiled to the IR by the managed `kfp` SDK in a
+//! process of its own (`kfbox run FILE.py`): the user's code never runs inside kfbox.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+use crate::envs::Env;
+
+const SCRIPT: &str = include_str!("../../../embedded/python/compile_pipeline.py");
+
+/// What to compile from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Its one `@dsl.pipeline`, or the one with this Python name or pipeline name.
+    Pipeline(Option<String>),
+    /// One of its components, alone, as a pipeline of one task.
+    Component(String),
+}
+
+/// The file compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledFile {
+    /// The IR, as the SDK's compiler wrote it.
+    pub yaml: String,
+    /// The Python name of what was compiled.
+    pub name: String,
+    /// The local Python files the compile loaded: the file and the modules it imports from
+    /// beside it (what `--watch` watches).
+    pub modules: Vec<PathBuf>,
+    /// Where each lightweight component's function is defined, by function name.
+    pub functions: BTreeMap<String, FunctionSource>,
+}
+
+/// Where a component's function is: its file and the line of its `def`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct FunctionSource {
+    pub file: PathBuf,
+    pub def_line: u32,
+}
+
+/// What the script wrote: what it compiled, or why it could not.
+#[derive(Deserialize)]
+struct Report {
+    error: Option<String>,
+    #[serde(flatten)]
+    compiled: Option<Compiled>,
+}
+
+#[derive(Deserialize)]
+struct Compiled {
+    name: String,
+    modules: Vec<PathBuf>,
+    functions: BTreeMap<String, FunctionSource>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The user's code raised while it was imported or compiled: its traceback.
+    #[error("{} raised while it was compiled:\n{}", file.display(), traceback.trim_end())]
+    Raised { file: PathBuf, traceback: String },
+    /// No single pipeline or component answers the choice.
+    #[error("{}: {}", file.display(), why.trim_end())]
+    NoChoice { file: PathBuf, why: String },
+    #[error("the kfp SDK could not compile {}: {}", file.display(), said.trim_end())]
+    Failed { file: PathBuf, said: String },
+    #[error("I/O error on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Compile `file` with the SDK of `env`, working in `scratch` (a directory of the caller's,
+/// emptied by it).
+pub fn compile_file(
+    env: &Env,
+    file: &Path,
+    choice: &Choice,
+    scratch: &Path,
+) -> Result<CompiledFile, CompileError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CompileError::Io { path, source }
+    };
+    let script = scratch.join("compile_pipeline.py");
+    let out = scratch.join("pipeline.yaml");
+    let report = scratch.join("report.json");
+    fs_err::write(&script, SCRIPT).map_err(io(&script))?;
+    let mut command = Command::new(&env.python);
+    command.arg(&script).arg(file).arg(&out).arg(&report);
+    match choice {
+        Choice::Pipeline(None) => {}
+        Choice::Pipeline(Some(name)) => {
+            command.arg("--pipeline").arg(name);
+        }
+        Choice::Component(name) => {
+            command.arg("--component").arg(name);
+        }
+    }
+    let output = command.output().map_err(io(&env.python))?;
+    let failed = |said: String| CompileError::Failed {
+        file: file.to_owned(),
+        said,
+    };
+    let said = || String::from_utf8_lossy(&output.stderr).into_owned();
+    let text = fs_err::read_to_string(&report).map_err(|_| failed(said()))?;
+    let report: Report = serde_json::from_str(&text)
+        .map_err(|e| failed(format!("its report is not what kfbox wrote ({e}): {text}")))?;
+    let (status, error) = (output.status.code(), report.error);
+    let report = match (status, error, report.compiled) {
+        (Some(0), None, Some(compiled)) => compiled,
+        (Some(3), Some(traceback), _) => {
+            return Err(CompileError::Raised {
+                file: file.to_owned(),
+                traceback,
+            })
+        }
+        (Some(4), Some(why), _) => {
+            return Err(CompileError::NoChoice {
+                file: file.to_owned(),
+                why,
+            })
+        }
+        _ => return Err(failed(said())),
+    };
+    Ok(CompiledFile {
+        yaml: fs_err::read_to_string(&out).map_err(io(&out))?,
+        name: report.name,
+        modules: report.modules,
+        functions: report.functions,
+    })
+}

@@ -1,0 +1,209 @@
+//! The local debugging loop: a pipeline's Python file run as it is, failures told as the
+//! exception and the user's file and line, logs that show the component's own lines.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::served::{get, kfbox_in, Served};
+use crate::common::{compile_file, kfbox, parse_run, repo_root, RunResult};
+
+/// A copy of tests/debugging in a directory of its own (tests edit it).
+fn flow_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["flow.py", "helpers.py"] {
+        fs_err::copy(
+            repo_root().join("tests/debugging").join(name),
+            dir.path().join(name),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn run_file(file: &Path, args: &[&str]) -> RunResult {
+    let mut all = vec!["run", file.to_str().unwrap(), "--json"];
+    all.extend(args);
+    parse_run(kfbox(&all).output().unwrap())
+}
+
+/// The line of `file` that holds `marker`, counted from 1.
+fn line_of(file: &Path, marker: &str) -> usize {
+    fs_err::read_to_string(file)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(marker))
+        .expect("the marker")
+        + 1
+}
+
+#[test]
+fn a_python_file_runs_as_its_compiled_yaml_does() {
+    let dir = flow_dir();
+    let file = dir.path().join("flow.py");
+    let from_file = run_file(&file, &["--pipeline", "train_flow"]);
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    let yaml: PathBuf = compile_file(&file, "train_flow");
+    let from_yaml = crate::common::run_json(&yaml, &[], &[]);
+    assert_eq!(from_yaml.code, 0, "{}", from_yaml.stderr);
+    assert_eq!(from_file.summary["outputs"], from_yaml.summary["outputs"]);
+    assert_eq!(from_file.summary["outputs"]["Output"], 0.5);
+    assert_eq!(from_file.summary["pipeline"], "train-flow");
+    let states = |run: &RunResult| -> Vec<(String, String)> {
+        let tasks = run.summary["tasks"].as_array().unwrap();
+        tasks
+            .iter()
+            .map(|t| (t["path"].to_string(), t["state"].to_string()))
+            .collect()
+    };
+    assert_eq!(states(&from_file), states(&from_yaml));
+    // The pipeline name chooses too, and parameters apply as to YAML.
+    let by_name = run_file(&file, &["--pipeline", "train-flow", "--param", "rate=0.6"]);
+    assert_eq!(
+        by_name.summary["outputs"]["Output"], 1.0,
+        "{}",
+        by_name.stderr
+    );
+}
+
+#[test]
+fn a_python_file_names_its_choices_and_its_errors() {
+    let dir = flow_dir();
+    let file = dir.path().join("flow.py");
+    let several = run_file(&file, &[]);
+    assert_eq!(several.code, 2);
+    assert!(
+        several
+            .stderr
+            .contains("defines 2 pipelines (shell_flow, train_flow)")
+            && several.stderr.contains("--pipeline NAME"),
+        "{}",
+        several.stderr
+    );
+    let unknown = run_file(&file, &["--pipeline", "nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no pipeline named `nope`"),
+        "{}",
+        unknown.stderr
+    );
+    // One component alone, its inputs as parameters.
+    let alone = run_file(&file, &["--component", "prepare", "--param", "n=21"]);
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert_eq!(alone.summary["outputs"]["Output"], 42);
+    // The user's own error while the file is compiled: their traceback, exit 2, nothing ran.
+    fs_err::write(dir.path().join("helpers.py"), "RATE = 1 / 0\n").unwrap();
+    let broken = run_file(&file, &["--pipeline", "train_flow"]);
+    assert_eq!(broken.code, 2);
+    assert!(
+        broken
+            .stderr
+            .contains("flow.py raised while it was compiled")
+            && broken.stderr.contains("helpers.py\", line 1, in <module>")
+            && broken
+                .stderr
+                .contains("ZeroDivisionError: division by zero"),
+        "{}",
+        broken.stderr
+    );
+    assert!(
+        !broken.stderr.contains("compile_pipeline.py"),
+        "{}",
+        broken.stderr
+    );
+}
+
+/// A Python step that raises: its task's error is the exception with the user's file and line
+/// in the table, in `--json`, in the recorded run and in the API; the log's traceback names the
+/// user's file; `kfbox logs` shows the component's lines and `--all` the executor's too.
+#[test]
+fn a_failing_step_reads_as_its_exception_with_the_users_file_and_line() {
+    let dir = flow_dir();
+    let file = dir.path().join("flow.py");
+    let want = format!(
+        "ZeroDivisionError: division by zero (flow.py:{})",
+        line_of(&file, "FAILS-HERE")
+    );
+    let mut served = Served::start("127.0.0.1", &[]);
+    let output = kfbox_in(
+        served.home(),
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--pipeline",
+            "train_flow",
+            "--param",
+            "rate=0.5",
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    let run = parse_run(output);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.error_of("train"), want, "{}", run.stderr);
+    let run_id = run.summary["run_id"].as_str().unwrap().to_owned();
+    let (status, body) = get(&served.url, &format!("/apis/v2beta1/runs/{run_id}"), None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let task = api["run_details"]["task_details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["display_name"] == "train")
+        .cloned()
+        .unwrap_or_else(|| panic!("{api:#}"));
+    assert_eq!(task["error"]["message"], want.as_str(), "{task:#}");
+
+    let table = kfbox_in(served.home(), &["runs", "get", &run_id])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains(&want));
+
+    let log = |extra: &[&str]| {
+        let mut args = vec!["logs", run_id.as_str(), "train"];
+        args.extend(extra);
+        let out = kfbox_in(served.home(), &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mine = log(&[]);
+    assert!(mine.contains("training at 0.5"), "{mine}");
+    assert!(
+        mine.contains(&format!(
+            "File \"{}\", line {}, in train",
+            fs_err::canonicalize(&file).unwrap().display(),
+            line_of(&file, "FAILS-HERE")
+        )),
+        "{mine}"
+    );
+    assert!(
+        !mine.contains("[KFP Executor") && !mine.contains("executor_input"),
+        "{mine}"
+    );
+    let all = log(&["--all"]);
+    assert!(
+        all.contains("Got executor_input") && all.contains("training at 0.5"),
+        "{all}"
+    );
+    served.stop();
+}
+
+/// A shell step that fails, on the host and in Docker: its error is the last lines it wrote
+/// to stderr, not what it wrote to stdout.
+#[test]
+fn a_failing_shell_step_reads_as_its_last_stderr_lines() {
+    let dir = flow_dir();
+    let file = dir.path().join("flow.py");
+    for executor in ["process", "docker"] {
+        let run = run_file(&file, &["--pipeline", "shell_flow", "--executor", executor]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert_eq!(
+            run.error_of("shell"),
+            "the step exited with code 3: cat: /nope: No such file or directory",
+            "under {executor}"
+        );
+    }
+}

@@ -1,0 +1,2 @@
+"""A local module the pipeline file imports."""
+RATE = 0.7
