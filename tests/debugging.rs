@@ -207,3 +207,104 @@ fn a_failing_shell_step_reads_as_its_last_stderr_lines() {
         );
     }
 }
+
+/// `--watch` on real file events: an edit of one component reruns that step and reuses the
+/// other from the cache; an edit of a local module the file imports is seen too.
+#[test]
+fn watch_reruns_what_an_edit_changed() {
+    let dir = flow_dir();
+    let file = dir.path().join("flow.py");
+    let mut child = kfbox(&[
+        "run",
+        file.to_str().unwrap(),
+        "--pipeline",
+        "train_flow",
+        "--watch",
+        "--json",
+    ])
+    .env_remove("KFBOX_CACHE")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let summaries = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let summaries = summaries.clone();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                summaries
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    let runs = || -> Vec<serde_json::Value> {
+        let text = summaries.lock().unwrap().clone();
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<serde_json::Value>()
+            .map_while(Result::ok)
+            .collect()
+    };
+    let wait_runs = |count: usize| {
+        crate::common::wait_for(
+            &format!("run {count} of the watch"),
+            std::time::Duration::from_secs(60),
+            || runs().len() >= count,
+        );
+        runs().pop().unwrap()
+    };
+    let state = |run: &serde_json::Value, path: &str| {
+        run["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["path"] == path)
+            .map(|t| t["state"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let first = wait_runs(1);
+    assert_eq!(first["state"], "SUCCEEDED", "{first:#}");
+
+    // A new line in `train` (unique, so no earlier run's result matches it).
+    let marker = crate::common::uuid_like();
+    let text = fs_err::read_to_string(&file).unwrap();
+    fs_err::write(
+        &file,
+        text.replace(
+            "    print(\"training at\", rate)",
+            &format!("    print(\"training at\", rate, \"{marker}\")"),
+        ),
+    )
+    .unwrap();
+    let second = wait_runs(2);
+    assert_eq!(state(&second, "prepare"), "CACHED", "{second:#}");
+    assert_eq!(state(&second, "train"), "SUCCEEDED", "{second:#}");
+
+    // The local module: the pipeline's default rate changes.
+    fs_err::write(dir.path().join("helpers.py"), "RATE = 0.8\n").unwrap();
+    let third = wait_runs(3);
+    assert_eq!(state(&third, "prepare"), "CACHED", "{third:#}");
+    assert_eq!(third["outputs"]["Output"], 1.0 / 3.0, "{third:#}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.code().is_some(), "{stderr}");
+    assert!(
+        stderr.contains("helpers.py changed: running it again")
+            && stderr.contains("flow.py changed: running it again"),
+        "{stderr}"
+    );
+}

@@ -15,6 +15,7 @@ mod reporter;
 mod settings;
 mod signals;
 mod summary;
+mod watch;
 
 use std::process::ExitCode;
 

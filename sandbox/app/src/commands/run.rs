@@ -22,6 +22,7 @@ use crate::printer::Printer;
 use crate::reporter::Reporter;
 use crate::settings::{parallelism, plan_gpus, GlobalSettings};
 use crate::summary::render_summary;
+use crate::watch::FileWatch;
 
 pub async fn run(
     settings: &GlobalSettings,
@@ -34,57 +35,108 @@ pub async fn run(
         printer.clone(),
         args.watch,
     ));
-    let mut status = run_once(settings, printer, &args, cancel.child_token()).await;
-    while args.watch && !cancel.is_cancelled() {
-        printer.note(&format!(
-            "watching {} for changes (Ctrl-C stops)",
-            args.pipeline.display()
-        ));
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = changed(&args.pipeline) => {}
+    let status = if args.watch {
+        watch(settings, printer, &args, &cancel).await
+    } else {
+        match load(settings, printer, &args).await {
+            Ok(file) => run_once(settings, printer, &args, file, cancel.child_token()).await,
+            Err(e) => Err(e),
         }
-        printer.note(&format!(
-            "{} changed: running it again",
-            args.pipeline.display()
-        ));
-        status = run_once(settings, printer, &args, cancel.child_token()).await;
-    }
+    };
     interrupts.abort();
     status
 }
 
-/// Returns once the file's contents differ from what they were when called, and have stayed
-/// the same for a moment (a compiler may write it in pieces).
-async fn changed(path: &std::path::Path) {
-    const POLL: Duration = Duration::from_millis(200);
-    let read = || fs_err::read(path).ok();
-    let before = read();
-    loop {
-        tokio::time::sleep(POLL).await;
-        let now = read();
-        if now != before {
-            tokio::time::sleep(POLL).await;
-            if read() == now && now.is_some() {
-                return;
-            }
-        }
-    }
-}
-
-/// One run of the pipeline file as it is now.
-async fn run_once(
+/// `--watch`: run, and run again whenever the pipeline file or a local module its compile
+/// loaded changes; a change during a run cancels it and starts again. A file that does not
+/// compile or load is reported and waited on. Ctrl-C stops; the last run's status is the
+/// command's.
+async fn watch(
     settings: &GlobalSettings,
     printer: &Printer,
     args: &RunArgs,
-    cancel: CancellationToken,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<ExitStatus> {
+    let mut files = FileWatch::new()?;
+    let mut status = Ok(ExitStatus::Success);
+    while !cancel.is_cancelled() {
+        let loaded = load(settings, printer, args).await;
+        let mut watched = vec![args.pipeline.clone()];
+        if let Ok(PipelineFile {
+            compiled: Some(compiled),
+            ..
+        }) = &loaded
+        {
+            watched.extend(compiled.modules.iter().cloned());
+        } else if loaded.is_err() {
+            // The modules it loaded last time are still what it imports, most likely.
+            watched.extend(files.files().map(std::path::Path::to_owned));
+        }
+        files.set_files(&watched)?;
+        match loaded {
+            Err(e) => {
+                printer.error(&e);
+                status = Err(e);
+            }
+            Ok(file) => {
+                let run_cancel = cancel.child_token();
+                let execution = run_once(settings, printer, args, file, run_cancel.clone());
+                tokio::pin!(execution);
+                tokio::select! {
+                    ended = &mut execution => status = ended,
+                    changed = files.changed() => {
+                        printer.note(&format!(
+                            "{} changed: canceling this run and starting again",
+                            changed.display()
+                        ));
+                        run_cancel.cancel();
+                        let _ = execution.await;
+                        continue;
+                    }
+                }
+                if let Err(e) = &status {
+                    printer.error(e);
+                }
+            }
+        }
+        let shown: Vec<String> = files.files().map(|f| f.display().to_string()).collect();
+        printer.note(&format!(
+            "watching {} for changes (Ctrl-C stops)",
+            shown.join(", ")
+        ));
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            changed = files.changed() => printer.note(&format!(
+                "{} changed: running it again",
+                changed.display()
+            )),
+        }
+    }
+    status
+}
+
+/// The pipeline the command names, compiled first when it is a Python file.
+async fn load(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: &RunArgs,
+) -> anyhow::Result<PipelineFile> {
     let choice = match (&args.pipeline_name, &args.component) {
         (_, Some(component)) => Choice::Component(component.clone()),
         (name, None) => Choice::Pipeline(name.clone()),
     };
-    let PipelineFile { pipeline, compiled } =
-        pipeline_file::load(settings, printer, &args.pipeline, choice).await?;
+    pipeline_file::load(settings, printer, &args.pipeline, choice).await
+}
+
+/// One run of the pipeline as it was loaded.
+async fn run_once(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: &RunArgs,
+    file: PipelineFile,
+    cancel: CancellationToken,
+) -> anyhow::Result<ExitStatus> {
+    let PipelineFile { pipeline, compiled } = file;
     let assignments = parse_assignments("--param", &args.params)?;
     let given: Vec<(String, GivenValue)> = assignments
         .into_iter()
