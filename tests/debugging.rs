@@ -308,3 +308,66 @@ fn watch_reruns_what_an_edit_changed() {
         "{stderr}"
     );
 }
+
+/// `kfbox debug RUN TASK`: the failed task again on its recorded inputs, in a terminal; with
+/// `--pdb` the debugger opens at the failing line (driven through a pseudo-terminal); with
+/// `--code` a fixed file succeeds on the same inputs; the run itself is left as it was.
+#[test]
+fn debug_reruns_a_task_on_its_recorded_inputs() {
+    let dir = flow_dir();
+    let file = dir.path().join("flow.py");
+    let run = run_file(&file, &["--pipeline", "train_flow", "--param", "rate=0.5"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run_id = run.summary["run_id"].as_str().unwrap().to_owned();
+
+    let again = kfbox(&["debug", &run_id, "train"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("training at 0.5"), "{said}");
+    assert!(
+        said.contains("ZeroDivisionError: division by zero"),
+        "{said}"
+    );
+    assert!(!said.contains("[KFP Executor"), "{said}");
+
+    let driven = std::process::Command::new(crate::common::sdk_python())
+        .arg(repo_root().join("tests/debugging/pty_driver.py"))
+        .args(["(Pdb)", "p steps", "q", "--"])
+        .arg(crate::common::kfbox_bin())
+        .args(["debug", &run_id, "train", "--pdb"])
+        .env("KFBOX_HOME", crate::common::shared_home())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let session = String::from_utf8_lossy(&driven.stdout);
+    assert!(
+        session.contains("-> return 1 / steps  # FAILS-HERE"),
+        "the debugger did not stop at the failing line:\n{session}"
+    );
+    assert!(session.contains("(Pdb) p steps\r\n0"), "{session}");
+    assert_eq!(driven.status.code(), Some(1), "{session}");
+
+    let fixed = dir.path().join("fixed.py");
+    fs_err::write(
+        &fixed,
+        fs_err::read_to_string(&file)
+            .unwrap()
+            .replace("int(rate * 10) - 5", "int(rate * 10) - 4"),
+    )
+    .unwrap();
+    let tried = kfbox(&["debug", &run_id, "train", "--code", fixed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&tried.stdout);
+    assert_eq!(
+        tried.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&tried.stderr)
+    );
+    assert!(said.contains("Output = 1.0"), "{said}");
+    // The run is as it was.
+    let recorded = kfbox(&["runs", "get", &run_id, "--json"]).output().unwrap();
+    let recorded: serde_json::Value = serde_json::from_slice(&recorded.stdout).unwrap();
+    assert_eq!(recorded["state"], "FAILED");
+}

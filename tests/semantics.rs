@@ -23,6 +23,11 @@ fn conditions_take_the_matching_branch_and_oneof_returns_it() {
         .map(|t| t["path"].as_str().unwrap())
         .collect();
     assert_eq!(skipped.len(), 2, "two branches skipped: {skipped:?}");
+    // Skip reasons in the user's words: the task's output, not the compiler's channel.
+    assert_eq!(
+        medium.task("condition-branches-1/condition-2")["reason"],
+        "condition is false: int(roll.output) > 10"
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@ with the same arguments), run so that its log reads well and its failure can be 
   the same way, the component's frames follow under "Traceback (most recent call last):", and
   the frames of the SDK's temporary `ephemeral_component.py` name the user's file and line
   where kfbox knows them (KFBOX_COMPONENT_SOURCE) and the source agrees. The exception line and
-  the component's innermost frame go to KFBOX_FAILURE_FILE for the task's error.
+  the component's innermost frame go to KFBOX_FAILURE_FILE for the task's error; with
+  KFBOX_POST_MORTEM=1 (`kfbox debug --pdb`), Python's debugger then opens where it raised.
 
 Nothing is dropped: the log holds every line the SDK's executor would print.
 """
@@ -25,6 +26,12 @@ import traceback
 MARK = "[KFP Executor]"
 FAILURE_FILE = os.environ.pop("KFBOX_FAILURE_FILE", None)
 SOURCE = os.environ.pop("KFBOX_COMPONENT_SOURCE", None)
+# `kfbox debug --pdb`: stop in Python's debugger where the component raised.
+POST_MORTEM = os.environ.pop("KFBOX_POST_MORTEM", None) == "1"
+# `kfbox debug --code FILE.py`: the component's function as that file defines it now.
+CODE = os.environ.pop("KFBOX_COMPONENT_CODE", None)
+# `kfbox debug`, in a terminal: the SDK executor's lines are left out.
+HIDE_EXECUTOR = os.environ.pop("KFBOX_HIDE_EXECUTOR", None) == "1"
 
 
 def sdk_dir():
@@ -62,9 +69,7 @@ def component_frame_mapper(module_path):
             lines = f.read().split("\n")
     except OSError:
         return lambda frame: frame
-    function = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--function_to_execute=")), None)
-    if function is None and "--function_to_execute" in sys.argv:
-        function = sys.argv[sys.argv.index("--function_to_execute") + 1]
+    function = argument("function_to_execute")
     temporary_def = next(
         (i + 1 for i, line in enumerate(lines) if line.startswith(f"def {function}(")), None
     )
@@ -82,19 +87,49 @@ def component_frame_mapper(module_path):
     return mapped
 
 
-def module_path_argument():
+def argument(name):
+    """The value of the executor's `--NAME` argument (the last one given, as argparse takes it)."""
+    value = None
     for i, arg in enumerate(sys.argv):
-        if arg.startswith("--component_module_path="):
-            return arg.split("=", 1)[1]
-        if arg == "--component_module_path" and i + 1 < len(sys.argv):
-            return sys.argv[i + 1]
-    return None
+        if arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+        elif arg == f"--{name}" and i + 1 < len(sys.argv):
+            value = sys.argv[i + 1]
+    return value
+
+
+def use_code(code):
+    """Put the function as `code` (a Python file) defines it now in place of the one the SDK
+    wrote into its temporary module, keeping that module's imports; frames then name `code`."""
+    global SOURCE
+    import ast
+    import textwrap
+
+    function, module_path = argument("function_to_execute"), argument("component_module_path")
+    with open(code) as f:
+        text = f.read()
+    found = [
+        node
+        for node in ast.parse(text, code).body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function
+    ]
+    if not found:
+        sys.stderr.write(f"{code} defines no function `{function}` at its top level\n")
+        sys.exit(2)
+    node = found[-1]
+    lines = text.split("\n")[node.lineno - 1 : node.end_lineno]
+    with open(module_path) as f:
+        module = f.read().split("\n")
+    start = next((i for i, line in enumerate(module) if line.startswith(f"def {function}(")), len(module))
+    with open(module_path, "w") as f:
+        f.write("\n".join(module[:start] + [textwrap.dedent("\n".join(lines))]) + "\n")
+    SOURCE = json.dumps({"file": os.path.abspath(code), "def_line": node.lineno})
 
 
 def report(error, sdk):
     here = os.path.abspath(__file__)
     internal = (sdk, os.path.dirname(os.__file__) + os.sep)
-    mapped = component_frame_mapper(module_path_argument())
+    mapped = component_frame_mapper(argument("component_module_path"))
     frames = [mapped(frame) for frame in traceback.extract_tb(error.__traceback__)]
 
     def is_internal(frame):
@@ -107,7 +142,7 @@ def report(error, sdk):
     exception = traceback.format_exception_only(type(error), error)
     out = sys.stdout
     out.flush()
-    if outer:
+    if outer and not HIDE_EXECUTOR:
         out.write(f"{MARK} Traceback, its frames in the SDK and in kfbox's runner:\n")
         for text in traceback.format_list(outer):
             for line in text.rstrip("\n").split("\n"):
@@ -134,16 +169,24 @@ def main():
     sdk = sdk_dir()
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(Formatter(sdk))
+    if HIDE_EXECUTOR:
+        handler.addFilter(lambda record: not os.path.abspath(record.pathname).startswith(sdk))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     sys.argv[0] = "kfp.dsl.executor_main"
+    if CODE:
+        use_code(CODE)
     try:
         runpy.run_module("kfp.dsl.executor_main", run_name="__main__", alter_sys=True)
     except SystemExit:
         raise
     except BaseException as error:  # noqa: B902 - the component's failure, whatever it is
         report(error, sdk)
+        if POST_MORTEM:
+            import pdb
+
+            pdb.post_mortem(error.__traceback__)
         sys.exit(1)
 
 

@@ -81,6 +81,16 @@ impl Home {
             .join("kubeconfig.yaml")
     }
 
+    /// Where `kfbox debug` runs tasks again, one directory per debug run.
+    pub fn debug_dir(&self) -> PathBuf {
+        self.root.join("debug")
+    }
+
+    /// Where a Python pipeline file is compiled, one temporary directory per compile.
+    pub fn compile_dir(&self) -> PathBuf {
+        self.root.join("compile")
+    }
+
     pub fn workspace(&self) -> PathBuf {
         kfbox_lab::workspace_dir(&self.root)
     }

@@ -50,6 +50,7 @@ pub fn main() -> ExitCode {
             Command::Env(args) => commands::env(&settings, &printer, args).await,
             Command::Runs(args) => commands::runs(&settings, &printer, args.into_command()),
             Command::Logs(args) => commands::logs(&settings, &printer, args).await,
+            Command::Debug(args) => commands::debug(&settings, &printer, args).await,
             Command::Artifacts(args) => {
                 commands::artifacts(&settings, &printer, args.into_command())
             }

@@ -47,9 +47,9 @@ pub async fn load(
     let progress = EnvProgress::new(settings, printer, "");
     let env =
         tokio::task::spawn_blocking(move || envs.base(&|update| progress.update(update))).await??;
-    let scratch = tempfile::Builder::new()
-        .prefix("compile-")
-        .tempdir_in(settings.home.path())?;
+    let compile_dir = settings.home.compile_dir();
+    kfbox_paths::create_private_dir_all(&compile_dir)?;
+    let scratch = tempfile::tempdir_in(&compile_dir)?;
     let file = std::path::absolute(path)?;
     let compiled = {
         let scratch = scratch.path().to_owned();

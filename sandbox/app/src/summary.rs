@@ -54,7 +54,12 @@ pub(crate) fn render_summary(summary: &RunSummary) -> String {
             "  {label}{} {:<width$}  {:>8}  {:>7}\n",
             " ".repeat(pad),
             crate::human::fit_left(&task.path, width),
-            task.attempts,
+            // A task that never started (skipped, cached, not reached) made no attempt.
+            if task.attempts == 0 {
+                "-".to_owned()
+            } else {
+                task.attempts.to_string()
+            },
             took
         ));
         // Errors run to several lines (an installer's last ones, a hint): each indented.

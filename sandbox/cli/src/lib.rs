@@ -118,6 +118,9 @@ pub enum Command {
     Runs(RunsArgs),
     /// Print a run's task logs.
     Logs(LogsArgs),
+    /// Run one Python task of a recorded run again, on the inputs it had, in this terminal (its
+    /// outputs in a fresh directory; the run stays as it was).
+    Debug(DebugArgs),
     /// List or show recorded artifacts (`kfbox artifacts` alone lists them).
     Artifacts(ArtifactsArgs),
     /// Where an artifact came from (producer and its inputs) and where it went (consumers).
@@ -349,6 +352,22 @@ pub struct LogsArgs {
     /// ExecutorInput dump) and kfbox's notes (`[kfbox] ...`), which are left out by default.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    /// The run id, or enough of its start to be unique.
+    pub run: String,
+    /// The task: its path (`loop/iteration-0/train`) or its name, when one task has it.
+    pub task: String,
+    /// Stop in Python's debugger (pdb) where the component raises. `breakpoint()` in the
+    /// component stops there with or without it.
+    #[arg(long)]
+    pub pdb: bool,
+    /// Run the component's function from this Python file (the pipeline file, fixed) instead
+    /// of the code the run had: a fix tried on the recorded inputs.
+    #[arg(long, value_name = "FILE.py")]
+    pub code: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

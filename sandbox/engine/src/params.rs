@@ -113,13 +113,13 @@ pub fn resolve_root_parameters(
                 Err(_) => errors.push(ParamError::WrongType {
                     name: name.clone(),
                     value: describe(default),
-                    expected: definition.parameter_type.name(),
+                    expected: definition.parameter_type.python_name(),
                 }),
             },
             None if definition.is_optional => {}
             None => errors.push(ParamError::Missing {
                 name: name.clone(),
-                expected: definition.parameter_type.name(),
+                expected: definition.parameter_type.python_name(),
             }),
         }
     }

@@ -52,24 +52,18 @@ impl ProcessExecutor {
         }
     }
 
-    /// The lightweight command with kfbox's runner in place of `python3 -m
-    /// kfp.dsl.executor_main` (same executor, readable log, failures in words), and the
-    /// runner's path; the command unchanged where the SDK wrote it differently.
+    /// The lightweight command with kfbox's runner in place of the SDK's executor (see
+    /// [`use_component_runner`]), and the runner's path; the command unchanged where the SDK
+    /// wrote it differently or the runner cannot be written.
     async fn with_component_runner(&self, argv: Vec<String>) -> (Vec<String>, Option<PathBuf>) {
-        const SDK_EXECUTOR: &str = "python3 -m kfp.dsl.executor_main";
-        let Some(at) = argv.iter().position(|a| a.contains(SDK_EXECUTOR)) else {
+        let Some(wrapped) = use_component_runner(&argv) else {
             return (argv, None);
         };
         let root = self.envs.root().to_owned();
         let runner = self
             .component_runner
             .get_or_init(|| async move {
-                let path = root.join("kfbox-run-component.py");
-                let written = tokio::task::spawn_blocking(move || {
-                    write_if_changed(&path, COMPONENT_RUNNER).map(|()| path)
-                })
-                .await;
-                match written {
+                match tokio::task::spawn_blocking(move || install_component_runner(&root)).await {
                     Ok(Ok(path)) => Ok(path),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(e) => Err(e.to_string()),
@@ -77,11 +71,7 @@ impl ProcessExecutor {
             })
             .await;
         match runner {
-            Ok(path) => {
-                let mut argv = argv;
-                argv[at] = argv[at].replace(SDK_EXECUTOR, "python3 \"$KFBOX_COMPONENT_RUNNER\"");
-                (argv, Some(path.clone()))
-            }
+            Ok(path) => (wrapped, Some(path.clone())),
             Err(why) => {
                 tracing::debug!("kfbox's component runner is not used: {why}");
                 (argv, None)
@@ -220,7 +210,8 @@ impl ProcessExecutor {
     }
 }
 
-fn path_with(bin_dir: &Path) -> std::ffi::OsString {
+/// `PATH` with `bin_dir` first (a managed environment's programs before the host's).
+pub fn path_with(bin_dir: &Path) -> std::ffi::OsString {
     let mut dirs = vec![bin_dir.to_owned()];
     if let Some(existing) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&existing));
@@ -309,15 +300,37 @@ impl Executor for ProcessExecutor {
     }
 }
 
-/// Write `text` to `path` unless it holds that already; through a temporary file, so that a
-/// kfbox starting a step meanwhile reads the old text or the new, never half of it.
-fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
-    if fs_err::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
+/// The variable that names kfbox's component runner to the command [`use_component_runner`]
+/// returns.
+pub const COMPONENT_RUNNER_ENV: &str = "KFBOX_COMPONENT_RUNNER";
+
+/// A lightweight component's command (without the pip prelude) with kfbox's runner of the
+/// SDK's executor in place of `python3 -m kfp.dsl.executor_main`: the same executor, a
+/// readable log, failures in words. `None` where the SDK wrote the command differently.
+pub fn use_component_runner(argv: &[String]) -> Option<Vec<String>> {
+    const SDK_EXECUTOR: &str = "python3 -m kfp.dsl.executor_main";
+    let at = argv.iter().position(|a| a.contains(SDK_EXECUTOR))?;
+    let mut argv = argv.to_vec();
+    argv[at] = argv[at].replace(
+        SDK_EXECUTOR,
+        &format!("python3 \"${COMPONENT_RUNNER_ENV}\""),
+    );
+    Some(argv)
+}
+
+/// Write kfbox's component runner into `dir` (unless it is there already, as it is); its path.
+/// Written through a temporary file, so that a kfbox starting a step meanwhile reads the old
+/// text or the new, never half of it.
+pub fn install_component_runner(dir: &Path) -> std::io::Result<PathBuf> {
+    let path = dir.join("kfbox-run-component.py");
+    if fs_err::read_to_string(&path).is_ok_and(|old| old == COMPONENT_RUNNER) {
+        return Ok(path);
     }
+    fs_err::create_dir_all(dir)?;
     let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs_err::write(&temporary, text)?;
-    fs_err::rename(&temporary, path)
+    fs_err::write(&temporary, COMPONENT_RUNNER)?;
+    fs_err::rename(&temporary, &path)?;
+    Ok(path)
 }
 
 async fn run_process(
@@ -348,7 +361,7 @@ async fn run_process(
         command.env("PATH", path_with(&env.bin_dir));
         command.env("VIRTUAL_ENV", &env.dir);
         if let Some(runner) = runner {
-            command.env("KFBOX_COMPONENT_RUNNER", runner);
+            command.env(COMPONENT_RUNNER_ENV, runner);
         }
     }
     let mut child = command.spawn().map_err(|source| ExecutorError::Spawn {

@@ -87,6 +87,21 @@ impl ParameterType {
             Self::TaskConfig => "TASK_CONFIG",
         }
     }
+
+    /// The Python type a component declares for it, as users write it.
+    pub fn python_name(self) -> &'static str {
+        match self {
+            Self::ParameterTypeEnumUnspecified => "a value",
+            Self::NumberDouble => "float",
+            Self::NumberInteger => "int",
+            Self::String => "str",
+            Self::Boolean => "bool",
+            Self::List => "list",
+            Self::Struct => "dict",
+            Self::TaskFinalStatus => "dsl.PipelineTaskFinalStatus",
+            Self::TaskConfig => "dsl.TaskConfig",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

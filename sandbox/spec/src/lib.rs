@@ -1,6 +1,7 @@
 //! The Kubeflow Pipelines v2 PipelineSpec IR: the model, loading, static validation, command
 //! placeholders, parameter values and CEL expressions. Pure: no I/O beyond reading the file.
 
+pub mod condition_text;
 pub mod expr;
 pub mod ir;
 pub mod limits;

@@ -57,7 +57,7 @@ pub struct TypeMismatch {
 /// Parse the text a component wrote to an output parameter file.
 pub fn text_to_value(text: &str, ty: ParameterType) -> Result<Value, TypeMismatch> {
     let mismatch = || TypeMismatch {
-        expected: ty.name(),
+        expected: ty.python_name(),
         got: format!("{:?}", truncate(text)),
     };
     let trimmed = text.trim();
@@ -108,7 +108,7 @@ const I64_BOUND: f64 = 9_223_372_036_854_775_808.0;
 /// anything (as JSON text, like the backend), integers are stored integral, doubles as doubles.
 pub fn coerce(value: Value, ty: ParameterType) -> Result<Value, TypeMismatch> {
     let mismatch = |v: &Value| TypeMismatch {
-        expected: ty.name(),
+        expected: ty.python_name(),
         got: describe(v),
     };
     match (ty, value) {
@@ -122,7 +122,7 @@ pub fn coerce(value: Value, ty: ParameterType) -> Result<Value, TypeMismatch> {
                     Ok(Value::from(f as i64))
                 }
                 _ => Err(TypeMismatch {
-                    expected: "NUMBER_INTEGER (a 64-bit integer)",
+                    expected: "int (a 64-bit integer)",
                     got: describe(&Value::Number(n)),
                 }),
             },

@@ -10,6 +10,7 @@ mod executor;
 pub mod failure;
 pub mod mask;
 pub mod process;
+pub mod record;
 mod step;
 
 pub use chain::error_chain;

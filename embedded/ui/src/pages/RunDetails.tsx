@@ -288,7 +288,7 @@ function TaskOverview(props: { node: GraphNode; now: number }) {
   if (isSet(n.started_at)) rows.push(["Started", when(n.started_at)]);
   if (isSet(n.finished_at)) rows.push(["Finished", when(n.finished_at)]);
   if (isSet(n.started_at)) rows.push(["Duration", duration(n.started_at, n.finished_at, props.now)]);
-  if (n.attempts != null) rows.push(["Attempts", n.attempts > 1 ? `${n.attempts} (retried)` : String(n.attempts)]);
+  if (n.attempts) rows.push(["Attempts", n.attempts > 1 ? `${n.attempts} (retried)` : String(n.attempts)]);
   if (n.cached_from) rows.push(["Reused", `the outputs of execution ${n.cached_from} (cache hit: nothing ran)`]);
   if (n.phase) rows.push(["Now", n.phase]);
   if (n.reason) rows.push(["Reason", n.reason]);

@@ -1,6 +1,7 @@
 //! `kfbox artifacts list|get` and `kfbox lineage`.
 
 use kfbox_cli::{ArtifactArg, ArtifactsCommand, ArtifactsListArgs, LineageArgs};
+use kfbox_engine::recorded::execution_state;
 use kfbox_store::{props, ArtifactRow, ExecutionRow, LineageStep, RunSelector, Store};
 use serde_json::Value;
 
@@ -123,7 +124,7 @@ fn execution(step: &LineageStep) -> ExecutionListing {
     ExecutionListing {
         execution_id: e.id,
         type_name: e.type_name.clone(),
-        state: e.state.to_owned(),
+        state: execution_state(e).as_str().to_owned(),
         run_id: e.run_id.clone(),
         task: task_path(e).to_owned(),
         used_as: step.name.clone(),
@@ -146,7 +147,7 @@ fn describe(step: &LineageStep) -> String {
         human::fit_left(&task, 26),
         human::fit(&step.name, 12),
         e.id,
-        e.state
+        execution_state(e).as_str()
     )
 }
 

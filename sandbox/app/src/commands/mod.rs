@@ -3,6 +3,7 @@
 mod artifacts;
 mod check;
 mod cluster;
+mod debug;
 mod doctor;
 mod env;
 mod images;
@@ -16,6 +17,7 @@ mod server;
 pub use artifacts::{artifacts, lineage};
 pub use check::check;
 pub use cluster::cluster;
+pub use debug::debug;
 pub use doctor::doctor;
 pub use env::env;
 pub use images::images;

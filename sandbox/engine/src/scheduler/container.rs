@@ -17,6 +17,7 @@ use crate::model::{RuntimeArtifact, TaskKind, TaskRecord, TaskState};
 use kfbox_paths::UnsafeName;
 use kfbox_resources::Resources;
 use kfbox_step::events::RunEvent;
+use kfbox_step::record::StepRecord;
 use kfbox_step::Step;
 use kfbox_step::{Mount, PodSettings, PullPolicy, SecurityContext};
 
@@ -243,6 +244,7 @@ pub(super) async fn run_container(
         Prop::Text(dirs.process_file().display().to_string()),
     );
     run.ledger.open(&mut draft);
+    let mut recorded = false;
     run.events.send(RunEvent::TaskStarted {
         path: path.to_owned(),
     });
@@ -266,6 +268,13 @@ pub(super) async fn run_container(
             volumes: pod_mounts.volumes.clone(),
             masked: pod_mounts.masked.clone(),
         };
+        if !recorded {
+            // For `kfbox debug`: what ran, on which inputs (a failure to write it costs only that).
+            recorded = true;
+            if let Err(e) = StepRecord::of(&step, &dirs.task_dir, &dirs.artifacts_dir).write() {
+                tracing::warn!("cannot record task `{path}`'s step: {e}");
+            }
+        }
         let attempt_result = run_attempt(run, &step, &executor_input, component).await;
         match attempt_result {
             Ok(outputs) => break (TaskState::Succeeded, Some(outputs), None),

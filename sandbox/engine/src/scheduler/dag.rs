@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use kfbox_spec::condition_text::readable_condition;
 use kfbox_spec::expr::evaluate_condition;
 use kfbox_spec::ir::{DagSpec, TaskSpec};
 use serde_json::{Map, Value};
@@ -244,7 +245,10 @@ pub(super) async fn run_task(
                     &path,
                     parent_execution,
                     Outcome::empty(TaskState::Skipped, None),
-                    Some(format!("condition is false: {condition}")),
+                    Some(format!(
+                        "condition is false: {}",
+                        readable_condition(condition, &task.inputs)
+                    )),
                 );
             }
             Err(e) => return fail(e.to_string()),

@@ -193,7 +193,8 @@ async fn a_false_condition_skips_the_task_and_its_dependents_still_run() {
     assert_eq!(state(&no, "maybe"), TaskState::Skipped);
     assert_eq!(
         record(&no, "maybe").reason.as_deref(),
-        Some(format!("condition is false: {condition}").as_str())
+        // In the user's words: the pipeline parameter, not the compiler's channel.
+        Some("condition is false: go == 'yes'")
     );
     assert_eq!(state(&no, "after"), TaskState::Succeeded);
     let yes = harness.run(&pipeline, json!({"go": "yes"})).await;
