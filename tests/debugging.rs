@@ -371,3 +371,35 @@ fn debug_reruns_a_task_on_its_recorded_inputs() {
     let recorded: serde_json::Value = serde_json::from_slice(&recorded.stdout).unwrap();
     assert_eq!(recorded["state"], "FAILED");
 }
+
+/// `kfbox runs rerun RUN --param`: the run's recorded pipeline again, its parameter values kept
+/// except the one changed.
+#[test]
+fn a_run_reruns_with_one_parameter_changed() {
+    let dir = flow_dir();
+    let file = dir.path().join("flow.py");
+    let first = run_file(&file, &["--pipeline", "train_flow", "--param", "n=5"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let run_id = first.summary["run_id"].as_str().unwrap();
+    let again = parse_run(
+        kfbox(&[
+            "runs",
+            "rerun",
+            &run_id[..8],
+            "--param",
+            "rate=0.6",
+            "--json",
+        ])
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_ne!(again.summary["run_id"], first.summary["run_id"]);
+    assert_eq!(again.summary["outputs"]["Output"], 1.0);
+    assert_eq!(again.task("prepare")["outputs"]["parameters"]["Output"], 10);
+    let unknown = kfbox(&["runs", "rerun", run_id, "--param", "nope=1"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such parameter"));
+}

@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => commands::run(&settings, &printer, args).await,
             Command::Check(args) => commands::check(&printer, args),
             Command::Env(args) => commands::env(&settings, &printer, args).await,
-            Command::Runs(args) => commands::runs(&settings, &printer, args.into_command()),
+            Command::Runs(args) => commands::runs(&settings, &printer, args.into_command()).await,
             Command::Logs(args) => commands::logs(&settings, &printer, args).await,
             Command::Debug(args) => commands::debug(&settings, &printer, args).await,
             Command::Artifacts(args) => {

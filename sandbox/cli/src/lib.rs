@@ -289,6 +289,27 @@ pub enum RunsCommand {
     Get(RunArg),
     /// Delete a run's records and files (artifacts other runs reuse through the cache stay).
     Delete(RunArg),
+    /// Run a recorded run's pipeline again, with the same parameter values except those given.
+    Rerun(RerunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The run id, or enough of its start to be unique.
+    pub run: String,
+    /// A parameter to change, NAME=VALUE (lists and structs as JSON); the others keep the
+    /// run's values. Repeatable.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Print one JSON summary on stdout and nothing else there.
+    #[arg(long)]
+    pub json: bool,
+    /// Run every step even where an earlier execution could be reused.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Where container steps run [default: `executor.default` in kfbox.toml, else auto].
+    #[arg(long, value_enum, env = env_vars::KFBOX_EXECUTOR, value_name = "EXECUTOR")]
+    pub executor: Option<ExecutorKind>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kfbox_cli::RunArgs;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kfbox_cli::{RerunArgs, RunArgs};
 use kfbox_engine::model::{RunState, RunSummary};
 use kfbox_engine::{
     launch, parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue, Launch,
@@ -11,7 +14,10 @@ use kfbox_engine::{
 };
 use kfbox_process::ProcessExecutor;
 use kfbox_python::Choice;
+use kfbox_spec::parse_pipeline;
 use kfbox_step::events::EventSink;
+use kfbox_store::value::Prop;
+use kfbox_store::{props, RunSelector};
 use tokio_util::sync::CancellationToken;
 
 use super::remote_run::{run_on_target, RemoteRunRequest};
@@ -112,6 +118,68 @@ async fn watch(
             )),
         }
     }
+    status
+}
+
+/// `kfbox runs rerun RUN`: the run's recorded pipeline again, with its parameter values
+/// except those given.
+pub async fn rerun(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: RerunArgs,
+) -> anyhow::Result<ExitStatus> {
+    let store = settings.open_store_for_reading(printer)?;
+    let run = store.find_run(&RunSelector(args.run.clone()))?;
+    let spec = store
+        .api_run_spec(&run.run_id)?
+        .filter(|spec| !spec.is_empty())
+        .with_context(|| format!("run {} has no recorded pipeline to run again", run.run_id))?;
+    let source = PathBuf::from(format!("run {}", run.run_id));
+    let pipeline = parse_pipeline(&source, &spec)?;
+    let recorded = store
+        .run_executions(&run)?
+        .into_iter()
+        .find(|e| e.text(props::PATH) == Some(""))
+        .and_then(|root| match root.props.get(props::INPUTS) {
+            Some(Prop::Struct(values)) => Some(values.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let given = parse_assignments("--param", &args.params)?;
+    // The run's values as `--param` would give them, then the changes.
+    let mut params: Vec<String> = recorded
+        .iter()
+        .filter(|(name, _)| !given.iter().any(|(g, _)| g == *name))
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => format!("{name}={text}"),
+            other => format!("{name}={other}"),
+        })
+        .collect();
+    params.extend(args.params);
+    let run_args = RunArgs {
+        pipeline: source,
+        pipeline_name: None,
+        component: None,
+        params,
+        artifacts: Vec::new(),
+        json: args.json,
+        parallelism: None,
+        run_name: None,
+        no_cache: args.no_cache,
+        executor: args.executor,
+        gpu: None,
+        watch: false,
+        target: None,
+        target_token: None,
+    };
+    let file = PipelineFile {
+        pipeline,
+        compiled: None,
+    };
+    let cancel = CancellationToken::new();
+    let interrupts = tokio::spawn(cancel_on_signal(cancel.clone(), printer.clone(), false));
+    let status = run_once(settings, printer, &run_args, file, cancel).await;
+    interrupts.abort();
     status
 }
 

@@ -16,12 +16,13 @@ use crate::json::{DeletedRunReport, RunList, RunListing};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 
-pub fn runs(
+pub async fn runs(
     settings: &GlobalSettings,
     printer: &Printer,
     command: RunsCommand,
 ) -> anyhow::Result<ExitStatus> {
     match command {
+        RunsCommand::Rerun(args) => super::run::rerun(settings, printer, args).await,
         RunsCommand::List(args) => list(&settings.open_store_for_reading(printer)?, printer, args),
         RunsCommand::Get(args) => get(&settings.open_store_for_reading(printer)?, printer, args),
         RunsCommand::Delete(args) => {
