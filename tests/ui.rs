@@ -52,6 +52,11 @@ fn an_uploaded_pipeline_runs_from_the_form_and_terminates_from_its_page() {
 }
 
 #[test]
+fn a_failed_run_says_why_and_reruns_from_its_page_with_a_changed_value() {
+    ui_test("failure_and_rerun");
+}
+
+#[test]
 fn loops_conditions_and_nested_pipelines_are_collapsible_groups() {
     ui_test("control_flow");
 }

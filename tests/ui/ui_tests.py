@@ -115,6 +115,17 @@ def control_flow(items: list = [1, 2, 3, 4, 5]):
     inner(x=3)
 
 
+@dsl.component
+def divide(x: int) -> float:
+    print("dividing by", x - 3)
+    return 1 / (x - 3)
+
+
+@dsl.pipeline(name="ui-divide")
+def ui_divide(x: int = 3) -> float:
+    return divide(x=x).output
+
+
 def client():
     return kfp.Client(host=HOST)
 
@@ -523,6 +534,46 @@ def test_lab_failed():
         expect(card).to_contain_text("uv")
         expect(card).to_contain_text("python/logs/uv.log")
         b.shot("lab-failed")
+
+    with_browser(check)
+
+
+def test_failure_and_rerun():
+    """A failed run says why in words (the exception, not "exited with code 1") on its page and
+    in the task's panel; "Rerun" opens the form with the run's values, and a changed value starts
+    a run that succeeds, whose details show the parameters it used and its outputs."""
+    c = client()
+    run = c.create_run_from_pipeline_func(ui_divide, arguments={}, run_name="ui-divide-first")
+    done = c.wait_for_run_completion(run.run_id, timeout=300, sleep_duration=0.2)
+    assert done.state == "FAILED", done
+
+    def check(b):
+        page = b.page
+        b.open(f"#/runs/details/{run.run_id}")
+        banner = page.get_by_role("alert").filter(has_text="The run failed")
+        expect(banner).to_contain_text("ZeroDivisionError: division by zero")
+        page.locator('[data-node-id="divide"]').click()
+        expect(page.locator(".task-panel")).to_contain_text("ZeroDivisionError: division by zero")
+        b.shot("failure-in-words")
+
+        page.get_by_role("button", name="Rerun").click()
+        form = page.get_by_role("form", name="Run it again")
+        expect(form.get_by_label(re.compile("^x"))).to_have_value("3")
+        form.get_by_label(re.compile("^x")).fill("5")
+        b.shot("rerun-form")
+        form.get_by_role("button", name="Start").click()
+        expect(page).to_have_url(re.compile(r"#/runs/details/"))
+        expect(page.locator("h1 .state-badge")).to_have_text(re.compile("Succeeded"), timeout=120_000)
+        again = page.url.split("#/runs/details/")[1].split("?")[0]
+        assert again != run.run_id
+        assert c.get_run(again).runtime_config.parameters == {"x": 5}
+        page.get_by_role("tab", name="Parameters & details").click()
+        details = page.locator(".run-fields")
+        expect(details).to_contain_text("Parameters (as the run used them)")
+        expect(details.locator("table.params").first).to_contain_text("5")
+        expect(details).to_contain_text("Outputs")
+        expect(details).to_contain_text("0.5")
+        b.shot("rerun-details")
 
     with_browser(check)
 

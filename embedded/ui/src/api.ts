@@ -191,7 +191,14 @@ export type GraphNode = {
   output_artifacts?: [string, number][];
 };
 
-export type Graph = { nodes: GraphNode[]; edges: { from: string; to: string }[] };
+export type Graph = {
+  nodes: GraphNode[];
+  edges: { from: string; to: string }[];
+  /** A run's parameter values as it ran, defaults included. */
+  parameters?: Record<string, unknown>;
+  /** A run's outputs. */
+  outputs?: Record<string, unknown>;
+};
 
 export type Artifact = {
   artifact_id: number;

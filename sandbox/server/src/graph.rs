@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use kfbox_engine::recorded::{ExecutionKind, RecordedTask};
 use kfbox_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
-use kfbox_store::ExecutionRow;
+use kfbox_store::{props, ExecutionRow};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -16,6 +16,26 @@ use utoipa::ToSchema;
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+    /// A run's parameter values as it ran, defaults included (none for a version preview).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+    /// A run's outputs, once it produced them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub outputs: Option<Map<String, Value>>,
+}
+
+impl Graph {
+    /// With the run's own values: those its root execution recorded.
+    pub fn with_run_values(mut self, executions: &[&ExecutionRow]) -> Self {
+        if let Some(root) = executions.iter().find(|e| e.text(props::PATH) == Some("")) {
+            let root = RecordedTask::of(root);
+            self.parameters = root.inputs;
+            self.outputs = root.outputs.filter(|outputs| !outputs.is_empty());
+        }
+        self
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,6 +118,8 @@ pub fn build(spec: &PipelineSpec, executions: &[&ExecutionRow], ended: bool) -> 
         graph: Graph {
             nodes: Vec::new(),
             edges: Vec::new(),
+            parameters: None,
+            outputs: None,
         },
     };
     if let Some(dag) = &spec.root.dag {
@@ -259,6 +281,8 @@ pub fn from_executions(executions: &[&ExecutionRow], ended: bool) -> Graph {
     Graph {
         nodes,
         edges: Vec::new(),
+        parameters: None,
+        outputs: None,
     }
 }
 

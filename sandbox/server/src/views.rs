@@ -34,10 +34,12 @@ pub(crate) async fn run_graph(
     let latest = latest_per_task(&executions);
     let ended = row.run.finished_at.is_some();
     if spec.is_empty() {
-        return Ok(Json(graph::from_executions(&latest, ended)));
+        return Ok(Json(
+            graph::from_executions(&latest, ended).with_run_values(&latest),
+        ));
     }
     let (_, pipeline) = spec_json(&spec, &format!("run `{}`", row.run.display_name))?;
-    let mut graph = graph::build(&pipeline.spec, &latest, ended);
+    let mut graph = graph::build(&pipeline.spec, &latest, ended).with_run_values(&latest);
     if let Some(phases) = server.phases().get(&run_id) {
         for node in &mut graph.nodes {
             if node.state == "RUNNING" {

@@ -18,13 +18,17 @@ export function rootParameters(spec: unknown): Record<string, ParameterSpec> {
 
 type Field = { name: string; spec: ParameterSpec; text: string; checked: boolean };
 
-function initial(params: Record<string, ParameterSpec>): Field[] {
-  return Object.entries(params).map(([name, spec]) => ({
-    name,
-    spec,
-    text: spec.defaultValue === undefined ? "" : typeof spec.defaultValue === "string" ? spec.defaultValue : JSON.stringify(spec.defaultValue, null, spec.parameterType === "STRUCT" || spec.parameterType === "LIST" ? 1 : 0),
-    checked: spec.defaultValue === true,
-  }));
+/** The form's starting values: `values` where given (a run's, to run it again), else defaults. */
+function initial(params: Record<string, ParameterSpec>, values?: Record<string, unknown>): Field[] {
+  return Object.entries(params).map(([name, spec]) => {
+    const start = values && name in values ? values[name] : spec.defaultValue;
+    return {
+      name,
+      spec,
+      text: start === undefined ? "" : typeof start === "string" ? start : JSON.stringify(start, null, spec.parameterType === "STRUCT" || spec.parameterType === "LIST" ? 1 : 0),
+      checked: start === true,
+    };
+  });
 }
 
 /** The parameter values, or the problems by parameter name. */
@@ -71,8 +75,8 @@ export function collect(fields: Field[]): { values: Record<string, unknown>; pro
   return { values, problems };
 }
 
-export function useParamFields(params: Record<string, ParameterSpec>) {
-  return useState<Field[]>(() => initial(params));
+export function useParamFields(params: Record<string, ParameterSpec>, values?: Record<string, unknown>) {
+  return useState<Field[]>(() => initial(params, values));
 }
 
 export function ParamInputs(props: {

@@ -3,18 +3,16 @@ import { useState } from "preact/hooks";
 import {
   get,
   listQuery,
-  post,
   request,
   routes,
-  type Experiment,
   type Graph,
   type Page,
   type Pipeline,
   type PipelineVersion,
 } from "../api";
 import { Dag } from "../components/Dag";
+import { RunForm } from "../components/RunForm";
 import { Pager, SearchBox, usePages } from "../components/Pager";
-import { ParamInputs, collect, rootParameters, useParamFields } from "../components/ParamForm";
 import { CopyText, Empty, ErrorBox, Loading } from "../components/common";
 import { when } from "../format";
 import { useLoad } from "../hooks";
@@ -191,68 +189,11 @@ function VersionView(props: { version: PipelineVersion }) {
           <Loading what="the graph" />
         )}
       </section>
-      <RunForm version={v} />
+      <RunForm
+        spec={v.pipeline_spec}
+        source={{ pipeline_version_reference: { pipeline_id: v.pipeline_id, pipeline_version_id: v.pipeline_version_id } }}
+        name={`${v.display_name} ${new Date().toLocaleString()}`}
+      />
     </div>
-  );
-}
-
-function RunForm(props: { version: PipelineVersion }) {
-  const v = props.version;
-  const [fields, setFields] = useParamFields(rootParameters(v.pipeline_spec));
-  // Checked as the user types once a submit was tried.
-  const [tried, setTried] = useState(false);
-  const problems = tried ? collect(fields).problems : {};
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
-  const [name, setName] = useState(`${v.display_name} ${new Date().toLocaleString()}`);
-  const [experiment, setExperiment] = useState("");
-  const experiments = useLoad(
-    () => get<Page<"experiments", Experiment>>(routes.experiments + listQuery({ page_size: 100, sort_by: "created_at desc" })),
-    [],
-  );
-  const submit = async (ev: Event) => {
-    ev.preventDefault();
-    const { values, problems } = collect(fields);
-    setTried(true);
-    if (Object.keys(problems).length) return setError("Some parameters need another value (see above).");
-    if (!name.trim()) return setError("Give the run a name.");
-    setBusy(true);
-    setError(undefined);
-    try {
-      const run = await post<{ run_id: string }>(routes.runs, {
-        display_name: name.trim(),
-        experiment_id: experiment || undefined,
-        pipeline_version_reference: { pipeline_id: v.pipeline_id, pipeline_version_id: v.pipeline_version_id },
-        runtime_config: { parameters: values },
-      });
-      navigate(`/runs/details/${run.run_id}`);
-    } catch (e) {
-      setError((e as Error).message);
-      setBusy(false);
-    }
-  };
-  return (
-    <form class="run-form card" onSubmit={submit} aria-label="Start a run" noValidate>
-      <h2>Start a run</h2>
-      <label for="run-name">Run name</label>
-      <input id="run-name" type="text" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
-      <label for="run-experiment">Experiment</label>
-      <select id="run-experiment" value={experiment} onChange={(e) => setExperiment((e.target as HTMLSelectElement).value)}>
-        <option value="">Default</option>
-        {(experiments.data?.experiments ?? [])
-          .filter((e) => e.display_name !== "Default")
-          .map((e) => (
-            <option key={e.experiment_id} value={e.experiment_id}>
-              {e.display_name}
-            </option>
-          ))}
-      </select>
-      <h3>Parameters</h3>
-      <ParamInputs fields={fields} setFields={setFields} problems={problems} />
-      <ErrorBox error={error} title="Not started" />
-      <button type="submit" class="primary" disabled={busy}>
-        {busy ? "Starting…" : "Start"}
-      </button>
-    </form>
   );
 }

@@ -5,6 +5,7 @@ import { get, post, routes, type Artifact, type Experiment, type Graph, type Gra
 import { ArtifactView } from "../components/Artifact";
 import { Dag, type DagItem } from "../components/Dag";
 import { Logs } from "../components/Logs";
+import { RunForm } from "../components/RunForm";
 import { StateBadge, isActive, stateLabel } from "../components/State";
 import { ErrorBox, Fields, Loading, Tabs } from "../components/common";
 import { duration, isSet, value, when } from "../format";
@@ -46,6 +47,7 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
     }
   }, [run.data?.state]);
   const [actionError, setActionError] = useState<string>();
+  const [rerun, setRerun] = useState(false);
   const tab = (props.tab as RunTab) || "graph";
 
   if (run.error && !run.data) return <ErrorBox error={run.error} title={`Cannot show run ${runId}`} />;
@@ -95,12 +97,27 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
               Retry
             </button>
           ) : null}
+          {r.pipeline_version_reference || r.pipeline_spec ? (
+            <button type="button" aria-expanded={rerun} onClick={() => setRerun(!rerun)}>
+              Rerun
+            </button>
+          ) : null}
           <button type="button" onClick={() => act(r.storage_state === "ARCHIVED" ? "unarchive" : "archive")}>
             {r.storage_state === "ARCHIVED" ? "Restore" : "Archive"}
           </button>
         </div>
       </div>
       <ErrorBox error={actionError} title="The server refused" />
+      {rerun && graph.data ? (
+        <RunForm
+          title="Run it again"
+          spec={r.pipeline_spec}
+          source={r.pipeline_version_reference ? { pipeline_version_reference: r.pipeline_version_reference } : { pipeline_spec: r.pipeline_spec }}
+          name={`${r.display_name} (rerun)`}
+          values={graph.data.parameters ?? r.runtime_config?.parameters}
+          experimentId={r.experiment_id}
+        />
+      ) : null}
       {r.error ? <ErrorBox error={r.error.message} title="The run failed" /> : null}
       <Tabs<RunTab>
         label="Run views"
@@ -117,7 +134,7 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
       ) : tab === "artifacts" ? (
         <RunArtifacts artifacts={artifacts.data?.artifacts} error={artifacts.error} />
       ) : (
-        <RunFields run={r} />
+        <RunFields run={r} graph={graph.data} />
       )}
     </div>
   );
@@ -329,9 +346,10 @@ function RunArtifacts(props: { artifacts?: Artifact[]; error?: string }) {
   );
 }
 
-function RunFields(props: { run: Run }) {
+function RunFields(props: { run: Run; graph?: Graph }) {
   const r = props.run;
-  const params = Object.entries(r.runtime_config?.parameters ?? {});
+  const effective = props.graph?.parameters;
+  const given = r.runtime_config?.parameters ?? {};
   return (
     <div class="run-fields">
       <Fields
@@ -355,8 +373,15 @@ function RunFields(props: { run: Run }) {
           ...(r.recurring_run_id ? [["Recurring run", r.recurring_run_id] as [string, string]] : []),
         ]}
       />
-      <Params title="Parameters" values={r.runtime_config?.parameters} />
-      {params.length ? null : <p class="muted">The run was given no parameters (defaults applied).</p>}
+      {effective ? (
+        <>
+          <Params title="Parameters (as the run used them)" values={effective} />
+          {Object.keys(effective).some((name) => !(name in given)) ? <p class="muted">Values not given when the run started are the pipeline's defaults.</p> : null}
+        </>
+      ) : (
+        <Params title="Parameters" values={r.runtime_config?.parameters} />
+      )}
+      {props.graph?.outputs ? <Params title="Outputs" values={props.graph.outputs} /> : null}
     </div>
   );
 }
