@@ -292,6 +292,14 @@ fn watch_reruns_what_an_edit_changed() {
     assert_eq!(state(&third, "prepare"), "CACHED", "{third:#}");
     assert_eq!(third["outputs"]["Output"], 1.0 / 3.0, "{third:#}");
 
+    // A save that does not compile is reported and waited on; the next good one runs.
+    fs_err::write(dir.path().join("helpers.py"), "RATE = (\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(runs().len(), 3);
+    fs_err::write(dir.path().join("helpers.py"), "RATE = 0.9\n").unwrap();
+    let fourth = wait_runs(4);
+    assert_eq!(fourth["outputs"]["Output"], 0.25, "{fourth:#}");
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -305,6 +313,10 @@ fn watch_reruns_what_an_edit_changed() {
     assert!(
         stderr.contains("helpers.py changed: running it again")
             && stderr.contains("flow.py changed: running it again"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("flow.py raised while it was compiled") && stderr.contains("SyntaxError"),
         "{stderr}"
     );
 }

@@ -4,6 +4,7 @@ kfbox runs this with its managed kfp SDK, in a process of its own: the user's co
 here, never into kfbox.
 
 Usage: compile_pipeline.py FILE.py OUT.yaml REPORT.json [--pipeline NAME | --component NAME]
+       compile_pipeline.py --serve   (compiles on request; see `serve`)
 
 Exit status: 0 compiled (REPORT.json says what); 3 the file raised while it was imported or
 compiled (REPORT.json holds its traceback); 4 no single pipeline or component answers the
@@ -141,11 +142,8 @@ def fail(report, status, text):
     sys.exit(status)
 
 
-def main():
-    path, out, report = (os.path.abspath(a) for a in sys.argv[1:4])
-    kind, wanted_name = "pipeline", None
-    if len(sys.argv) == 6:
-        kind, wanted_name = sys.argv[4].lstrip("-"), sys.argv[5]
+def compile_file(path, out, report, kind, wanted_name):
+    """Compile as the usage says; exits with the status it describes."""
     directory = os.path.realpath(os.path.dirname(path))
     try:
         module = load(path)
@@ -171,6 +169,44 @@ def main():
             },
             f,
         )
+    sys.exit(0)
+
+
+def serve():
+    """`--serve` (`kfbox run --watch`): the SDK imported once, then one compile per request,
+    each in a process forked for it, so that nothing of the user's code outlives its compile.
+    A request is a JSON line on stdin (`file`, `out`, `report`, `kind`, `name`); the answer is
+    a line with the compile's exit status."""
+    from kfp import compiler, dsl  # noqa: F401 - the slow imports, done once
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        child = os.fork()
+        if child == 0:
+            # What the user's code prints must not reach the answers.
+            os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+            status = 1
+            try:
+                compile_file(
+                    request["file"], request["out"], request["report"], request["kind"], request["name"]
+                )
+            except SystemExit as exit:
+                status = exit.code if isinstance(exit.code, int) else 1
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(child, 0)
+        print(os.waitstatus_to_exitcode(status), flush=True)
+
+
+def main():
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+        return
+    path, out, report = (os.path.abspath(a) for a in sys.argv[1:4])
+    kind, wanted_name = "pipeline", None
+    if len(sys.argv) == 6:
+        kind, wanted_name = sys.argv[4].lstrip("-"), sys.argv[5]
+    compile_file(path, out, report, kind, wanted_name)
 
 
 if __name__ == "__main__":

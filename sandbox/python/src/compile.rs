@@ -2,8 +2,9 @@
 //! process of its own (`kfbox run FILE.py`): the user's code never runs inside kfbox.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use serde::Deserialize;
 
@@ -82,14 +83,8 @@ pub fn compile_file(
     choice: &Choice,
     scratch: &Path,
 ) -> Result<CompiledFile, CompileError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| CompileError::Io { path, source }
-    };
-    let script = scratch.join("compile_pipeline.py");
-    let out = scratch.join("pipeline.yaml");
-    let report = scratch.join("report.json");
-    fs_err::write(&script, SCRIPT).map_err(io(&script))?;
+    let script = write_script(scratch)?;
+    let (out, report) = (scratch.join("pipeline.yaml"), scratch.join("report.json"));
     let mut command = Command::new(&env.python);
     command.arg(&script).arg(file).arg(&out).arg(&report);
     match choice {
@@ -102,16 +97,112 @@ pub fn compile_file(
         }
     }
     let output = command.output().map_err(io(&env.python))?;
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    compiled(file, output.status.code(), &out, &report, || said)
+}
+
+/// A compiler that keeps the SDK imported between compiles (`kfbox run --watch`): one Python
+/// process that compiles each request in a process forked from it, so that a save is compiled
+/// in a fraction of the SDK's import time and nothing of the user's code outlives its compile.
+pub struct WarmCompiler {
+    child: Child,
+    requests: ChildStdin,
+    answers: BufReader<ChildStdout>,
+}
+
+impl WarmCompiler {
+    /// Start one with the SDK of `env`; its script is written into `dir`.
+    pub fn start(env: &Env, dir: &Path) -> Result<Self, CompileError> {
+        let script = write_script(dir)?;
+        let mut child = Command::new(&env.python)
+            .arg(&script)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io(&env.python))?;
+        let requests = child.stdin.take().expect("piped");
+        let answers = BufReader::new(child.stdout.take().expect("piped"));
+        Ok(Self {
+            child,
+            requests,
+            answers,
+        })
+    }
+
+    /// As [`compile_file`]; an error of kind [`CompileError::Failed`] means the compiler
+    /// itself stopped: [`compile_file`] still works.
+    pub fn compile(
+        &mut self,
+        file: &Path,
+        choice: &Choice,
+        scratch: &Path,
+    ) -> Result<CompiledFile, CompileError> {
+        let (out, report) = (scratch.join("pipeline.yaml"), scratch.join("report.json"));
+        let (kind, name) = match choice {
+            Choice::Pipeline(name) => ("pipeline", name.as_deref()),
+            Choice::Component(name) => ("component", Some(name.as_str())),
+        };
+        let request = serde_json::json!({
+            "file": file, "out": out, "report": report, "kind": kind, "name": name,
+        });
+        let stopped = |why: String| CompileError::Failed {
+            file: file.to_owned(),
+            said: format!("kfbox's compiler process stopped: {why}"),
+        };
+        writeln!(self.requests, "{request}").map_err(|e| stopped(e.to_string()))?;
+        self.requests.flush().map_err(|e| stopped(e.to_string()))?;
+        let mut answer = String::new();
+        match self.answers.read_line(&mut answer) {
+            Ok(0) => return Err(stopped("it ended".to_owned())),
+            Err(e) => return Err(stopped(e.to_string())),
+            Ok(_) => {}
+        }
+        let status = answer.trim().parse::<i32>().ok();
+        compiled(file, status, &out, &report, || {
+            format!("the compile ended with status {}", answer.trim())
+        })
+    }
+}
+
+impl Drop for WarmCompiler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CompileError {
+    let path = path.to_owned();
+    move |source| CompileError::Io { path, source }
+}
+
+fn write_script(dir: &Path) -> Result<PathBuf, CompileError> {
+    let script = dir.join("compile_pipeline.py");
+    fs_err::write(&script, SCRIPT).map_err(io(&script))?;
+    Ok(script)
+}
+
+/// What a compile that ended with `status` produced, from the files the script wrote; `said`
+/// is what it printed, for a compile that failed in an unexpected way.
+fn compiled(
+    file: &Path,
+    status: Option<i32>,
+    out: &Path,
+    report: &Path,
+    said: impl FnOnce() -> String,
+) -> Result<CompiledFile, CompileError> {
     let failed = |said: String| CompileError::Failed {
         file: file.to_owned(),
         said,
     };
-    let said = || String::from_utf8_lossy(&output.stderr).into_owned();
-    let text = fs_err::read_to_string(&report).map_err(|_| failed(said()))?;
+    let Ok(text) = fs_err::read_to_string(report) else {
+        return Err(failed(said()));
+    };
     let report: Report = serde_json::from_str(&text)
         .map_err(|e| failed(format!("its report is not what kfbox wrote ({e}): {text}")))?;
-    let (status, error) = (output.status.code(), report.error);
-    let report = match (status, error, report.compiled) {
+    let report = match (status, report.error, report.compiled) {
         (Some(0), None, Some(compiled)) => compiled,
         (Some(3), Some(traceback), _) => {
             return Err(CompileError::Raised {
@@ -128,7 +219,7 @@ pub fn compile_file(
         _ => return Err(failed(said())),
     };
     Ok(CompiledFile {
-        yaml: fs_err::read_to_string(&out).map_err(io(&out))?,
+        yaml: fs_err::read_to_string(out).map_err(io(out))?,
         name: report.name,
         modules: report.modules,
         functions: report.functions,

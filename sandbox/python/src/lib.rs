@@ -21,7 +21,7 @@ mod lightweight;
 mod progress;
 mod uv;
 
-pub use compile::{compile_file, Choice, CompileError, CompiledFile, FunctionSource};
+pub use compile::{compile_file, Choice, CompileError, CompiledFile, FunctionSource, WarmCompiler};
 pub use envs::{find_program, Env, EnvInfo, PythonEnvs, SDK_REQUIREMENT, SEED_PACKAGES};
 pub use error::PythonError;
 pub use installer::UV_VERSION;

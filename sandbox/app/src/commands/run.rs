@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::remote_run::{run_on_target, RemoteRunRequest};
 use crate::executors::StepRouter;
 use crate::exit::{ExitStatus, UsageError};
-use crate::pipeline_file::{self, PipelineFile};
+use crate::pipeline_file::{Loader, PipelineFile};
 use crate::printer::Printer;
 use crate::reporter::Reporter;
 use crate::settings::{parallelism, plan_gpus, GlobalSettings};
@@ -44,7 +44,7 @@ pub async fn run(
     let status = if args.watch {
         watch(settings, printer, &args, &cancel).await
     } else {
-        match load(settings, printer, &args).await {
+        match load(&mut Loader::default(), settings, printer, &args).await {
             Ok(file) => run_once(settings, printer, &args, file, cancel.child_token()).await,
             Err(e) => Err(e),
         }
@@ -64,9 +64,10 @@ async fn watch(
     cancel: &CancellationToken,
 ) -> anyhow::Result<ExitStatus> {
     let mut files = FileWatch::new()?;
+    let mut loader = Loader::warm();
     let mut status = Ok(ExitStatus::Success);
     while !cancel.is_cancelled() {
-        let loaded = load(settings, printer, args).await;
+        let loaded = load(&mut loader, settings, printer, args).await;
         let mut watched = vec![args.pipeline.clone()];
         if let Ok(PipelineFile {
             compiled: Some(compiled),
@@ -185,6 +186,7 @@ pub async fn rerun(
 
 /// The pipeline the command names, compiled first when it is a Python file.
 async fn load(
+    loader: &mut Loader,
     settings: &GlobalSettings,
     printer: &Printer,
     args: &RunArgs,
@@ -193,7 +195,7 @@ async fn load(
         (_, Some(component)) => Choice::Component(component.clone()),
         (name, None) => Choice::Pipeline(name.clone()),
     };
-    pipeline_file::load(settings, printer, &args.pipeline, choice).await
+    loader.load(settings, printer, &args.pipeline, choice).await
 }
 
 /// One run of the pipeline as it was loaded.
