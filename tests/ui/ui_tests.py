@@ -413,6 +413,12 @@ def test_control_flow():
         first.focus()
         page.keyboard.press("Enter")
         expect(loop.locator('[data-node-id$="iteration-0/square"]')).to_have_attribute("data-state", "SUCCEEDED")
+        # An iteration of one step stands for it: a click opens that step's logs.
+        loop.locator('[data-node-id$="iteration-2"]').click()
+        panel = page.locator(".task-panel")
+        expect(panel).to_have_attribute("aria-label", re.compile("iteration-2/square$"))
+        expect(panel.get_by_role("tab", name="Logs")).to_have_attribute("aria-selected", "true")
+        panel.get_by_role("button", name="Close the task panel").click()
         # The branch taken ran; the other did not.
         expect(page.locator('.dag-group.kind-condition[data-group-id="condition-2"] [data-node-id$="announce"]')).to_have_attribute("data-state", "SUCCEEDED")
         skipped = page.locator('.dag [data-node-id="condition-3"], .dag-group[data-group-id="condition-3"]')

@@ -179,6 +179,8 @@ function GraphView(props: {
 }) {
   const g = props.graph.data;
   const items = useMemo(() => (g ? g.nodes.map(itemOf) : []), [g]);
+  // The tab the task panel opens on, when a click asked for one.
+  const [startOn, setStartOn] = useState<TaskTab>();
   const iterationsOf = useMemo(() => {
     const count = new Map<string, number>();
     for (const n of g?.nodes ?? []) if (n.kind === "iteration" && n.parent) count.set(n.parent, (count.get(n.parent) ?? 0) + 1);
@@ -202,7 +204,19 @@ function GraphView(props: {
           items={items}
           edges={g.edges}
           selected={props.selected}
-          onSelect={(id) => props.onSelect(id === props.selected ? undefined : id)}
+          onSelect={(id) => {
+            if (id === props.selected) return props.onSelect(undefined);
+            // An iteration of one step stands for that step: its logs open.
+            const clicked = g.nodes.find((n) => n.id === id);
+            const inside = g.nodes.filter((n) => n.parent === id);
+            const only = inside.length === 1 && (inside[0].kind === "container" || inside[0].kind === "importer") ? inside[0] : undefined;
+            if (clicked?.kind === "iteration" && only) {
+              setStartOn("logs");
+              return props.onSelect(only.id);
+            }
+            setStartOn(undefined);
+            props.onSelect(id);
+          }}
           initiallyCollapsed={(item) =>
             (item.kind === "iteration" && (iterationsOf.get(item.parent ?? "") ?? 0) > 3) ||
             (item.kind === "loop" && (iterationsOf.get(item.id) ?? 0) > 40)
@@ -217,6 +231,7 @@ function GraphView(props: {
           artifacts={props.artifacts?.filter((a) => a.task === node.id) ?? []}
           onClose={() => props.onSelect(undefined)}
           now={props.now}
+          startOn={startOn}
         />
       ) : null}
     </div>
@@ -225,10 +240,10 @@ function GraphView(props: {
 
 type TaskTab = "overview" | "logs" | "artifacts";
 
-function TaskPanel(props: { runId: string; node: GraphNode; artifacts: Artifact[]; onClose: () => void; now: number }) {
+function TaskPanel(props: { runId: string; node: GraphNode; artifacts: Artifact[]; onClose: () => void; now: number; startOn?: TaskTab }) {
   const n = props.node;
   const hasLog = (n.kind === "container" || n.kind === "importer") && n.execution_id != null && n.state !== "SKIPPED";
-  const [tab, setTab] = useState<TaskTab>(hasLog && n.state !== "SUCCEEDED" && n.state !== "CACHED" ? "logs" : "overview");
+  const [tab, setTab] = useState<TaskTab>(props.startOn ?? (hasLog && n.state !== "SUCCEEDED" && n.state !== "CACHED" ? "logs" : "overview"));
   const tabs: { id: TaskTab; label: string }[] = [{ id: "overview", label: "Overview" }];
   if (hasLog) tabs.push({ id: "logs", label: "Logs" });
   if (props.artifacts.length) tabs.push({ id: "artifacts", label: `Artifacts (${props.artifacts.length})` });
