@@ -223,11 +223,7 @@ impl DockerExecutor {
             (oom_killed, step.resources.memory_limit, exit)
         {
             if code != 0 {
-                append_log(
-                    &step.log_path,
-                    &format!("kfbox: killed for going over its memory limit of {limit} bytes (OOMKilled)"),
-                )
-                .await;
+                append_log(&step.log_path, &kfbox_step::out_of_memory_note(limit)).await;
                 return Ok(StepExit::OutOfMemory(limit));
             }
         }

@@ -197,6 +197,17 @@ fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The run's own record among its executions: its root, with the parameter values it ran
+/// with (defaults included) and its outputs.
+pub fn recorded_root<'a>(
+    executions: impl IntoIterator<Item = &'a ExecutionRow>,
+) -> Option<RecordedTask> {
+    executions
+        .into_iter()
+        .map(RecordedTask::of)
+        .find(|task| task.kind == Some(ExecutionKind::Root))
+}
+
 /// The run as `kfbox run --json` reported it, rebuilt from the store (also while it runs).
 pub fn recorded_summary(store: &Store, run: &RunRow) -> Result<RunSummary, StoreError> {
     let executions = store.run_executions(run)?;

@@ -431,10 +431,7 @@ async fn run_process(
             let _ = child.wait().await;
             let mut file = log.lock().await;
             let _ = file
-                .write_all(
-                    format!("kfbox: killed for going over its memory limit of {limit} bytes (OOMKilled)\n")
-                        .as_bytes(),
-                )
+                .write_all(format!("{}\n", kfbox_step::out_of_memory_note(limit)).as_bytes())
                 .await;
             StepExit::OutOfMemory(limit)
         }

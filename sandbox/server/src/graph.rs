@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use kfbox_engine::recorded::{ExecutionKind, RecordedTask};
+use kfbox_engine::recorded::{recorded_root, ExecutionKind, RecordedTask};
 use kfbox_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
-use kfbox_store::{props, ExecutionRow};
+use kfbox_store::ExecutionRow;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -29,8 +29,7 @@ pub struct Graph {
 impl Graph {
     /// With the run's own values: those its root execution recorded.
     pub fn with_run_values(mut self, executions: &[&ExecutionRow]) -> Self {
-        if let Some(root) = executions.iter().find(|e| e.text(props::PATH) == Some("")) {
-            let root = RecordedTask::of(root);
+        if let Some(root) = recorded_root(executions.iter().copied()) {
             self.parameters = root.inputs;
             self.outputs = root.outputs.filter(|outputs| !outputs.is_empty());
         }

@@ -17,5 +17,6 @@ pub use chain::error_chain;
 pub use events::TaskState;
 pub use executor::{Executor, ExecutorError, OncePerKey};
 pub use step::{
-    Mount, PodSettings, PullPolicy, SecurityContext, Step, StepExit, VolumeMount, VolumeSource,
+    out_of_memory_note, Mount, PodSettings, PullPolicy, SecurityContext, Step, StepExit,
+    VolumeMount, VolumeSource,
 };

@@ -130,6 +130,12 @@ pub struct Mount {
     pub writable: bool,
 }
 
+/// The line an executor adds to a step's log when it was killed for its memory (a cluster's
+/// `OOMKilled`), the same from every executor.
+pub fn out_of_memory_note(limit_bytes: u64) -> String {
+    format!("kfbox: killed for going over its memory limit of {limit_bytes} bytes (OOMKilled)")
+}
+
 /// How a step ended when it could be started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepExit {

@@ -81,8 +81,11 @@ pub async fn debug(
 
     let debug_root = settings.home.debug_dir();
     kfbox_paths::create_private_dir_all(&debug_root)?;
+    // The run id's start names the directory: a name from the store, checked as any other.
+    let short: String = run.run_id.chars().take(8).collect();
+    kfbox_paths::check_name(&short)?;
     let here = tempfile::Builder::new()
-        .prefix(&format!("{}-", &run.run_id[..8.min(run.run_id.len())]))
+        .prefix(&format!("{short}-"))
         .tempdir_in(&debug_root)?
         .keep();
     let (new_task, new_artifacts) = (here.join("task"), here.join("artifacts"));

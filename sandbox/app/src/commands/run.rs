@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use kfbox_cli::{RerunArgs, RunArgs};
 use kfbox_engine::model::{RunState, RunSummary};
+use kfbox_engine::recorded::recorded_root;
 use kfbox_engine::{
     launch, parse_assignments, resolve_root_artifacts, resolve_root_parameters, GivenValue, Launch,
     Runtime,
@@ -16,8 +17,7 @@ use kfbox_process::ProcessExecutor;
 use kfbox_python::Choice;
 use kfbox_spec::parse_pipeline;
 use kfbox_step::events::EventSink;
-use kfbox_store::value::Prop;
-use kfbox_store::{props, RunSelector};
+use kfbox_store::RunSelector;
 use tokio_util::sync::CancellationToken;
 
 use super::remote_run::{run_on_target, RemoteRunRequest};
@@ -137,14 +137,8 @@ pub async fn rerun(
         .with_context(|| format!("run {} has no recorded pipeline to run again", run.run_id))?;
     let source = PathBuf::from(format!("run {}", run.run_id));
     let pipeline = parse_pipeline(&source, &spec)?;
-    let recorded = store
-        .run_executions(&run)?
-        .into_iter()
-        .find(|e| e.text(props::PATH) == Some(""))
-        .and_then(|root| match root.props.get(props::INPUTS) {
-            Some(Prop::Struct(values)) => Some(values.clone()),
-            _ => None,
-        })
+    let recorded = recorded_root(&store.run_executions(&run)?)
+        .and_then(|root| root.inputs)
         .unwrap_or_default();
     let given = parse_assignments("--param", &args.params)?;
     // The run's values as `--param` would give them, then the changes.
