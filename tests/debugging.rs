@@ -73,7 +73,7 @@ fn a_python_file_names_its_choices_and_its_errors() {
     assert!(
         several
             .stderr
-            .contains("defines 2 pipelines (shell_flow, train_flow)")
+            .contains("defines 3 pipelines (rows_flow, shell_flow, train_flow)")
             && several.stderr.contains("--pipeline NAME"),
         "{}",
         several.stderr
@@ -378,10 +378,36 @@ fn debug_reruns_a_task_on_its_recorded_inputs() {
         String::from_utf8_lossy(&tried.stderr)
     );
     assert!(said.contains("Output = 1.0"), "{said}");
-    // The run is as it was.
+    // The run is as it was; each debug execution is recorded beside it, not as its task.
     let recorded = kfbox(&["runs", "get", &run_id, "--json"]).output().unwrap();
     let recorded: serde_json::Value = serde_json::from_slice(&recorded.stdout).unwrap();
     assert_eq!(recorded["state"], "FAILED");
+    let tasks = recorded["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "{recorded:#}");
+    let debugged = recorded["debug_executions"].as_array().unwrap();
+    let states: Vec<&str> = debugged
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["FAILED", "FAILED", "SUCCEEDED"], "{recorded:#}");
+    assert!(debugged.iter().all(|d| d["task"] == "train"));
+    assert!(debugged[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("ZeroDivisionError: division by zero (flow.py:"));
+    assert_eq!(debugged[2]["code"], fixed.to_str().unwrap());
+    assert_eq!(debugged[2]["outputs"]["Output"], 1.0);
+    let run_dir = recorded["run_dir"].as_str().unwrap();
+    assert!(!debugged[2]["outputs_dir"]
+        .as_str()
+        .unwrap()
+        .starts_with(run_dir));
+    let shown = kfbox(&["runs", "get", &run_id]).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("Debug executions (kfbox debug; not part of the run):"),
+        "{shown}"
+    );
 }
 
 /// `kfbox runs rerun RUN --param`: the run's recorded pipeline again, its parameter values kept

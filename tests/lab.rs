@@ -237,6 +237,8 @@ fn kfbox_up_starts_a_lab_that_holds_the_codelabs_behind_its_token() {
         format!("{} 1 {}", lab.served.url, workspace.display())
     );
 
+    a_failed_task_opens_in_the_lab_as_a_notebook(&lab, &base);
+
     // `kfbox status` knows the lab's address.
     let out = kfbox_in(lab.served.home(), &["status", "--json"])
         .output()
@@ -251,6 +253,77 @@ fn kfbox_up_starts_a_lab_that_holds_the_codelabs_behind_its_token() {
         TcpStream::connect(base.trim_start_matches("http://")).is_err(),
         "the lab still answers after kfbox stopped"
     );
+}
+
+/// `kfbox debug RUN TASK --notebook` on a task that raised: a notebook in the lab's `debug/`
+/// whose first cell loads the task's inputs (a parameter, a dataset) as Python objects, and
+/// which, run by nbclient in the lab's kernel, raises what the task raised.
+fn a_failed_task_opens_in_the_lab_as_a_notebook(lab: &ServedLab, base: &str) {
+    let home = lab.served.home();
+    let flow = repo_root().join("tests/debugging/flow.py");
+    let run = crate::common::parse_run(
+        kfbox_in(
+            home,
+            &[
+                "run",
+                flow.to_str().unwrap(),
+                "--pipeline",
+                "rows_flow",
+                "--json",
+            ],
+        )
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run_id = run.summary["run_id"].as_str().unwrap();
+    let out = kfbox_in(home, &["debug", run_id, "mean-of", "--notebook"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = format!("{}-mean-of.ipynb", &run_id[..8]);
+    let page = format!("{base}/lab/tree/debug/{name}?token={}", lab.token);
+    assert!(said.contains(&page), "no {page} in: {said}");
+    let (code, body) = get(
+        base,
+        &format!("/api/contents/debug/{name}"),
+        Some(&lab.token),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+
+    let notebook = home.join("workspace/debug").join(&name);
+    let out = Command::new(lab_python(home))
+        .arg(repo_root().join("tests/lab/run_debug_notebook.py"))
+        .arg(&notebook)
+        .arg("print(skip, open(rows.path).read().split(), rows.metadata['count'])")
+        .output()
+        .unwrap();
+    let executed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{executed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        executed.contains("probe: 3 ['0', '1', '2'] 3"),
+        "{executed}"
+    );
+    // The probe is cell 1: the component's code is cell 2, the call that raises cell 3.
+    assert!(
+        executed.contains("raised: ZeroDivisionError: division by zero in cell [3]"),
+        "{executed}"
+    );
+    // A second debug of the same task keeps the first notebook (the user may have edited it).
+    let again = kfbox_in(home, &["debug", run_id, "mean-of", "--notebook"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&name.replace(".ipynb", "-2.ipynb")));
 }
 
 #[test]

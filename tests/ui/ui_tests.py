@@ -205,6 +205,20 @@ def test_runs_and_details():
         expect(page.locator(".dag-edge")).to_have_count(1)
         b.shot("run-details-graph")
 
+        # The artifacts between the steps, on a switch, as the KFP UI draws them: make-data's
+        # dataset, read by evaluate, and evaluate's four outputs.
+        page.get_by_label("Show artifacts").check()
+        artifacts = page.locator('.dag [data-node-id^="artifact:"]')
+        expect(artifacts).to_have_count(5)
+        expect(page.locator(".dag-edge")).to_have_count(6)
+        b.shot("run-details-graph-artifacts")
+        artifacts.filter(has_text=re.compile(r"^data")).click()
+        expect(page).to_have_url(re.compile(r"#/artifacts/\d+$"))
+        expect(page.locator("main")).to_contain_text("Dataset")
+        page.go_back()
+        expect(nodes).to_have_count(2)
+        expect(page.locator(".dag-edge")).to_have_count(1)
+
         # A task: overview, then its log (searchable).
         page.locator('[data-node-id="evaluate"]').click()
         panel = page.locator(".task-panel")
@@ -292,6 +306,11 @@ def test_compare():
         params = page.locator('table[aria-label="Parameters"]')
         expect(params.locator("tr", has_text="threshold")).to_have_attribute("data-differs", "true")
         expect(page.locator(".compare .chart canvas").first).to_be_visible()
+        # Each run is a series of its own, named in the chart's legend; the title names the
+        # metric and the task and output that logged it.
+        chart = page.locator(".compare .chart", has_text="accuracy (evaluate/metrics)")
+        expect(chart.locator(".u-legend")).to_contain_text("ui-low")
+        expect(chart.locator(".u-legend")).to_contain_text("ui-high")
         expect(page.locator(".roc[data-roc-series='2']")).to_be_visible()
         b.shot("compare")
 

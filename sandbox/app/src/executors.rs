@@ -122,19 +122,20 @@ impl StepRouter {
     }
 
     /// The step with `KFBOX_COMPONENT_SOURCE` set, when its function's definition is known.
-    fn with_component_source(&self, step: &Step) -> Option<Step> {
+    fn with_component_source(&self, mut step: Step) -> Step {
         let argv = step.argv();
-        let function = argv
+        let source = argv
             .iter()
             .position(|a| a == "--function_to_execute")
-            .and_then(|at| argv.get(at + 1))?;
-        let source = self.functions.get(function)?;
-        let mut step = step.clone();
-        step.env.push((
-            "KFBOX_COMPONENT_SOURCE".to_owned(),
-            serde_json::to_string(source).expect("paths serialize"),
-        ));
-        Some(step)
+            .and_then(|at| argv.get(at + 1))
+            .and_then(|function| self.functions.get(function));
+        if let Some(source) = source {
+            step.env.push((
+                kfbox_process::COMPONENT_SOURCE_ENV.to_owned(),
+                serde_json::to_string(source).expect("paths serialize"),
+            ));
+        }
+        step
     }
 
     /// A host process runs as the user who runs kfbox: a security context that names another
@@ -179,6 +180,15 @@ impl Executor for StepRouter {
         }
     }
 
+    fn prepare(&self, step: Step) -> Step {
+        let lightweight = LightweightStep::detect(&step.argv()).is_some();
+        match route(self.chosen, &self.config, &step.image, lightweight) {
+            // kfbox's component runner maps the component's frames to the user's file.
+            Route::Process => self.with_component_source(step),
+            _ => step,
+        }
+    }
+
     async fn run(
         &self,
         step: &Step,
@@ -189,10 +199,7 @@ impl Executor for StepRouter {
         match route(self.chosen, &self.config, &step.image, lightweight) {
             Route::Process => {
                 self.warn_about_identity(step, events);
-                match self.with_component_source(step) {
-                    Some(step) => self.process.run(&step, events, cancel).await,
-                    None => self.process.run(step, events, cancel).await,
-                }
+                self.process.run(step, events, cancel).await
             }
             Route::Wasi => match &self.wasi {
                 Some(wasi) => wasi.run(step, events, cancel).await,

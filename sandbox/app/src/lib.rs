@@ -2,6 +2,7 @@
 
 mod commands;
 mod config;
+mod debug_notebook;
 mod env_progress;
 mod executors;
 mod exit;

@@ -383,11 +383,15 @@ pub struct DebugArgs {
     pub task: String,
     /// Stop in Python's debugger (pdb) where the component raises. `breakpoint()` in the
     /// component stops there with or without it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "notebook")]
     pub pdb: bool,
+    /// Write the task as a notebook into the lab's workspace (`debug/`) instead of running
+    /// it: its inputs loaded as Python objects, the component's code, the call that failed.
+    #[arg(long)]
+    pub notebook: bool,
     /// Run the component's function from this Python file (the pipeline file, fixed) instead
     /// of the code the run had: a fix tried on the recorded inputs.
-    #[arg(long, value_name = "FILE.py")]
+    #[arg(long, value_name = "FILE.py", conflicts_with = "notebook")]
     pub code: Option<PathBuf>,
 }
 

@@ -304,6 +304,10 @@ impl Executor for ProcessExecutor {
 /// returns.
 pub const COMPONENT_RUNNER_ENV: &str = "KFBOX_COMPONENT_RUNNER";
 
+/// The variable that tells the runner where the component's function is defined in the user's
+/// file (`{"file": ..., "def_line": ...}`), so that its frames name that file.
+pub const COMPONENT_SOURCE_ENV: &str = "KFBOX_COMPONENT_SOURCE";
+
 /// A lightweight component's command (without the pip prelude) with kfbox's runner of the
 /// SDK's executor in place of `python3 -m kfp.dsl.executor_main`: the same executor, a
 /// readable log, failures in words. `None` where the SDK wrote the command differently.

@@ -77,6 +77,31 @@ impl LightweightStep {
             argv: rest.to_vec(),
         })
     }
+
+    /// The component's source as the compiler wrote it (its imports and its function, the
+    /// decorator left out): the argument after the script that runs the SDK's executor.
+    pub fn source(&self) -> Option<&str> {
+        let at = self
+            .argv
+            .iter()
+            .position(|a| a.contains("kfp.dsl.executor_main"))?;
+        self.argv.get(at + 1).map(String::as_str)
+    }
+
+    /// The function the executor calls (`--function_to_execute`).
+    pub fn function(&self) -> Option<&str> {
+        self.flag("--function_to_execute")
+    }
+
+    /// The ExecutorInput the step was given (`--executor_input`).
+    pub fn executor_input(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(self.flag("--executor_input")?).ok()
+    }
+
+    fn flag(&self, name: &str) -> Option<&str> {
+        let at = self.argv.iter().position(|a| a == name)?;
+        self.argv.get(at + 1).map(String::as_str)
+    }
 }
 
 fn is_sdk(requirement: &str) -> bool {
@@ -176,6 +201,29 @@ mod tests {
         assert_eq!(step.sdk_pin.as_deref(), Some("kfp==2.14.3"));
         assert_eq!(step.argv[0], "sh");
         assert_eq!(step.argv.len(), 4);
+        assert_eq!(step.source(), Some("src"));
+        assert_eq!(step.function(), None);
+    }
+
+    #[test]
+    fn reads_the_function_and_its_input() {
+        let mut with_flags = argv("pip install x && \"$0\" \"$@\"\n");
+        with_flags.extend(
+            [
+                "--executor_input",
+                r#"{"inputs":{}}"#,
+                "--function_to_execute",
+                "train",
+            ]
+            .map(String::from),
+        );
+        let step = LightweightStep::detect(&with_flags).unwrap();
+        assert_eq!(step.function(), Some("train"));
+        assert_eq!(
+            step.executor_input(),
+            Some(serde_json::json!({"inputs": {}}))
+        );
+        assert_eq!(step.source(), Some("src"));
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub trait Executor: Send + Sync {
     /// Isolating executors (containers, WebAssembly) answer false: such paths must then lie in
     /// the run directory, or a step could make kfbox read host files for it.
     fn shares_host_files(&self, step: &Step) -> bool;
+
+    /// The step as this executor runs it, settled before the task records what it ran
+    /// (`step.json`, which `kfbox debug` replays): what the executor adds to its environment is
+    /// part of that.
+    fn prepare(&self, step: Step) -> Step {
+        step
+    }
 }
 
 /// Preparation an executor does once per key for its whole life (an environment built, an image

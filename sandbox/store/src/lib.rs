@@ -11,10 +11,11 @@
 //!
 //! Layers, each importing only those below it: `error`, `props`, `value`; `listing` and `db`;
 //! `sql` (shared helpers); `schema`, `run_index`; the API's resources (`api/`); `record`,
-//! `query`, `recovery`; `open`.
+//! `query`, `recovery`; `debug`; `open`.
 
 mod api;
 mod db;
+mod debug;
 mod error;
 mod listing;
 mod open;
@@ -32,6 +33,7 @@ pub use api::{
     DEFAULT_EXPERIMENT,
 };
 pub use db::Store;
+pub use debug::DebugExecution;
 pub use error::StoreError;
 pub use listing::{Condition, ListQuery, Op, Operand, Page};
 pub use query::{

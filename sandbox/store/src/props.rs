@@ -36,6 +36,11 @@ pub const STARTED_AT: &str = "kfbox.started_at";
 pub const FINISHED_AT: &str = "kfbox.finished_at";
 /// Output artifacts of DAG tasks (artifact ids by output name); steps use OUTPUT events.
 pub const OUTPUT_ARTIFACTS: &str = "kfbox.output_artifacts";
+/// A debug execution: the run's execution it re-executed, where it wrote its outputs, and the
+/// file its code came from when not the run's (`kfbox debug --code`).
+pub const DEBUG_OF: &str = "kfbox.debug_of";
+pub const DEBUG_OUTPUTS_DIR: &str = "kfbox.debug_outputs_dir";
+pub const DEBUG_CODE: &str = "kfbox.debug_code";
 pub const RUN_DISPLAY_NAME: &str = "kfbox.display_name";
 pub const RUN_STATE: &str = "kfbox.state";
 pub const RUN_CREATED_AT: &str = "kfbox.created_at";

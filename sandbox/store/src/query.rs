@@ -364,13 +364,15 @@ impl Store {
                     tx.execute(sql, [execution])?;
                 }
             }
-            for sql in [
-                "DELETE FROM Attribution WHERE context_id = ?1",
-                "DELETE FROM ContextProperty WHERE context_id = ?1",
-                "DELETE FROM ParentContext WHERE context_id = ?1",
-                "DELETE FROM Context WHERE id = ?1",
-            ] {
-                tx.execute(sql, [run.context_id])?;
+            for context in plan.child_contexts.iter().chain([&run.context_id]) {
+                for sql in [
+                    "DELETE FROM Attribution WHERE context_id = ?1",
+                    "DELETE FROM ContextProperty WHERE context_id = ?1",
+                    "DELETE FROM ParentContext WHERE context_id = ?1",
+                    "DELETE FROM Context WHERE id = ?1",
+                ] {
+                    tx.execute(sql, [context])?;
+                }
             }
             tx.execute("DELETE FROM kfbox_run WHERE run_id = ?1", [&run.run_id])?;
             tx.execute("DELETE FROM kfbox_api_run WHERE run_id = ?1", [&run.run_id])?;
@@ -379,10 +381,12 @@ impl Store {
     }
 }
 
-/// What deleting a run touches: its executions, the artifacts only it uses (id, URI), and the
-/// URIs of its artifacts that executions of other runs still use.
+/// What deleting a run touches: its executions and those of its child contexts (debug
+/// executions), the artifacts only it uses (id, URI), and the URIs of its artifacts that
+/// executions of other runs still use.
 struct DeletionPlan {
     executions: Vec<i64>,
+    child_contexts: Vec<i64>,
     removable: Vec<(i64, Option<String>)>,
     kept: Vec<String>,
 }
@@ -399,10 +403,18 @@ impl DeletionPlan {
 }
 
 fn deletion_plan(conn: &Connection, run: &RunRow) -> Result<DeletionPlan, StoreError> {
-    let executions: Vec<i64> = conn
-        .prepare("SELECT execution_id FROM Association WHERE context_id = ?1")?
+    let child_contexts: Vec<i64> = conn
+        .prepare("SELECT context_id FROM ParentContext WHERE parent_context_id = ?1")?
         .query_map([run.context_id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
+    let mut executions = Vec::new();
+    for context in child_contexts.iter().chain([&run.context_id]) {
+        let associated = conn
+            .prepare_cached("SELECT execution_id FROM Association WHERE context_id = ?1")?
+            .query_map([context], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        executions.extend(associated);
+    }
     let mine: HashSet<i64> = executions.iter().copied().collect();
     let artifacts: Vec<i64> = conn
         .prepare("SELECT artifact_id FROM Attribution WHERE context_id = ?1")?
@@ -429,6 +441,7 @@ fn deletion_plan(conn: &Connection, run: &RunRow) -> Result<DeletionPlan, StoreE
     }
     Ok(DeletionPlan {
         executions,
+        child_contexts,
         removable,
         kept,
     })

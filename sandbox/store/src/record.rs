@@ -18,7 +18,7 @@ const ARTIFACT_LIVE: i64 = 2;
 
 /// MLMD `TypeKind`.
 #[derive(Clone, Copy)]
-enum TypeKind {
+pub(crate) enum TypeKind {
     Execution = 0,
     Artifact = 1,
     Context = 2,
@@ -145,24 +145,7 @@ impl Store {
             let now = now_ms();
             let pipeline_type = type_id(tx, PIPELINE_CONTEXT, TypeKind::Context)?;
             let run_type = type_id(tx, RUN_CONTEXT, TypeKind::Context)?;
-            let pipeline_context = match tx
-                .query_row(
-                    "SELECT id FROM Context WHERE type_id = ?1 AND name = ?2",
-                    params![pipeline_type, run.pipeline_name],
-                    |row| row.get(0),
-                )
-                .optional()?
-            {
-                Some(id) => id,
-                None => {
-                    exec(
-                        tx,
-                        "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
-                        params![pipeline_type, run.pipeline_name, now],
-                    )?;
-                    tx.last_insert_rowid()
-                }
-            };
+            let (pipeline_context, _) = context_named(tx, pipeline_type, &run.pipeline_name, now)?;
             exec(
                 tx,
                 "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
@@ -528,7 +511,32 @@ fn insert_event(
 }
 
 /// The id of a type without version, inserted on first use (as `PutArtifactType` does).
-fn type_id(tx: &Transaction<'_>, name: &str, kind: TypeKind) -> Result<i64, StoreError> {
+/// The context of this type and name, created when there is none; whether it was.
+pub(crate) fn context_named(
+    tx: &Transaction<'_>,
+    type_id: i64,
+    name: &str,
+    now: i64,
+) -> Result<(i64, bool), StoreError> {
+    let found = tx
+        .query_row(
+            "SELECT id FROM Context WHERE type_id = ?1 AND name = ?2",
+            params![type_id, name],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(id) = found {
+        return Ok((id, false));
+    }
+    exec(
+        tx,
+        "INSERT INTO Context (type_id, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?1, ?2, ?3, ?3)",
+        params![type_id, name, now],
+    )?;
+    Ok((tx.last_insert_rowid(), true))
+}
+
+pub(crate) fn type_id(tx: &Transaction<'_>, name: &str, kind: TypeKind) -> Result<i64, StoreError> {
     let found = tx
         .prepare_cached(
             "SELECT id FROM Type WHERE name = ?1 AND version IS NULL AND type_kind = ?2",
@@ -544,4 +552,23 @@ fn type_id(tx: &Transaction<'_>, name: &str, kind: TypeKind) -> Result<i64, Stor
         params![name, kind as i64],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// A run begun in `store` for tests, its directory under `root/runs/`.
+#[cfg(test)]
+pub(crate) fn begin_test_run(store: &Store, root: &std::path::Path, run_id: &str) -> RunHandle {
+    let run_dir = root.join("runs").join(run_id);
+    fs_err::create_dir_all(&run_dir).unwrap();
+    store
+        .begin_run(&NewRun {
+            run_id: run_id.into(),
+            display_name: run_id.into(),
+            pipeline_name: "p".into(),
+            resource_name: format!("p-{run_id}"),
+            run_dir: run_dir.display().to_string(),
+            parameters: Map::new(),
+            pipeline_spec: String::new(),
+            experiment_id: None,
+        })
+        .unwrap()
 }

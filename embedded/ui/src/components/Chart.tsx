@@ -17,6 +17,8 @@ export function Chart(props: {
   yLabel: string;
   title: string;
   points?: boolean;
+  /** A legend of the series' names only (no values under the cursor): one series per run. */
+  staticLegend?: boolean;
   /** Draw the diagonal y = x (ROC curves). */
   diagonal?: boolean;
   xRange?: [number, number];
@@ -86,7 +88,7 @@ export function Chart(props: {
           },
           { label: props.yLabel },
         ],
-        legend: { live: true },
+        legend: { live: !props.staticLegend },
       },
       data,
       host.current,

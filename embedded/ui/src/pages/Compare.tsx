@@ -118,6 +118,11 @@ function SideBySide(props: { runs: Loaded[]; rows: [string, unknown[]][]; empty:
   );
 }
 
+/** A run's name short enough for an axis tick; the legend has it whole. */
+function shortName(name: string): string {
+  return name.length > 14 ? `${name.slice(0, 13)}…` : name;
+}
+
 function Metrics(props: { runs: Loaded[] }) {
   const { runs } = props;
   // A metric is named by the task and output that logged it: `task/output: key`.
@@ -141,27 +146,30 @@ function Metrics(props: { runs: Loaded[] }) {
       <SideBySide runs={runs} rows={rows} empty="None of these runs logged Metrics artifacts." label="Metrics" />
       {numeric.length ? (
         <div class="charts">
-          {numeric.slice(0, 12).map(([k, vs]) => (
-            <Chart
-              key={k}
-              title={k}
-              points
-              xLabel="Run"
-              yLabel={k.split(": ").pop() ?? k}
-              xValues={(i) => runs[Math.round(i)]?.run.display_name ?? ""}
-              xRange={[-0.5, runs.length - 0.5]}
-              xSplits={runs.map((_, i) => i)}
-              series={[
-                {
-                  label: k.split(": ").pop() ?? k,
-                  x: vs.map((_, i) => i).filter((i) => typeof vs[i] === "number"),
-                  y: vs.filter((v): v is number => typeof v === "number"),
-                },
-              ]}
-              width={340}
-              height={240}
-            />
-          ))}
+          {numeric.slice(0, 12).map(([k, vs]) => {
+            const at = k.lastIndexOf(": ");
+            const metric = k.slice(at + 2);
+            // One series per run, each its own colour, named in the legend.
+            return (
+              <Chart
+                key={k}
+                title={`${metric} (${k.slice(0, at)})`}
+                points
+                staticLegend
+                xLabel="Run"
+                yLabel={metric}
+                xValues={(i) => shortName(runs[Math.round(i)]?.run.display_name ?? "")}
+                xRange={[-0.5, runs.length - 0.5]}
+                xSplits={runs.map((_, i) => i)}
+                series={runs.map(({ run }, i) => {
+                  const v = vs[i];
+                  return { label: run.display_name, x: typeof v === "number" ? [i] : [], y: typeof v === "number" ? [v] : [] };
+                })}
+                width={340}
+                height={260}
+              />
+            );
+          })}
         </div>
       ) : null}
       {rocs.length ? (

@@ -2,15 +2,15 @@
 // logs and artifacts, and the run's artifacts and parameters.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { get, post, routes, type Artifact, type Experiment, type Graph, type GraphNode, type Run } from "../api";
-import { ArtifactView } from "../components/Artifact";
-import { Dag, type DagItem } from "../components/Dag";
+import { ArtifactView, shortType } from "../components/Artifact";
+import { Dag, type DagEdge, type DagItem } from "../components/Dag";
 import { Logs } from "../components/Logs";
 import { RunForm } from "../components/RunForm";
 import { StateBadge, isActive, stateLabel } from "../components/State";
 import { ErrorBox, Fields, Loading, Tabs } from "../components/common";
 import { duration, isSet, value, when } from "../format";
 import { useLoad, useNow } from "../hooks";
-import { href, replaceQuery } from "../router";
+import { href, navigate, replaceQuery } from "../router";
 
 type RunTab = "graph" | "artifacts" | "details";
 
@@ -169,6 +169,52 @@ function itemOf(node: GraphNode): DagItem {
   };
 }
 
+const ARTIFACT_NODE = "artifact:";
+
+/**
+ * The graph with each step's output artifacts drawn between it and the steps that read them,
+ * as the KFP UI draws them: an edge from a step to a step that one of its artifacts now
+ * connects is replaced by the path through the artifact.
+ */
+function withArtifacts(g: Graph, items: DagItem[], artifacts: Artifact[]): { items: DagItem[]; edges: DagEdge[] } {
+  const typeOf = new Map(artifacts.map((a) => [a.artifact_id, shortType(a.type)]));
+  const drawn = new Map<number, { item: DagItem; producer: string }>();
+  const added: DagItem[] = [];
+  const edges: DagEdge[] = [];
+  for (const n of g.nodes) {
+    if (n.kind !== "container" && n.kind !== "importer") continue;
+    for (const [name, id] of n.output_artifacts ?? []) {
+      if (drawn.has(id)) continue;
+      const item: DagItem = {
+        id: `${ARTIFACT_NODE}${id}`,
+        parent: n.parent,
+        label: name,
+        detail: typeOf.get(id) ?? "artifact",
+        kind: "artifact",
+        state: "ARTIFACT",
+        stateless: true,
+        group: false,
+        title: `${name} of ${n.id} (#${id}): open the artifact`,
+      };
+      drawn.set(id, { item, producer: n.id });
+      added.push(item);
+      edges.push({ from: n.id, to: item.id });
+    }
+  }
+  const through = new Set<string>();
+  for (const n of g.nodes) {
+    for (const [, id] of n.input_artifacts ?? []) {
+      const artifact = drawn.get(id);
+      // Edges join siblings only: an artifact passed into a nested pipeline keeps its task edge.
+      if (!artifact || (artifact.item.parent ?? null) !== (n.parent ?? null)) continue;
+      edges.push({ from: artifact.item.id, to: n.id });
+      through.add(`${artifact.producer}>${n.id}`);
+    }
+  }
+  const kept = g.edges.filter((e) => !through.has(`${e.from}>${e.to}`));
+  return { items: [...items, ...added], edges: [...kept, ...edges] };
+}
+
 function GraphView(props: {
   runId: string;
   graph: ReturnType<typeof useLoad<Graph>>;
@@ -178,7 +224,11 @@ function GraphView(props: {
   now: number;
 }) {
   const g = props.graph.data;
-  const items = useMemo(() => (g ? g.nodes.map(itemOf) : []), [g]);
+  const [showArtifacts, setShowArtifacts] = useState(false);
+  const drawn = useMemo(() => {
+    const items = g ? g.nodes.map(itemOf) : [];
+    return g && showArtifacts ? withArtifacts(g, items, props.artifacts ?? []) : { items, edges: g?.edges ?? [] };
+  }, [g, showArtifacts, props.artifacts]);
   // The tab the task panel opens on, when a click asked for one.
   const [startOn, setStartOn] = useState<TaskTab>();
   const iterationsOf = useMemo(() => {
@@ -195,16 +245,23 @@ function GraphView(props: {
   return (
     <div class={`graph-layout${node ? " with-panel" : ""}`}>
       <div class="graph-main">
-        <p class="muted summary" aria-live="polite">
-          {tasks.length} steps:{" "}
-          {[...counts.entries()].map(([s, n]) => `${n} ${stateLabel(s).toLowerCase()}`).join(", ")}
-        </p>
+        <div class="graph-bar">
+          <p class="muted summary" aria-live="polite">
+            {tasks.length} steps:{" "}
+            {[...counts.entries()].map(([s, n]) => `${n} ${stateLabel(s).toLowerCase()}`).join(", ")}
+          </p>
+          <label class="check">
+            <input type="checkbox" checked={showArtifacts} onChange={(e) => setShowArtifacts((e.target as HTMLInputElement).checked)} /> Show
+            artifacts
+          </label>
+        </div>
         <Dag
           label="Pipeline graph"
-          items={items}
-          edges={g.edges}
+          items={drawn.items}
+          edges={drawn.edges}
           selected={props.selected}
           onSelect={(id) => {
+            if (id.startsWith(ARTIFACT_NODE)) return navigate(`/artifacts/${id.slice(ARTIFACT_NODE.length)}`);
             if (id === props.selected) return props.onSelect(undefined);
             // An iteration of one step stands for that step: its logs open.
             const clicked = g.nodes.find((n) => n.id === id);

@@ -10,12 +10,14 @@ use anyhow::Context;
 use kfbox_cli::DebugArgs;
 use kfbox_process::{
     install_component_runner, path_with, use_component_runner, COMPONENT_RUNNER_ENV,
+    COMPONENT_SOURCE_ENV,
 };
 use kfbox_python::LightweightStep;
 use kfbox_step::failure::{Failure, FAILURE_FILE_ENV};
 use kfbox_step::record::StepRecord;
-use kfbox_store::{props, RunSelector};
+use kfbox_store::{props, DebugExecution, RunSelector};
 
+use crate::debug_notebook::{self, DebugNotebook};
 use crate::env_progress::EnvProgress;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
@@ -26,7 +28,8 @@ pub async fn debug(
     printer: &Printer,
     args: DebugArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let store = settings.open_store_for_reading(printer)?;
+    // Written to once, at the end: the debug execution, beside the run.
+    let store = settings.open_store(printer)?;
     let run = store.find_run(&RunSelector(args.run.clone()))?;
     let executions = store.run_executions(&run)?;
     let matching: Vec<_> = executions
@@ -103,6 +106,25 @@ pub async fn debug(
         envs.for_requirements(&requirements, &|update| progress.update(update))
     })
     .await??;
+    for name in &record.withheld_env {
+        printer.warning(&format!(
+            "`{name}` held a Secret's value in the run and is left out here; set it in your environment if the component needs it"
+        ));
+    }
+    let title = format!("task `{path}` of run {}", run.run_id);
+    if args.notebook {
+        let packages_env =
+            (!lightweight.requirements.packages.is_empty()).then_some(env.dir.as_path());
+        return write_notebook(
+            settings,
+            printer,
+            &lightweight,
+            &record,
+            &run.run_id,
+            &title,
+            packages_env,
+        );
+    }
     let runner = install_component_runner(settings.python_envs().root())?;
     let argv = use_component_runner(&lightweight.argv).with_context(|| {
         format!("task `{path}`'s command is not the one kfbox knows the SDK to write")
@@ -117,15 +139,9 @@ pub async fn debug(
         }
         None => None,
     };
-    for name in &record.withheld_env {
-        printer.warning(&format!(
-            "`{name}` held a Secret's value in the run and is left out here; set it in your environment if the component needs it"
-        ));
-    }
     let failure_file = here.join("failure.json");
     printer.note(&format!(
-        "debugging task `{path}` of run {} on its recorded inputs; outputs in {}",
-        run.run_id,
+        "debugging {title} on its recorded inputs; outputs in {}",
         here.display()
     ));
     let mut command = Command::new(&argv[0]);
@@ -146,50 +162,184 @@ pub async fn debug(
         command.env("KFBOX_COMPONENT_CODE", code);
     }
     let started = std::time::Instant::now();
+    let started_at = now_ms();
     let status = command
         .status()
         .with_context(|| format!("cannot start `{}`", argv[0]))?;
     let took = started.elapsed().as_secs_f64();
-    match status.code() {
-        Some(0) => {
-            printer.data(&format!("✓ SUCCEEDED {path} (debug) in {took:.1}s"));
-            for (name, value) in outputs(&new_task) {
-                printer.data(&format!("  {name} = {value}"));
+    let outputs = outputs(&new_task);
+    let error = (!status.success()).then(|| {
+        Failure::read(&failure_file)
+            .unwrap_or_default()
+            .describe(status.code().unwrap_or(-1))
+    });
+    let recorded = store.record_debug_execution(
+        &run,
+        &DebugExecution {
+            of_execution: task.id,
+            task_path: path.clone(),
+            succeeded: status.success(),
+            error: error.clone(),
+            started_at,
+            finished_at: now_ms(),
+            outputs_dir: here.display().to_string(),
+            outputs: outputs.clone(),
+            code: code.map(|c| c.display().to_string()),
+        },
+    )?;
+    let shown = |state: &str| format!("{state} {path} (debug execution {recorded}) in {took:.1}s");
+    match error {
+        None => {
+            printer.data(&format!("✓ {}", shown("SUCCEEDED")));
+            for (name, value) in &outputs {
+                printer.data(&format!(
+                    "  {} = {}",
+                    crate::human::shown(name),
+                    crate::human::shown(&value.to_string())
+                ));
             }
             Ok(ExitStatus::Success)
         }
-        code => {
-            let said = Failure::read(&failure_file)
-                .unwrap_or_default()
-                .describe(code.unwrap_or(-1));
-            printer.data(&format!(
-                "✗ FAILED {path} (debug) in {took:.1}s\n    {said}"
-            ));
+        Some(said) => {
+            printer.data(&format!("✗ {}\n    {said}", shown("FAILED")));
             Ok(ExitStatus::Failure)
         }
     }
 }
 
-/// The output parameters the component wrote (`executor_output.json`, as the SDK writes it).
-fn outputs(task_dir: &Path) -> Vec<(String, String)> {
-    let Ok(text) = fs_err::read_to_string(task_dir.join("executor_output.json")) else {
-        return Vec::new();
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The task as a notebook in the lab's workspace, `debug/<run>-<task>.ipynb` (a new name when
+/// one is there: the user may have edited it), and where the running lab shows it.
+fn write_notebook(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    step: &LightweightStep,
+    record: &StepRecord,
+    run_id: &str,
+    title: &str,
+    packages_env: Option<&Path>,
+) -> anyhow::Result<ExitStatus> {
+    let (Some(source), Some(function), Some(executor_input)) =
+        (step.source(), step.function(), step.executor_input())
+    else {
+        anyhow::bail!("{title}: its command is not the one kfbox knows the SDK to write");
     };
-    let Ok(output) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Vec::new();
-    };
-    output["parameterValues"]
-        .as_object()
-        .map(|values| {
-            values
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        crate::human::shown(k).into_owned(),
-                        crate::human::shown(&v.to_string()).into_owned(),
-                    )
-                })
-                .collect()
+    if !debug_notebook::is_identifier(function) {
+        anyhow::bail!("{title}: `{function}` is not a Python function name");
+    }
+    // Where the run's frames pointed (the user's file) means nothing to a notebook's cells.
+    let notebook_env: Vec<_> = record
+        .env
+        .iter()
+        .filter(|(name, _)| name != COMPONENT_SOURCE_ENV)
+        .cloned()
+        .collect();
+    let notebook = DebugNotebook {
+        title: title.to_owned(),
+        executor_input: &executor_input,
+        source,
+        function,
+        env: &notebook_env,
+        packages_env,
+    }
+    .render();
+    let dir = settings.home.workspace().join("debug");
+    kfbox_paths::create_private_dir_all(&dir)?;
+    let stem = notebook_stem(run_id, &record.task_path)?;
+    let (name, file) = (1..)
+        .map(|n| match n {
+            1 => format!("{stem}.ipynb"),
+            n => format!("{stem}-{n}.ipynb"),
         })
+        .map(|name| {
+            let file = fs_err::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dir.join(&name));
+            (name, file)
+        })
+        .find(|(_, file)| !matches!(file, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists))
+        .expect("some name is free");
+    let mut file = file?;
+    std::io::Write::write_all(
+        &mut file,
+        &serde_json::to_vec_pretty(&notebook).expect("JSON serializes"),
+    )?;
+    printer.data(&format!(
+        "wrote {}: {title}, its inputs loaded, its code, the call",
+        dir.join(&name).display()
+    ));
+    match crate::instance::running_server(settings).and_then(|s| s.lab_url) {
+        Some(lab) => printer.data(&format!(
+            "open it in the lab: {}",
+            lab_page(&lab, &format!("debug/{name}"))
+        )),
+        None => printer.note("`kfbox up` starts the lab, where it is under debug/"),
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `<run8>-<task path, its levels joined by '-'>`, each part a checked name.
+fn notebook_stem(run_id: &str, task_path: &str) -> anyhow::Result<String> {
+    let run8: String = run_id.chars().take(8).collect();
+    kfbox_paths::check_name(&run8)?;
+    kfbox_paths::check_names(task_path)?;
+    let stem = format!("{run8}-{}", task_path.replace('/', "-"));
+    kfbox_paths::check_name(&stem)?;
+    Ok(stem)
+}
+
+/// The lab's address for `page` (a workspace path), from the address `kfbox up` recorded
+/// (`http://HOST:PORT/<page>?token=T`).
+fn lab_page(lab_url: &str, page: &str) -> String {
+    let origin_end = lab_url
+        .match_indices('/')
+        .nth(2)
+        .map_or(lab_url.len(), |(at, _)| at);
+    let query = lab_url.find('?').map_or("", |at| &lab_url[at..]);
+    format!("{}/lab/tree/{page}{query}", &lab_url[..origin_end])
+}
+
+/// The output parameters the component wrote (`executor_output.json`, as the SDK writes it).
+fn outputs(task_dir: &Path) -> serde_json::Map<String, serde_json::Value> {
+    fs_err::read_to_string(task_dir.join("executor_output.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|output| output["parameterValues"].as_object().cloned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_address_of_a_workspace_file() {
+        assert_eq!(
+            lab_page(
+                "http://127.0.0.1:8889/lab/tree/welcome.ipynb?token=ab",
+                "debug/x.ipynb"
+            ),
+            "http://127.0.0.1:8889/lab/tree/debug/x.ipynb?token=ab"
+        );
+        assert_eq!(
+            lab_page("http://127.0.0.1:8889/lab?token=ab", "debug/x.ipynb"),
+            "http://127.0.0.1:8889/lab/tree/debug/x.ipynb?token=ab"
+        );
+    }
+
+    #[test]
+    fn a_notebook_is_named_by_run_and_task() {
+        assert_eq!(
+            notebook_stem("1a2b3c4d-55", "loop/iteration-0/train").unwrap(),
+            "1a2b3c4d-loop-iteration-0-train"
+        );
+        assert!(notebook_stem("1a2b3c4d", "a/../b").is_err());
+        assert!(notebook_stem("../", "train").is_err());
+    }
 }

@@ -91,12 +91,48 @@ fn listing(run: &RunRow) -> RunListing {
 fn get(store: &Store, printer: &Printer, args: RunArg) -> anyhow::Result<ExitStatus> {
     let run = store.find_run(&RunSelector(args.run))?;
     let summary = recorded_summary(store, &run)?;
+    let debugged = store.debug_executions(&run)?;
     if args.json {
-        printer.data(&serde_json::to_string_pretty(&summary)?);
+        let mut json = serde_json::to_value(&summary)?;
+        if !debugged.is_empty() {
+            json["debug_executions"] = debugged.iter().map(debug_json).collect();
+        }
+        printer.data(&serde_json::to_string_pretty(&json)?);
     } else {
-        printer.data(&crate::summary::render_summary(&summary));
+        let mut text = crate::summary::render_summary(&summary);
+        if !debugged.is_empty() {
+            text.push_str("\nDebug executions (kfbox debug; not part of the run):\n");
+            for execution in &debugged {
+                let line = debug_json(execution);
+                text.push_str(&format!(
+                    "  {:<9} {} #{}  {}  {}\n",
+                    line["state"].as_str().unwrap_or_default(),
+                    human::shown(line["task"].as_str().unwrap_or_default()),
+                    execution.id,
+                    line["outputs_dir"].as_str().unwrap_or_default(),
+                    line["error"].as_str().unwrap_or_default(),
+                ));
+            }
+        }
+        printer.data(text.trim_end());
     }
     Ok(ExitStatus::Success)
+}
+
+/// A debug execution as `runs get` shows it.
+fn debug_json(execution: &kfbox_store::ExecutionRow) -> serde_json::Value {
+    let time = |name| execution.int(name).map(human::rfc3339);
+    serde_json::json!({
+        "id": execution.id,
+        "task": execution.text(props::PATH),
+        "state": execution.text(props::STATE),
+        "error": execution.text(props::ERROR),
+        "started_at": time(props::STARTED_AT),
+        "finished_at": time(props::FINISHED_AT),
+        "outputs_dir": execution.text(props::DEBUG_OUTPUTS_DIR),
+        "code": execution.text(props::DEBUG_CODE),
+        "outputs": execution.props.get(props::OUTPUTS).map(|p| p.to_json()),
+    })
 }
 
 fn delete(

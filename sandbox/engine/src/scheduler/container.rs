@@ -251,7 +251,7 @@ pub(super) async fn run_container(
     let mut attempt = 0;
     let (state, result, error) = loop {
         attempt += 1;
-        let step = Step {
+        let step = run.executor.prepare(Step {
             task_path: path.to_owned(),
             run_id: run.options.run_id.clone(),
             image: container.image.clone(),
@@ -267,7 +267,7 @@ pub(super) async fn run_container(
             pod: pod.clone(),
             volumes: pod_mounts.volumes.clone(),
             masked: pod_mounts.masked.clone(),
-        };
+        });
         if !recorded {
             // For `kfbox debug`: what ran, on which inputs (a failure to write it costs only that).
             recorded = true;

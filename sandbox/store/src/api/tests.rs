@@ -130,19 +130,7 @@ fn runs_outside_the_api_list_under_default_and_deleting_a_run_drops_its_api_row(
     let default = store.default_experiment().unwrap();
     assert_eq!(store.default_experiment().unwrap(), default);
     let run_dir = dir.path().join("runs/r1");
-    fs_err::create_dir_all(&run_dir).unwrap();
-    let handle = store
-        .begin_run(&NewRun {
-            run_id: "r1".into(),
-            display_name: "r1".into(),
-            pipeline_name: "p".into(),
-            resource_name: "p-r1".into(),
-            run_dir: run_dir.display().to_string(),
-            parameters: Map::new(),
-            pipeline_spec: String::new(),
-            experiment_id: None,
-        })
-        .unwrap();
+    let handle = crate::record::begin_test_run(&store, dir.path(), "r1");
     let run = store.api_run("r1").unwrap();
     assert_eq!(
         run.fields.experiment_id.as_deref(),
