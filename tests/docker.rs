@@ -1,7 +1,7 @@
 //! Steps in a real Docker daemon (tests/run.sh starts one and builds `kfbox/base:bookworm`
 //! from Debian's packages; no registry is reachable here).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -54,7 +54,18 @@ fn container_steps_run_in_docker_and_pass_artifacts_to_process_steps() {
 }
 
 /// `kfbox images build` on the Debian base image: `kfbox/runtime:latest`, Python with the SDK.
+/// One test process at a time: on a machine without the image, concurrent builds would each
+/// tag their own.
 fn build_runtime_image() {
+    let lock = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-image.lock"))
+        .unwrap();
+    let _held = nix::fcntl::Flock::lock(lock.into_parts().0, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
     let built = kfbox(&[
         "images",
         "build",

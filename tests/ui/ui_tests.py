@@ -6,6 +6,7 @@ browser) and KFBOX_UI_SCREENSHOTS (where screenshots go) in the environment. Eve
 opens must log no console error and throw nothing; each test asserts, and any exception fails
 it.
 """
+import json
 import os
 import re
 import sys
@@ -314,8 +315,46 @@ def test_compare():
         expect(page.locator(".roc[data-roc-series='2']")).to_be_visible()
         b.shot("compare")
 
+        # The runs list with a parameter and a metric as columns, sorted and filtered by them.
+        b.open("#/runs")
+        picker = page.locator(".columns-picker")
+        picker.locator("summary").click()
+        picker.get_by_label("threshold parameter").check()
+        picker.get_by_label("accuracy metric").check()
+        picker.locator("summary").click()
+        runs = page.locator(".runs-table")
+        accuracy = runs.locator("th[data-column='metrics.accuracy']")
+        accuracy.get_by_role("button").click()
+        expect(accuracy).to_have_attribute("aria-sort", "descending")
+        rows = runs.locator("tbody tr")
+        expect(rows.first).to_contain_text("ui-high")
+        expect(rows.first.locator("td[data-column='metrics.accuracy']")).to_have_text("0.7")
+        expect(rows.nth(1).locator("td[data-column='parameters.threshold']")).to_have_text("0.2")
+        accuracy.get_by_role("button").click()
+        expect(accuracy).to_have_attribute("aria-sort", "ascending")
+        expect(rows.first).to_contain_text("ui-low")
+        b.shot("runs-columns")
+        by_value = page.get_by_label("Filter by parameter or metric")
+        by_value.fill("accuracy > 0.6")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("ui-high")
+        by_value.fill("threshold <= 0.2")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("ui-low")
+        by_value.fill("f1 > 0.5")
+        expect(page.locator(".field-error")).to_contain_text("no run has a parameter or metric `f1`")
+        # The columns are kept in this browser.
+        page.reload()
+        expect(runs.locator("th[data-column='parameters.threshold']")).to_be_visible()
+
     with_browser(check)
     assert low != high
+    # The same through the API, as kfp.Client sends it: sort by a metric, filter by a parameter.
+    ranked = [r.display_name for r in c.list_runs(sort_by="metrics.accuracy desc", page_size=10).runs]
+    assert ranked == ["ui-high", "ui-low"], ranked
+    below = {"predicates": [{"key": "parameters.threshold", "operation": "LESS_THAN", "double_value": 0.5}]}
+    found = [r.display_name for r in c.list_runs(filter=json.dumps(below), page_size=10).runs]
+    assert found == ["ui-low"], found
 
 
 def test_run_form():

@@ -67,9 +67,25 @@ export async function del(path: string): Promise<void> {
 
 export type Predicate = {
   key: string;
-  operation: "EQUALS" | "NOT_EQUALS" | "IS_SUBSTRING" | "IN" | "GREATER_THAN" | "LESS_THAN";
+  operation:
+    | "EQUALS"
+    | "NOT_EQUALS"
+    | "IS_SUBSTRING"
+    | "IN"
+    | "GREATER_THAN"
+    | "GREATER_THAN_EQUALS"
+    | "LESS_THAN"
+    | "LESS_THAN_EQUALS";
   string_value?: string;
   string_values?: { values: string[] };
+  /** kfbox's own, for `parameters.NAME` and `metrics.NAME`. */
+  double_value?: number;
+};
+
+/** Runs' parameter and metric values (`parameters.lr`, `metrics.accuracy`), for list columns. */
+export type RunValues = {
+  names: string[];
+  runs: Record<string, Record<string, unknown>>;
 };
 
 export type ListOptions = {
@@ -231,6 +247,7 @@ export const routes = {
   runs: "/apis/v2beta1/runs",
   run: (id: string) => `/apis/v2beta1/runs/${encodeURIComponent(id)}`,
   runGraph: (id: string) => `/apis/v1alpha1/runs/${encodeURIComponent(id)}/graph`,
+  runValues: (ids: string[]) => `/apis/v1alpha1/run-values?run_ids=${encodeURIComponent(ids.join(","))}`,
   runArtifacts: (id: string) => `/apis/v1alpha1/runs/${encodeURIComponent(id)}/artifacts`,
   /** A task's log; `componentOnly` leaves out the SDK executor's and kfbox's diagnostic lines. */
   log: (run: string, node: string, follow: boolean, componentOnly = false) => {

@@ -185,6 +185,14 @@ fn predicate(p: &Value) -> Result<Condition, String> {
         field(p, "int_value", "intValue").or(field(p, "long_value", "longValue"))
     {
         Operand::Int(integer(v)?)
+    } else if let Some(v) = field(p, "double_value", "doubleValue") {
+        // kfbox's own, for `parameters.NAME` and `metrics.NAME` (the upstream API has no such
+        // fields, and no doubles).
+        Operand::Double(
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or("double_value must be a number")?,
+        )
     } else if let Some(v) = field(p, "timestamp_value", "timestampValue") {
         let text = v
             .as_str()
@@ -209,7 +217,7 @@ fn predicate(p: &Value) -> Result<Condition, String> {
         Operand::Ints(list(v).iter().map(integer).collect::<Result<_, _>>()?)
     } else {
         return Err(format!(
-            "predicate on `{key}` has no value (string_value, int_value, long_value, timestamp_value, or a *_values list)"
+            "predicate on `{key}` has no value (string_value, int_value, long_value, double_value, timestamp_value, or a *_values list)"
         ));
     };
     Ok(Condition {

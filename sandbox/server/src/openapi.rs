@@ -25,7 +25,7 @@ use crate::model::{
 use crate::pipelines::{PipelineAndVersion, PipelineBody, VersionBody};
 use crate::runs::RunRequest;
 use crate::state::Server;
-use crate::views::{ArtifactLineage, RunArtifacts};
+use crate::views::{ArtifactLineage, RunArtifacts, RunValues};
 
 /// The name of a schema in `components.schemas`.
 type SchemaName = fn() -> Cow<'static, str>;
@@ -92,6 +92,7 @@ pub struct Route {
     ArtifactData,
     Graph,
     RunArtifacts,
+    RunValues,
     ArtifactLineage,
     RecurringRun,
     RecurringRunRequest,

@@ -19,7 +19,7 @@ use crate::openapi::{self, Answer, Body, Query, Route};
 use crate::pipelines::{self, PipelineAndVersion, PipelineBody, VersionBody};
 use crate::recurring;
 use crate::runs::{self, RunRequest};
-use crate::views::{self, ArtifactLineage, RunArtifacts};
+use crate::views::{self, ArtifactLineage, RunArtifacts, RunValues};
 
 const fn text(name: &'static str) -> Query {
     Query {
@@ -140,6 +140,7 @@ pub const ROUTES: &[Route] = &[
     route!(|| get(views::run_graph), "get", "/apis/v1alpha1/runs/{run_id}/graph", "get_run_graph", "kfbox: the run's tasks as nested nodes with states, and the edges between them", schema!(Graph)),
     route!(|| get(views::version_graph), "get", "/apis/v1alpha1/pipelines/{pipeline_id}/versions/{version_id}/graph", "get_pipeline_version_graph", "kfbox: a pipeline version's graph before it runs", schema!(Graph)),
     route!(|| get(views::run_artifacts), "get", "/apis/v1alpha1/runs/{run_id}/artifacts", "list_run_artifacts", "kfbox: every output artifact of the run's tasks", schema!(RunArtifacts)),
+    route!(|| get(views::run_values), "get", "/apis/v1alpha1/run-values", "list_run_values", "kfbox: the names runs have parameter and metric values under, and the values of the runs in `run_ids` (comma-separated, at most 200)", schema!(RunValues), Body::None, &[Query { name: "run_ids", schema: r#"{"type": "string"}"# }]),
     route!(|| get(views::lab_status), "get", "/apis/v1alpha1/lab", "get_lab", "kfbox: JupyterLab beside this server: off, starting (with progress), ready (with its address) or failed (with the reason and log)", schema!(LabStatus)),
     route!(|| get(views::artifact), "get", "/apis/v1alpha1/artifacts/{artifact_id}", "get_artifact", "kfbox: an artifact with its lineage (producers, their inputs, consumers)", schema!(ArtifactLineage)),
     route!(|| get(views::artifact_content), "get", "/apis/v1alpha1/artifacts/{artifact_id}/content", "read_artifact_content", "kfbox: an artifact's bytes (a directory as tar); `limit` bytes at most, `download=true` as a file", Answer::Bytes, Body::None, &[Query { name: "download", schema: r#"{"type": "boolean"}"# }, Query { name: "limit", schema: r#"{"type": "integer", "format": "int64", "minimum": 0}"# }]),

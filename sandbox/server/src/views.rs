@@ -2,6 +2,7 @@
 //! run's graph, a pipeline version's preview graph, a run's artifacts, one artifact with its
 //! lineage, and an artifact's bytes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -115,6 +116,49 @@ pub struct TaskArtifact {
     /// The task's path in the run.
     pub task: String,
     pub execution_id: i64,
+}
+
+/// Runs' parameter values and logged metrics, for the columns of a run list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunValues {
+    /// Every name runs have values under (`parameters.lr`, `metrics.accuracy`): what a run list
+    /// can show, and sort and filter by (`sort_by=metrics.accuracy desc`, a predicate on
+    /// `parameters.lr` with `double_value`).
+    pub names: Vec<String>,
+    /// The runs asked for, each with its values by name.
+    #[schema(value_type = Object)]
+    pub runs: BTreeMap<String, Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RunValuesParams {
+    /// Run ids, comma-separated.
+    run_ids: Option<String>,
+}
+
+/// The names runs have values under, and the values of the runs asked for (at most a page).
+pub(crate) async fn run_values(
+    State(server): State<Arc<Server>>,
+    Params(params): Params<RunValuesParams>,
+) -> ApiResult<Json<RunValues>> {
+    const MOST: usize = 200;
+    let run_ids: Vec<String> = params
+        .run_ids
+        .unwrap_or_default()
+        .split(',')
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if run_ids.len() > MOST {
+        return Err(ApiError::invalid(format!(
+            "run_ids names {} runs; ask for at most {MOST} at a time (a page of runs)",
+            run_ids.len()
+        )));
+    }
+    Ok(Json(RunValues {
+        names: server.store().run_value_names()?,
+        runs: server.store().run_values(&run_ids)?,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -128,7 +128,7 @@ mod tests {
     fn debug_executions_sit_beside_their_run_and_go_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("kfbox.sqlite")).unwrap();
-        let handle = crate::record::begin_test_run(&store, dir.path(), "r1");
+        let handle = crate::record::begin_test_run(&store, dir.path(), "r1", Map::new());
         store
             .finish_run(
                 &handle,

@@ -9,7 +9,7 @@
 //! Concurrency: WAL, one connection per process, every write a short `BEGIN IMMEDIATE`
 //! transaction; SQLite's busy handler queues writers of other processes.
 //!
-//! Layers, each importing only those below it: `error`, `props`, `value`; `listing` and `db`;
+//! Layers, each importing only those below it: `error`, `props`, `value`; `run_values`; `listing` and `db`;
 //! `sql` (shared helpers); `schema`, `run_index`; the API's resources (`api/`); `record`,
 //! `query`, `recovery`; `debug`; `open`.
 
@@ -24,6 +24,7 @@ mod query;
 mod record;
 mod recovery;
 mod run_index;
+mod run_values;
 mod schema;
 mod sql;
 pub mod value;

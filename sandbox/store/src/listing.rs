@@ -8,11 +8,12 @@
 
 use base64::Engine;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::Row;
+use rusqlite::{Connection, Row};
 use serde::{Deserialize, Serialize};
 
 use crate::db::Store;
 use crate::error::StoreError;
+use crate::run_values;
 
 /// A comparison, as the API's `Filter.Predicate.Operation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {
     Int(i64),
+    /// kfbox's own `double_value`, for metrics and parameters (`metrics.accuracy > 0.9`).
+    Double(f64),
     Text(String),
     Time(i64),
     Ints(Vec<i64>),
@@ -69,19 +72,23 @@ pub(crate) enum Kind {
     Text,
     /// Milliseconds in the store; an integer operand means seconds, as the backend stores them.
     Time,
+    /// A run's parameter or metric: numbers and text, compared as SQLite compares them
+    /// (numbers by value, then text).
+    Value,
 }
 
-pub(crate) struct Field {
-    pub api: &'static str,
-    pub sql: &'static str,
+#[derive(Clone, Copy)]
+pub(crate) struct Field<'a> {
+    pub api: &'a str,
+    pub sql: &'a str,
     pub kind: Kind,
     /// NULL sorts as the lowest value; NOT NULL columns sort by themselves, so their index
     /// serves the order.
     pub nullable: bool,
 }
 
-impl Field {
-    pub const fn text(api: &'static str, sql: &'static str) -> Self {
+impl<'a> Field<'a> {
+    pub const fn text(api: &'a str, sql: &'a str) -> Self {
         Self {
             api,
             sql,
@@ -90,7 +97,7 @@ impl Field {
         }
     }
 
-    pub const fn time(api: &'static str, sql: &'static str) -> Self {
+    pub const fn time(api: &'a str, sql: &'a str) -> Self {
         Self {
             api,
             sql,
@@ -128,7 +135,9 @@ pub(crate) struct Table {
     /// A table joined one to one: counting reads only the tables its conditions need.
     pub join: Option<Join>,
     pub id: &'static str,
-    pub fields: &'static [Field],
+    pub fields: &'static [Field<'static>],
+    /// Whether rows are runs, which also have fields `parameters.NAME` and `metrics.NAME`.
+    pub run_values: bool,
 }
 
 impl Table {
@@ -140,20 +149,56 @@ impl Table {
         }
     }
 
-    fn field(&self, name: &str) -> Result<&Field, StoreError> {
-        self.fields
-            .iter()
-            .find(|f| f.api == name)
-            .ok_or_else(|| StoreError::UnknownField {
-                resource: self.resource,
-                field: name.to_owned(),
-                known: self
-                    .fields
-                    .iter()
-                    .map(|f| f.api)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+    fn field(&self, conn: &Connection, name: &str) -> Result<Resolved, StoreError> {
+        if let Some(field) = self.fields.iter().find(|f| f.api == name) {
+            return Ok(Resolved::Static(*field));
+        }
+        let is_value =
+            name.starts_with(run_values::PARAMETERS) || name.starts_with(run_values::METRICS);
+        if self.run_values && is_value {
+            let id = run_values::name_id(conn, name)?.ok_or_else(|| {
+                StoreError::BadFilter(format!(
+                    "no run has `{name}` (a parameter's name after `parameters.`, a logged metric's after `metrics.`)"
+                ))
+            })?;
+            // The id is the store's own integer, never the client's text.
+            return Ok(Resolved::Value {
+                api: name.to_owned(),
+                sql: format!(
+                    "(SELECT v.value FROM kfbox_run_value v WHERE v.name_id = {id} AND v.run_id = {})",
+                    self.id
+                ),
+            });
+        }
+        let mut known: Vec<&str> = self.fields.iter().map(|f| f.api).collect();
+        if self.run_values {
+            known.extend(["parameters.NAME", "metrics.NAME"]);
+        }
+        Err(StoreError::UnknownField {
+            resource: self.resource,
+            field: name.to_owned(),
+            known: known.join(", "),
+        })
+    }
+}
+
+/// A field a query names: one of the table's, or a run's value by name.
+enum Resolved {
+    Static(Field<'static>),
+    Value { api: String, sql: String },
+}
+
+impl Resolved {
+    fn field(&self) -> Field<'_> {
+        match self {
+            Self::Static(field) => *field,
+            Self::Value { api, sql } => Field {
+                api,
+                sql,
+                kind: Kind::Value,
+                nullable: true,
+            },
+        }
     }
 }
 
@@ -174,6 +219,8 @@ fn sort_key(field: &Field) -> String {
     match field.kind {
         Kind::Text => format!("COALESCE({}, '')", field.sql),
         Kind::Time => format!("COALESCE({}, -1)", field.sql),
+        // A run without the value sorts below every number.
+        Kind::Value => format!("COALESCE({}, -1e308)", field.sql),
     }
 }
 
@@ -183,16 +230,21 @@ fn bind(field: &Field, operand: &Operand) -> Result<Vec<SqlValue>, String> {
             (Kind::Text, Operand::Text(t)) => Ok(SqlValue::Text(t.clone())),
             (Kind::Time, Operand::Time(ms)) => Ok(SqlValue::Integer(*ms)),
             (Kind::Time, Operand::Int(seconds)) => Ok(SqlValue::Integer(seconds * 1000)),
+            (Kind::Value, Operand::Int(i)) => Ok(SqlValue::Integer(*i)),
+            (Kind::Value, Operand::Double(d)) => Ok(SqlValue::Real(*d)),
+            (Kind::Value, Operand::Text(t)) => Ok(SqlValue::Text(t.clone())),
             (kind, _) => Err(format!(
                 "field `{}` holds {}; use {}",
                 field.api,
                 match kind {
                     Kind::Text => "text",
                     Kind::Time => "times",
+                    Kind::Value => "numbers and text",
                 },
                 match kind {
                     Kind::Text => "`string_value` (or `string_values` with IN)",
                     Kind::Time => "`timestamp_value` (RFC 3339) or `long_value` (seconds)",
+                    Kind::Value => "`double_value`, `long_value` or `string_value`",
                 }
             )),
         }
@@ -208,13 +260,15 @@ fn bind(field: &Field, operand: &Operand) -> Result<Vec<SqlValue>, String> {
 }
 
 fn condition_sql(
+    conn: &Connection,
     table: &Table,
     condition: &Condition,
     args: &mut Vec<SqlValue>,
 ) -> Result<String, StoreError> {
-    let field = table.field(&condition.field)?;
+    let resolved = table.field(conn, &condition.field)?;
+    let field = resolved.field();
     let invalid = |message: String| StoreError::BadFilter(message);
-    let values = bind(field, &condition.operand).map_err(invalid)?;
+    let values = bind(&field, &condition.operand).map_err(invalid)?;
     let list = matches!(condition.operand, Operand::Ints(_) | Operand::Texts(_));
     if list != (condition.op == Op::In) {
         return Err(invalid(format!(
@@ -259,8 +313,10 @@ impl Store {
         map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Page<T>, StoreError> {
         let sort_name = query.sort_by.as_deref().unwrap_or("created_at");
-        let sort = table.field(sort_name)?;
-        let key = sort_key(sort);
+        let conn = self.conn();
+        let resolved_sort = table.field(&conn, sort_name)?;
+        let sort = resolved_sort.field();
+        let key = sort_key(&sort);
         let id = match &table.join {
             Some(join) if sort.sql.starts_with(join.prefix) => join.id,
             _ => table.id,
@@ -268,7 +324,7 @@ impl Store {
         let mut conditions = Vec::new();
         let mut args = Vec::new();
         for condition in &query.conditions {
-            conditions.push(condition_sql(table, condition, &mut args)?);
+            conditions.push(condition_sql(&conn, table, condition, &mut args)?);
         }
         // What the count must read: the base table, the joined one, or both.
         let counted = match &table.join {
@@ -276,8 +332,8 @@ impl Store {
             Some(join) => {
                 let joined = |c: &Condition| {
                     table
-                        .field(&c.field)
-                        .is_ok_and(|f| f.sql.starts_with(join.prefix))
+                        .field(&conn, &c.field)
+                        .is_ok_and(|f| f.field().sql.starts_with(join.prefix))
                 };
                 let on_join = query.conditions.iter().any(joined);
                 let on_base = query.conditions.iter().any(|c| !joined(c));
@@ -293,7 +349,6 @@ impl Store {
         } else {
             conditions.join(" AND ")
         };
-        let conn = self.conn();
         let total_size: i64 = conn
             .prepare_cached(&format!("SELECT COUNT(*) FROM {counted} WHERE {filtered}"))?
             .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
@@ -308,7 +363,10 @@ impl Store {
                 if query.descending { "<" } else { ">" }
             );
             page_args.push(match token.k {
-                serde_json::Value::Number(n) => SqlValue::Integer(n.as_i64().unwrap_or(-1)),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => SqlValue::Integer(i),
+                    None => SqlValue::Real(n.as_f64().unwrap_or(-1e308)),
+                },
                 serde_json::Value::String(s) => SqlValue::Text(s),
                 _ => SqlValue::Null,
             });
@@ -344,11 +402,7 @@ impl Store {
                 });
             }
             items.push(map(row)?);
-            let key_value = match row.get::<_, SqlValue>(width)? {
-                SqlValue::Integer(i) => serde_json::Value::from(i),
-                SqlValue::Text(t) => serde_json::Value::from(t),
-                _ => serde_json::Value::Null,
-            };
+            let key_value = run_values::json_value(row.get::<_, SqlValue>(width)?);
             last = Some((key_value, row.get(width + 1)?));
         }
         Ok(Page {

@@ -374,6 +374,7 @@ impl Store {
                     tx.execute(sql, [context])?;
                 }
             }
+            tx.execute("DELETE FROM kfbox_run_value WHERE run_id = ?1", [&run.run_id])?;
             tx.execute("DELETE FROM kfbox_run WHERE run_id = ?1", [&run.run_id])?;
             tx.execute("DELETE FROM kfbox_api_run WHERE run_id = ?1", [&run.run_id])?;
             Ok(plan.uris())

@@ -10,6 +10,7 @@ use crate::db::Store;
 use crate::error::StoreError;
 use crate::props;
 use crate::run_index::{find_run, RunRow};
+use crate::run_values;
 use crate::sql::{event, exec, now_ms, put_props, state, Owner};
 use crate::value::Prop;
 
@@ -190,6 +191,7 @@ impl Store {
                 ..NewExecution::running(ExecutionType::Dag)
             };
             let root_id = insert_execution(tx, &handle, &root, Some(&format!("run/{}", run.run_id)))?;
+            run_values::put_parameters(tx, &run.run_id, &run.parameters)?;
             exec(
                 tx,
                 "INSERT INTO kfbox_run (run_id, context_id, root_execution_id, display_name, pipeline_name, state, created_at, run_dir, pid, pid_started)
@@ -423,9 +425,16 @@ fn put_outputs(
     let mut ids = Vec::new();
     for (name, output) in outputs {
         let id = match output {
-            OutputArtifact::New(artifact) => insert_artifact(tx, run, name, artifact)?,
+            OutputArtifact::New(artifact) => {
+                let id = insert_artifact(tx, run, name, artifact)?;
+                if artifact.schema_title == "system.Metrics" {
+                    run_values::put_metrics(tx, &run.run_id, id)?;
+                }
+                id
+            }
             OutputArtifact::Existing(id) => {
                 attribute(tx, run, *id)?;
+                run_values::put_metrics(tx, &run.run_id, *id)?;
                 *id
             }
         };
@@ -556,7 +565,12 @@ pub(crate) fn type_id(tx: &Transaction<'_>, name: &str, kind: TypeKind) -> Resul
 
 /// A run begun in `store` for tests, its directory under `root/runs/`.
 #[cfg(test)]
-pub(crate) fn begin_test_run(store: &Store, root: &std::path::Path, run_id: &str) -> RunHandle {
+pub(crate) fn begin_test_run(
+    store: &Store,
+    root: &std::path::Path,
+    run_id: &str,
+    parameters: Map<String, Value>,
+) -> RunHandle {
     let run_dir = root.join("runs").join(run_id);
     fs_err::create_dir_all(&run_dir).unwrap();
     store
@@ -566,7 +580,7 @@ pub(crate) fn begin_test_run(store: &Store, root: &std::path::Path, run_id: &str
             pipeline_name: "p".into(),
             resource_name: format!("p-{run_id}"),
             run_dir: run_dir.display().to_string(),
-            parameters: Map::new(),
+            parameters,
             pipeline_spec: String::new(),
             experiment_id: None,
         })

@@ -9,12 +9,18 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
+use crate::run_values;
 
 /// The MLMD schema version this store writes and reads.
 pub const MLMD_SCHEMA_VERSION: i64 = 10;
 
 /// Migrations in order; the store's version (`PRAGMA user_version`) is how many have run.
-const MIGRATIONS: &[&str] = &[MLMD_TABLES_AND_RUN_INDEX, API_CATALOG, API_ROW_PER_RUN];
+const MIGRATIONS: &[&str] = &[
+    MLMD_TABLES_AND_RUN_INDEX,
+    API_CATALOG,
+    API_ROW_PER_RUN,
+    run_values::RUN_VALUES,
+];
 
 /// The newest store version this build knows.
 fn latest_version() -> i64 {
@@ -231,6 +237,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     check_not_newer(version, latest)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
+        if *sql == run_values::RUN_VALUES {
+            run_values::backfill_parameters(&tx)?;
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
     }
     tx.commit()?;

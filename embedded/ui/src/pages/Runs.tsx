@@ -1,21 +1,47 @@
 // Runs: newest first, sorted, filtered and paged by the server (keyset pages), refreshed
 // every two seconds while the page is visible.
 import { useState } from "preact/hooks";
-import { get, listQuery, routes, type Experiment, type Page, type Predicate, type Run } from "../api";
+import { get, listQuery, routes, type Experiment, type Page, type Predicate, type Run, type RunValues } from "../api";
 import { Pager, SearchBox, usePages } from "../components/Pager";
 import { CopyText, Empty, ErrorBox, Loading } from "../components/common";
 import { StateBadge, isActive } from "../components/State";
-import { duration, when } from "../format";
+import { duration, number, value, when } from "../format";
 import { useLoad, useNow } from "../hooks";
 import { href, navigate } from "../router";
+import { parseValueFilter } from "../valueFilter";
 
-const SORTS = {
-  newest: { label: "Newest first", sort_by: "created_at desc" },
-  oldest: { label: "Oldest first", sort_by: "created_at" },
-  name: { label: "Name A–Z", sort_by: "name" },
-  "name-desc": { label: "Name Z–A", sort_by: "name desc" },
-} as const;
-type SortKey = keyof typeof SORTS;
+const SORTS: Record<string, string> = {
+  "created_at desc": "Newest first",
+  created_at: "Oldest first",
+  name: "Name A–Z",
+  "name desc": "Name Z–A",
+};
+
+/** The parameter and metric columns chosen, kept in this browser. */
+function useColumns(): [string[], (columns: string[]) => void] {
+  const key = "kfbox.runs.columns";
+  const [columns, set] = useState<string[]>(() => {
+    try {
+      const stored = JSON.parse(localStorage.getItem(key) ?? "[]");
+      return Array.isArray(stored) ? stored.filter((c) => typeof c === "string") : [];
+    } catch {
+      return [];
+    }
+  });
+  return [
+    columns,
+    (next) => {
+      localStorage.setItem(key, JSON.stringify(next));
+      set(next);
+    },
+  ];
+}
+
+/** `metrics.accuracy` as a column heads it: the name, and what kind of value it is. */
+function columnName(name: string): [string, string] {
+  const dot = name.indexOf(".");
+  return [name.slice(dot + 1), name.startsWith("metrics.") ? "metric" : "parameter"];
+}
 
 const STATES = ["RUNNING", "SUCCEEDED", "FAILED", "CANCELED"];
 
@@ -49,7 +75,9 @@ export function RunsPage() {
 }
 
 export function RunTable(props: { experimentId?: string }) {
-  const [sort, setSort] = useState<SortKey>("newest");
+  const [sortBy, setSortBy] = useState("created_at desc");
+  const [columns, setColumns] = useColumns();
+  const [valueFilter, setValueFilter] = useState("");
   const [state, setState] = useState("");
   const [search, setSearch] = useState("");
   const [archived, setArchived] = useState(false);
@@ -61,20 +89,33 @@ export function RunTable(props: { experimentId?: string }) {
   ];
   if (state) predicates.push({ key: "state", operation: "EQUALS", string_value: state });
   if (search.trim()) predicates.push({ key: "display_name", operation: "IS_SUBSTRING", string_value: search.trim() });
+  // What runs have values under: the names for the column picker and the value filter.
+  const names = useLoad(() => get<RunValues>(routes.runValues([])), [], { everyMs: 10000 }).data?.names;
+  const parsed = valueFilter.trim() && names ? parseValueFilter(valueFilter, names) : { predicates: [] };
+  if ("predicates" in parsed) predicates.push(...parsed.predicates);
   const query = listQuery({
     page_size: size,
     page_token: pages.token,
-    sort_by: SORTS[sort].sort_by,
+    sort_by: sortBy,
     predicates,
     experiment_id: props.experimentId,
   });
   const runs = useLoad(() => get<Page<"runs", Run>>(routes.runs + query), [query], { everyMs: 2000 });
   const list = runs.data?.runs ?? [];
+  const ids = list.map((r) => r.run_id).join(",");
+  const values = useLoad(
+    () => (columns.length && ids ? get<RunValues>(routes.runValues(ids.split(","))) : Promise.resolve(undefined)),
+    [ids, columns.join(","), runs.data],
+  );
+  const sortByColumn = (name: string) => {
+    setSortBy(sortBy === `${name} desc` ? name : `${name} desc`);
+    pages.restart();
+  };
   const now = useNow(list.some((r) => isActive(r.state)));
   const experiments = useExperimentNames(list.map((r) => r.experiment_id));
   const restart = pages.restart;
   const first = pages.depth * size;
-  const filtered = !!(state || search.trim() || archived);
+  const filtered = !!(state || search.trim() || archived || valueFilter.trim());
 
   const toggle = (id: string) =>
     setSelected((s) => {
@@ -108,19 +149,63 @@ export function RunTable(props: { experimentId?: string }) {
         <label>
           Sort{" "}
           <select
-            value={sort}
+            value={sortBy}
             onChange={(e) => {
-              setSort((e.target as HTMLSelectElement).value as SortKey);
+              setSortBy((e.target as HTMLSelectElement).value);
               restart();
             }}
           >
-            {Object.entries(SORTS).map(([k, v]) => (
+            {Object.entries(SORTS).map(([k, label]) => (
               <option value={k} key={k}>
-                {v.label}
+                {label}
               </option>
             ))}
+            {sortBy in SORTS ? null : (
+              <option value={sortBy}>
+                By {columnName(sortBy.replace(/ desc$/, ""))[0]} {sortBy.endsWith(" desc") ? "(highest first)" : "(lowest first)"}
+              </option>
+            )}
           </select>
         </label>
+        <input
+          type="search"
+          class="value-filter"
+          placeholder="Filter by value: accuracy > 0.9 and model = rf"
+          aria-label="Filter by parameter or metric"
+          aria-invalid={"error" in parsed}
+          value={valueFilter}
+          onInput={(e) => {
+            setValueFilter((e.target as HTMLInputElement).value);
+            restart();
+          }}
+        />
+        <details class="columns-picker">
+          <summary>Columns{columns.length ? ` (${columns.length})` : ""}</summary>
+          <fieldset>
+            <legend>Parameters and metrics to show</legend>
+            {names?.length ? (
+              names.map((name) => {
+                const [short, kind] = columnName(name);
+                return (
+                  <label class="check" key={name}>
+                    <input
+                      type="checkbox"
+                      checked={columns.includes(name)}
+                      onChange={(e) =>
+                        setColumns(
+                          (e.target as HTMLInputElement).checked ? [...columns, name] : columns.filter((c) => c !== name),
+                        )
+                      }
+                    />{" "}
+                    {short} <span class="muted">{kind}</span>
+                  </label>
+                );
+              })
+            ) : (
+              <p class="muted">No run has parameters or metrics yet.</p>
+            )}
+          </fieldset>
+        </details>
         <label class="check">
           <input
             type="checkbox"
@@ -142,6 +227,11 @@ export function RunTable(props: { experimentId?: string }) {
           Compare {selected.size >= 2 ? selected.size : ""} runs
         </button>
       </div>
+      {"error" in parsed ? (
+        <p class="field-error" role="alert">
+          {parsed.error}
+        </p>
+      ) : null}
       <ErrorBox error={runs.error} title="Cannot list runs" />
       {runs.loading && !runs.data ? (
         <Loading what="runs" />
@@ -161,6 +251,18 @@ export function RunTable(props: { experimentId?: string }) {
                 {props.experimentId ? null : <th scope="col">Experiment</th>}
                 <th scope="col">Started</th>
                 <th scope="col">Duration</th>
+                {columns.map((name) => {
+                  const [short, kind] = columnName(name);
+                  const sorted = sortBy === name ? "ascending" : sortBy === `${name} desc` ? "descending" : undefined;
+                  return (
+                    <th scope="col" key={name} class="num" aria-sort={sorted} data-column={name}>
+                      <button type="button" class="column-sort" title={`Sort by ${name}`} onClick={() => sortByColumn(name)}>
+                        {short} <span class="muted">{kind}</span>
+                        {sorted === "ascending" ? " ▲" : sorted === "descending" ? " ▼" : ""}
+                      </button>
+                    </th>
+                  );
+                })}
               </tr>
             </thead>
             <tbody>
@@ -190,6 +292,14 @@ export function RunTable(props: { experimentId?: string }) {
                   )}
                   <td>{when(run.created_at)}</td>
                   <td class="num">{duration(run.created_at, run.finished_at, now)}</td>
+                  {columns.map((name) => {
+                    const v = values.data?.runs[run.run_id]?.[name];
+                    return (
+                      <td key={name} class="num" data-column={name}>
+                        {v === undefined ? "—" : typeof v === "number" ? number(v) : value(v)}
+                      </td>
+                    );
+                  })}
                 </tr>
               ))}
             </tbody>

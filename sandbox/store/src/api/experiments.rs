@@ -48,6 +48,7 @@ static EXPERIMENTS: Table = Table {
         Field::text("storage_state", "storage_state"),
         Field::time("last_run_created_at", "last_run_created_at").nullable(),
     ],
+    run_values: false,
 };
 
 fn experiment_row(row: &Row<'_>) -> rusqlite::Result<ExperimentRow> {

@@ -38,6 +38,7 @@ static PIPELINES: Table = Table {
         Field::text("description", "description"),
         Field::time("created_at", "created_at"),
     ],
+    run_values: false,
 };
 
 fn pipeline_row(row: &Row<'_>) -> rusqlite::Result<PipelineRow> {

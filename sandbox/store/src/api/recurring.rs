@@ -47,6 +47,7 @@ static RECURRING: Table = Table {
         Field::time("created_at", "created_at"),
         Field::time("updated_at", "updated_at"),
     ],
+    run_values: false,
 };
 
 fn recurring_row(row: &Row<'_>) -> rusqlite::Result<RecurringRunRow> {

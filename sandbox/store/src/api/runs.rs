@@ -3,12 +3,16 @@
 //! Every run has a `kfbox_api_run` row from `begin_run` on; runs started by `kfbox run` keep
 //! its defaults: the `Default` experiment, AVAILABLE.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, Row};
+use serde_json::{Map, Value};
 
 use crate::db::Store;
 use crate::error::StoreError;
 use crate::listing::{Field, Join, ListQuery, Page, Table};
 use crate::run_index::RunRow;
+use crate::run_values::json_value;
 use crate::sql::{apply, one};
 
 /// What the API records about a run besides MLMD's records.
@@ -79,6 +83,7 @@ static RUNS: Table = Table {
         Field::text("pipeline_version_id", "a.pipeline_version_id").nullable(),
         Field::text("recurring_run_id", "a.recurring_run_id").nullable(),
     ],
+    run_values: true,
 };
 
 fn api_run_row(row: &Row<'_>) -> rusqlite::Result<ApiRunRow> {
@@ -139,6 +144,43 @@ impl Store {
 
     pub fn list_api_runs(&self, query: &ListQuery) -> Result<Page<ApiRunRow>, StoreError> {
         self.list(&RUNS, query, api_run_row)
+    }
+
+    /// The names runs have values under (`parameters.lr`, `metrics.accuracy`), sorted: what a
+    /// run list can show, sort and filter by.
+    pub fn run_value_names(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let names = conn
+            .prepare_cached(
+                "SELECT n.name FROM kfbox_value_name n
+                 WHERE EXISTS (SELECT 1 FROM kfbox_run_value v WHERE v.name_id = n.id)
+                 ORDER BY n.name LIMIT 1000",
+            )?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(names)
+    }
+
+    /// Each run's parameter and metric values, by name.
+    pub fn run_values(
+        &self,
+        run_ids: &[String],
+    ) -> Result<BTreeMap<String, Map<String, Value>>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT n.name, v.value FROM kfbox_run_value v JOIN kfbox_value_name n ON n.id = v.name_id
+             WHERE v.run_id = ?1",
+        )?;
+        let mut all = BTreeMap::new();
+        for run_id in run_ids {
+            let values = statement
+                .query_map([run_id], |row| {
+                    Ok((row.get::<_, String>(0)?, json_value(row.get(1)?)))
+                })?
+                .collect::<Result<Map<_, _>, _>>()?;
+            all.insert(run_id.clone(), values);
+        }
+        Ok(all)
     }
 
     pub fn set_run_storage(&self, run_id: &str, archived: bool) -> Result<(), StoreError> {

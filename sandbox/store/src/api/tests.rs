@@ -130,7 +130,7 @@ fn runs_outside_the_api_list_under_default_and_deleting_a_run_drops_its_api_row(
     let default = store.default_experiment().unwrap();
     assert_eq!(store.default_experiment().unwrap(), default);
     let run_dir = dir.path().join("runs/r1");
-    let handle = crate::record::begin_test_run(&store, dir.path(), "r1");
+    let handle = crate::record::begin_test_run(&store, dir.path(), "r1", Map::new());
     let run = store.api_run("r1").unwrap();
     assert_eq!(
         run.fields.experiment_id.as_deref(),
@@ -201,5 +201,156 @@ fn a_run_sets_the_last_run_of_its_own_experiment_only() {
     assert_eq!(
         store.api_run("in-eval").unwrap().fields.experiment_id,
         Some(other.experiment_id)
+    );
+}
+
+/// A run with parameters and, from one step, a Metrics artifact.
+fn run_with_values(
+    store: &Store,
+    root: &std::path::Path,
+    id: &str,
+    lr: f64,
+    model: &str,
+    accuracy: Option<f64>,
+) {
+    use crate::record::{
+        ExecutionType, FinishedExecution, NewArtifact, NewExecution, OutputArtifact,
+    };
+    let parameters = serde_json::json!({"lr": lr, "model": model});
+    let handle =
+        crate::record::begin_test_run(store, root, id, parameters.as_object().unwrap().clone());
+    let (execution, _) = store
+        .start_execution(&handle, &NewExecution::running(ExecutionType::Container))
+        .unwrap();
+    let outputs = accuracy
+        .map(|accuracy| {
+            let metadata = serde_json::json!({"accuracy": accuracy, "display_name": "metrics"});
+            vec![(
+                "metrics".to_owned(),
+                OutputArtifact::New(NewArtifact {
+                    schema_title: "system.Metrics".into(),
+                    uri: format!("/m/{id}"),
+                    metadata: metadata.as_object().unwrap().clone(),
+                }),
+            )]
+        })
+        .unwrap_or_default();
+    store
+        .finish_execution(
+            &handle,
+            execution,
+            &FinishedExecution {
+                state: FinishedExecution::COMPLETE,
+                props: Vec::new(),
+                outputs,
+            },
+        )
+        .unwrap();
+}
+
+fn run_names(store: &Store, query: &ListQuery) -> (Vec<String>, Option<String>) {
+    let page = store.list_api_runs(query).unwrap();
+    (
+        page.items.into_iter().map(|r| r.run.run_id).collect(),
+        page.next_page_token,
+    )
+}
+
+#[test]
+fn runs_sort_and_filter_by_parameters_and_metrics_across_pages() {
+    let (dir, store) = store();
+    run_with_values(&store, dir.path(), "a", 0.1, "rf", Some(0.7));
+    run_with_values(&store, dir.path(), "b", 0.01, "svm", Some(0.9));
+    run_with_values(&store, dir.path(), "c", 0.05, "rf", Some(0.8));
+    run_with_values(&store, dir.path(), "d", 0.2, "rf", None);
+    let mut query = ListQuery {
+        sort_by: Some("metrics.accuracy".into()),
+        descending: true,
+        page_size: 2,
+        ..ListQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let (page, token) = run_names(&store, &query);
+        seen.extend(page);
+        match token {
+            Some(token) => query.page_token = Some(token),
+            None => break,
+        }
+    }
+    // A run without the metric sorts below every value.
+    assert_eq!(seen, ["b", "c", "a", "d"]);
+
+    let filtered = |field: &str, op: Op, operand: Operand| {
+        run_names(
+            &store,
+            &ListQuery {
+                conditions: vec![Condition {
+                    field: field.into(),
+                    op,
+                    operand,
+                }],
+                sort_by: Some("parameters.lr".into()),
+                page_size: 10,
+                ..ListQuery::default()
+            },
+        )
+        .0
+    };
+    assert_eq!(
+        filtered("parameters.lr", Op::GreaterThan, Operand::Double(0.02)),
+        ["c", "a", "d"]
+    );
+    assert_eq!(
+        filtered("parameters.model", Op::Equals, Operand::Text("rf".into())),
+        ["c", "a", "d"]
+    );
+    assert_eq!(
+        filtered(
+            "metrics.accuracy",
+            Op::GreaterThanEquals,
+            Operand::Double(0.8)
+        ),
+        ["b", "c"]
+    );
+    match store.list_api_runs(&ListQuery {
+        sort_by: Some("metrics.f1".into()),
+        page_size: 10,
+        ..ListQuery::default()
+    }) {
+        Err(StoreError::BadFilter(message)) => {
+            assert!(message.contains("`metrics.f1`"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.run_value_names().unwrap(),
+        ["metrics.accuracy", "parameters.lr", "parameters.model"]
+    );
+    let values = store.run_values(&["b".to_owned(), "d".to_owned()]).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(values["b"].clone()),
+        serde_json::json!({"parameters.lr": 0.01, "parameters.model": "svm", "metrics.accuracy": 0.9})
+    );
+    assert!(!values["d"].contains_key("metrics.accuracy"));
+}
+
+#[test]
+fn a_store_from_before_run_values_gets_them_when_it_opens() {
+    let (dir, store) = store();
+    run_with_values(&store, dir.path(), "a", 0.1, "rf", Some(0.7));
+    {
+        let conn = store.conn();
+        conn.execute_batch(
+            "DROP TABLE kfbox_run_value; DROP TABLE kfbox_value_name; PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    drop(store);
+    let store = Store::open(&dir.path().join("kfbox.sqlite")).unwrap();
+    let values = store.run_values(&["a".to_owned()]).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(values["a"].clone()),
+        serde_json::json!({"parameters.lr": 0.1, "parameters.model": "rf", "metrics.accuracy": 0.7})
     );
 }

@@ -42,6 +42,7 @@ static VERSIONS: Table = Table {
         Field::text("description", "description"),
         Field::time("created_at", "created_at"),
     ],
+    run_values: false,
 };
 
 fn version_row(row: &Row<'_>) -> rusqlite::Result<PipelineVersionRow> {
