@@ -13,6 +13,7 @@ mod gpu;
 mod install;
 mod kubernetes;
 mod lab;
+mod prelude;
 mod safety;
 mod semantics;
 mod server;

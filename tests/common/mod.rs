@@ -351,3 +351,45 @@ pub fn yaml_value(text: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
+
+/// `kfbox images build` on the Debian base image: `kfbox/runtime:latest`, Python with the SDK.
+/// One test process at a time: on a machine without the image, concurrent builds would each
+/// tag their own.
+pub fn build_runtime_image() {
+    let lock = fs_err::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtime-image.lock"))
+        .unwrap();
+    let _held = nix::fcntl::Flock::lock(lock.into_parts().0, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let built = kfbox(&[
+        "images",
+        "build",
+        "--base",
+        "kfbox/base:bookworm",
+        "--tag",
+        "kfbox/runtime:latest",
+        "--quiet",
+    ])
+    .output()
+    .expect("kfbox starts");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(String::from_utf8_lossy(&built.stdout).contains("built kfbox/runtime:latest"));
+    // The same image under the pinned name a cluster bundle carries.
+    let id = |name: &str| {
+        let out = Command::new("docker")
+            .args(["image", "inspect", "--format", "{{.Id}}", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name} is not there");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(id("kfbox/runtime:latest"), id("kfbox/runtime:kfp-2.17.0"));
+}
