@@ -192,19 +192,39 @@ fn a_failing_step_reads_as_its_exception_with_the_users_file_and_line() {
 }
 
 /// A shell step that fails, on the host and in Docker: its error is the last lines it wrote
-/// to stderr, not what it wrote to stdout.
+/// to stderr, not what it wrote to stdout. `kfbox debug` runs it again through the same
+/// executor, its log shown as it comes and its output file read back.
 #[test]
 fn a_failing_shell_step_reads_as_its_last_stderr_lines() {
     let dir = flow_dir();
     let file = dir.path().join("flow.py");
+    let said = "the step exited with code 3: cat: /nope: No such file or directory";
     for executor in ["process", "docker"] {
         let run = run_file(&file, &["--pipeline", "shell_flow", "--executor", executor]);
         assert_eq!(run.code, 1, "{}", run.stderr);
-        assert_eq!(
-            run.error_of("shell"),
-            "the step exited with code 3: cat: /nope: No such file or directory",
-            "under {executor}"
-        );
+        assert_eq!(run.error_of("shell"), said, "under {executor}");
+
+        let run_id = run.summary["run_id"].as_str().unwrap();
+        let again = kfbox(&["debug", run_id, "shell", "--executor", executor])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&again.stdout);
+        assert_eq!(again.status.code(), Some(1), "under {executor}: {shown}");
+        assert!(shown.contains("to stdout\n"), "under {executor}: {shown}");
+        assert!(shown.contains("✗ FAILED shell"), "{shown}");
+        assert!(shown.contains(said), "under {executor}: {shown}");
+        let recorded = kfbox(&["runs", "get", run_id, "--json"]).output().unwrap();
+        let recorded: serde_json::Value = serde_json::from_slice(&recorded.stdout).unwrap();
+        let debugged = &recorded["debug_executions"][0];
+        assert_eq!(debugged["error"], said, "{recorded:#}");
+        assert_eq!(debugged["outputs"]["said"], "code 3", "{recorded:#}");
+
+        let refused = kfbox(&["debug", run_id, "shell", "--pdb"])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&refused.stderr)
+            .contains("--pdb, --notebook and --code are for Python components"));
     }
 }
 

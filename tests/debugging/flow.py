@@ -20,11 +20,16 @@ def train(rate: float) -> float:
 
 
 @dsl.container_component
-def shell(code: int):
+def shell(code: int, said: dsl.OutputPath(str)):
     return dsl.ContainerSpec(
         image="kfbox/base:bookworm",
-        command=["sh", "-c", 'echo "to stdout"; echo "cat: /nope: No such file or directory" >&2; exit "$0"'],
-        args=[code],
+        command=[
+            "sh",
+            "-c",
+            'echo "to stdout"; printf "code %s" "$0" > "$1"; '
+            'echo "cat: /nope: No such file or directory" >&2; exit "$0"',
+        ],
+        args=[code, said],
     )
 
 

@@ -69,15 +69,45 @@ impl StepRouter {
         pipeline_dir: PathBuf,
         printer: &Printer,
     ) -> anyhow::Result<Self> {
-        let routes: Vec<Route> = spec
+        let images: Vec<(&str, Vec<String>)> = spec
             .deployment_spec
             .executors
             .values()
             .filter_map(|e| e.container.as_ref())
             .map(|c| {
-                let argv: Vec<String> = c.command.iter().chain(&c.args).cloned().collect();
-                let lightweight = LightweightStep::detect(&argv).is_some();
-                route(chosen, &config, &c.image, lightweight)
+                (
+                    c.image.as_str(),
+                    c.command.iter().chain(&c.args).cloned().collect(),
+                )
+            })
+            .collect();
+        Self::prepare_for(
+            chosen,
+            config,
+            process,
+            &images,
+            home,
+            pipeline_dir,
+            printer,
+        )
+        .await
+    }
+
+    /// As [`Self::prepare`], for steps given by image and command line.
+    pub async fn prepare_for(
+        chosen: Option<ExecutorKind>,
+        config: Config,
+        process: ProcessExecutor,
+        steps: &[(&str, Vec<String>)],
+        home: &std::path::Path,
+        pipeline_dir: PathBuf,
+        printer: &Printer,
+    ) -> anyhow::Result<Self> {
+        let routes: Vec<Route> = steps
+            .iter()
+            .map(|(image, argv)| {
+                let lightweight = LightweightStep::detect(argv).is_some();
+                route(chosen, &config, image, lightweight)
             })
             .collect();
         let docker = if routes.iter().any(|r| matches!(r, Route::Docker { .. })) {

@@ -393,6 +393,9 @@ pub struct DebugArgs {
     /// of the code the run had: a fix tried on the recorded inputs.
     #[arg(long, value_name = "FILE.py", conflicts_with = "notebook")]
     pub code: Option<PathBuf>,
+    /// Where a container component's step runs again (as for `kfbox run`).
+    #[arg(long, value_enum, env = env_vars::KFBOX_EXECUTOR, value_name = "EXECUTOR")]
+    pub executor: Option<ExecutorKind>,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::step::Step;
+use crate::step::{Mount, Step};
 
 /// The file name, in the task's directory.
 pub const STEP_RECORD: &str = "step.json";
@@ -25,6 +25,9 @@ pub struct StepRecord {
     /// debug run gives it fresh ones in their place.
     pub task_dir: PathBuf,
     pub artifacts_dir: PathBuf,
+    /// What a container saw of the host: input artifacts' directories and the task's own.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
 }
 
 impl StepRecord {
@@ -43,6 +46,7 @@ impl StepRecord {
             withheld_env: withheld.into_iter().map(|(name, _)| name).collect(),
             task_dir: task_dir.to_owned(),
             artifacts_dir: artifacts_dir.to_owned(),
+            mounts: step.mounts.clone(),
         }
     }
 
@@ -71,6 +75,27 @@ impl StepRecord {
     /// The command line with the task's directories replaced by `task_dir` and `artifacts_dir`
     /// (where a new execution writes its outputs).
     pub fn argv_in(&self, task_dir: &Path, artifacts_dir: &Path) -> Vec<String> {
+        let moved = self.mover(task_dir, artifacts_dir);
+        self.command
+            .iter()
+            .chain(&self.args)
+            .map(|a| moved(a))
+            .collect()
+    }
+
+    /// The mounts with the task's directories replaced as in [`Self::argv_in`].
+    pub fn mounts_in(&self, task_dir: &Path, artifacts_dir: &Path) -> Vec<Mount> {
+        let moved = self.mover(task_dir, artifacts_dir);
+        self.mounts
+            .iter()
+            .map(|m| Mount {
+                path: PathBuf::from(moved(&m.path.display().to_string())),
+                writable: m.writable,
+            })
+            .collect()
+    }
+
+    fn mover(&self, task_dir: &Path, artifacts_dir: &Path) -> impl Fn(&str) -> String {
         let (old_task, new_task) = (
             self.task_dir.display().to_string(),
             task_dir.display().to_string(),
@@ -79,13 +104,9 @@ impl StepRecord {
             self.artifacts_dir.display().to_string(),
             artifacts_dir.display().to_string(),
         );
-        self.command
-            .iter()
-            .chain(&self.args)
-            .map(|arg| {
-                arg.replace(&old_task, &new_task)
-                    .replace(&old_artifacts, &new_artifacts)
-            })
-            .collect()
+        move |text: &str| {
+            text.replace(&old_task, &new_task)
+                .replace(&old_artifacts, &new_artifacts)
+        }
     }
 }

@@ -124,7 +124,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     pub path: PathBuf,
     pub writable: bool,
@@ -144,4 +144,25 @@ pub enum StepExit {
     /// Killed for going over its memory limit (bytes): a cluster's `OOMKilled`.
     OutOfMemory(u64),
     Canceled,
+}
+
+impl StepExit {
+    /// What a task's error says when the step did not succeed: the failure it described (see
+    /// [`crate::failure`]) with its exit code, or how it was stopped.
+    pub fn failure(self, step: &Step) -> Option<String> {
+        match self {
+            Self::Exited(0) => None,
+            Self::Exited(code) => Some(
+                crate::failure::Failure::read(&step.failure_file())
+                    .unwrap_or_default()
+                    .describe(code),
+            ),
+            Self::Signaled(signal) => Some(format!("the step was killed by signal {signal}")),
+            Self::OutOfMemory(limit) => Some(format!(
+                "OOMKilled: the step went over its memory limit of {} MiB and was killed",
+                (limit as f64 / 1_048_576.0 * 10.0).round() / 10.0
+            )),
+            Self::Canceled => Some("the step was canceled".to_owned()),
+        }
+    }
 }

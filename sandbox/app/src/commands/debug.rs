@@ -8,17 +8,22 @@ use std::process::Command;
 
 use anyhow::Context;
 use kfbox_cli::DebugArgs;
+use kfbox_process::ProcessExecutor;
 use kfbox_process::{
     install_component_runner, path_with, use_component_runner, COMPONENT_RUNNER_ENV,
     COMPONENT_SOURCE_ENV,
 };
 use kfbox_python::LightweightStep;
+use kfbox_step::events::{EventSink, RunEvent};
 use kfbox_step::failure::{Failure, FAILURE_FILE_ENV};
 use kfbox_step::record::StepRecord;
+use kfbox_step::{Executor, Step};
 use kfbox_store::{props, DebugExecution, RunSelector};
+use tokio_util::sync::CancellationToken;
 
 use crate::debug_notebook::{self, DebugNotebook};
 use crate::env_progress::EnvProgress;
+use crate::executors::StepRouter;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
@@ -75,13 +80,15 @@ pub async fn debug(
             run.run_id
         )
     })?;
-    if LightweightStep::detect(&record.argv()).is_none() {
+    let recorded_argv: Vec<String> = record.command.iter().chain(&record.args).cloned().collect();
+    if LightweightStep::detect(&recorded_argv).is_none()
+        && (args.pdb || args.notebook || args.code.is_some())
+    {
         anyhow::bail!(
-            "task `{path}` runs image `{}` with its own command; `kfbox debug` runs Python components (`@dsl.component`)",
+            "task `{path}` runs image `{}` with its own command; --pdb, --notebook and --code are for Python components (`@dsl.component`)",
             record.image
         );
-    };
-
+    }
     let debug_root = settings.home.debug_dir();
     kfbox_paths::create_private_dir_all(&debug_root)?;
     // The run id's start names the directory: a name from the store, checked as any other.
@@ -96,8 +103,29 @@ pub async fn debug(
     for dir in [&work_dir, &new_artifacts, &new_task.join("outputs")] {
         fs_err::create_dir_all(dir)?;
     }
-    let lightweight = LightweightStep::detect(&record.argv_in(&new_task, &new_artifacts))
-        .expect("the same command, other paths");
+    let title = format!("task `{path}` of run {}", run.run_id);
+    for name in &record.withheld_env {
+        printer.warning(&format!(
+            "`{name}` held a Secret's value in the run and is left out here; set it in your environment if the component needs it"
+        ));
+    }
+    let debugged = Debugged {
+        store: &store,
+        run: &run,
+        of_execution: task.id,
+        path: &path,
+        here: &here,
+        code: None,
+    };
+    let Some(lightweight) = LightweightStep::detect(&record.argv_in(&new_task, &new_artifacts))
+    else {
+        printer.note(&format!(
+            "debugging {title} on its recorded inputs; outputs in {}",
+            here.display()
+        ));
+        let ended = run_container_step(settings, printer, &args, &record, &here).await?;
+        return debugged.report(printer, ended);
+    };
 
     let envs = settings.python_envs();
     let progress = EnvProgress::new(settings, printer, "");
@@ -106,12 +134,6 @@ pub async fn debug(
         envs.for_requirements(&requirements, &|update| progress.update(update))
     })
     .await??;
-    for name in &record.withheld_env {
-        printer.warning(&format!(
-            "`{name}` held a Secret's value in the run and is left out here; set it in your environment if the component needs it"
-        ));
-    }
-    let title = format!("task `{path}` of run {}", run.run_id);
     if args.notebook {
         let packages_env =
             (!lightweight.requirements.packages.is_empty()).then_some(env.dir.as_path());
@@ -166,45 +188,229 @@ pub async fn debug(
     let status = command
         .status()
         .with_context(|| format!("cannot start `{}`", argv[0]))?;
-    let took = started.elapsed().as_secs_f64();
-    let outputs = outputs(&new_task);
-    let error = (!status.success()).then(|| {
-        Failure::read(&failure_file)
-            .unwrap_or_default()
-            .describe(status.code().unwrap_or(-1))
-    });
-    let recorded = store.record_debug_execution(
-        &run,
-        &DebugExecution {
-            of_execution: task.id,
-            task_path: path.clone(),
-            succeeded: status.success(),
-            error: error.clone(),
+    let ended = Ended {
+        error: (!status.success()).then(|| {
+            Failure::read(&failure_file)
+                .unwrap_or_default()
+                .describe(status.code().unwrap_or(-1))
+        }),
+        outputs: outputs(&new_task),
+        started_at,
+        took: started.elapsed().as_secs_f64(),
+    };
+    Debugged {
+        code: code.map(|c| c.display().to_string()),
+        ..debugged
+    }
+    .report(printer, ended)
+}
+
+/// How a debug execution ended.
+struct Ended {
+    error: Option<String>,
+    /// The output parameters it wrote.
+    outputs: serde_json::Map<String, serde_json::Value>,
+    started_at: i64,
+    took: f64,
+}
+
+/// A debug execution of one of a run's tasks, to be recorded beside the run and told.
+struct Debugged<'a> {
+    store: &'a kfbox_store::Store,
+    run: &'a kfbox_store::RunRow,
+    of_execution: i64,
+    path: &'a str,
+    here: &'a Path,
+    code: Option<String>,
+}
+
+impl Debugged<'_> {
+    fn report(self, printer: &Printer, ended: Ended) -> anyhow::Result<ExitStatus> {
+        let Ended {
+            error,
+            outputs,
             started_at,
-            finished_at: now_ms(),
-            outputs_dir: here.display().to_string(),
-            outputs: outputs.clone(),
-            code: code.map(|c| c.display().to_string()),
-        },
-    )?;
-    let shown = |state: &str| format!("{state} {path} (debug execution {recorded}) in {took:.1}s");
-    match error {
-        None => {
-            printer.data(&format!("✓ {}", shown("SUCCEEDED")));
-            for (name, value) in &outputs {
-                printer.data(&format!(
-                    "  {} = {}",
-                    crate::human::shown(name),
-                    crate::human::shown(&value.to_string())
-                ));
+            took,
+        } = ended;
+        let recorded = self.store.record_debug_execution(
+            self.run,
+            &DebugExecution {
+                of_execution: self.of_execution,
+                task_path: self.path.to_owned(),
+                succeeded: error.is_none(),
+                error: error.clone(),
+                started_at,
+                finished_at: now_ms(),
+                outputs_dir: self.here.display().to_string(),
+                outputs: outputs.clone(),
+                code: self.code,
+            },
+        )?;
+        let path = self.path;
+        let shown =
+            |state: &str| format!("{state} {path} (debug execution {recorded}) in {took:.1}s");
+        match error {
+            None => {
+                printer.data(&format!("✓ {}", shown("SUCCEEDED")));
+                for (name, value) in &outputs {
+                    printer.data(&format!(
+                        "  {} = {}",
+                        crate::human::shown(name),
+                        crate::human::shown(&value.to_string())
+                    ));
+                }
+                Ok(ExitStatus::Success)
             }
-            Ok(ExitStatus::Success)
-        }
-        Some(said) => {
-            printer.data(&format!("✗ {}\n    {said}", shown("FAILED")));
-            Ok(ExitStatus::Failure)
+            Some(said) => {
+                printer.data(&format!("✗ {}\n    {said}", shown("FAILED")));
+                Ok(ExitStatus::Failure)
+            }
         }
     }
+}
+
+/// A container component's step again, through the executor a run would give it (Docker, or a
+/// host process), its log shown as it is written. Its output files are its own to write, as in
+/// the run; kfbox makes their directories.
+async fn run_container_step(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    args: &DebugArgs,
+    record: &StepRecord,
+    here: &Path,
+) -> anyhow::Result<Ended> {
+    let (new_task, new_artifacts) = (here.join("task"), here.join("artifacts"));
+    let argv = record.argv_in(&new_task, &new_artifacts);
+    for arg in &argv {
+        let file = Path::new(arg);
+        if file.starts_with(&new_task) || file.starts_with(&new_artifacts) {
+            if let Some(parent) = file.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+        }
+    }
+    let (command, rest) = argv.split_at(record.command.len().min(argv.len()));
+    let debug_id = here
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let step = Step {
+        task_path: record.task_path.clone(),
+        run_id: format!("debug-{debug_id}"),
+        image: record.image.clone(),
+        command: command.to_vec(),
+        args: rest.to_vec(),
+        env: record.env.clone(),
+        work_dir: new_task.join("work"),
+        log_path: new_task.join("log.txt"),
+        process_file: new_task.join("process"),
+        mounts: record.mounts_in(&new_task, &new_artifacts),
+        resources: Default::default(),
+        gpus: None,
+        pod: Default::default(),
+        volumes: Vec::new(),
+        masked: Vec::new(),
+    };
+    let router = StepRouter::prepare_for(
+        args.executor,
+        settings.load_config()?,
+        ProcessExecutor::new(settings.python_envs()),
+        &[(step.image.as_str(), step.argv())],
+        settings.home.path(),
+        std::env::current_dir()?,
+        printer,
+    )
+    .await?;
+    let (events, mut warnings) = EventSink::channel();
+    // Ctrl-C stops the step as it would stop a run's (its container removed), then kfbox.
+    let stop = CancellationToken::new();
+    let interrupt = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        })
+    };
+    let ran = CancellationToken::new();
+    let started = std::time::Instant::now();
+    let started_at = now_ms();
+    let (exit, shown) = tokio::join!(
+        async {
+            let exit = router.run(&step, &events, &stop).await;
+            ran.cancel();
+            exit
+        },
+        follow_log(printer, here, &step.log_path, &ran)
+    );
+    interrupt.abort();
+    drop(events);
+    while let Ok(event) = warnings.try_recv() {
+        if let RunEvent::Warning(text) = event {
+            printer.warning(&text);
+        }
+    }
+    shown?;
+    let error = match exit {
+        Ok(exit) => exit.failure(&step),
+        Err(e) => Some(kfbox_step::error_chain(&e)),
+    };
+    Ok(Ended {
+        error,
+        outputs: container_outputs(&new_task.join("outputs")),
+        started_at,
+        took: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Show the lines a step writes to its log (under `root`) as they come, until `done`.
+async fn follow_log(
+    printer: &Printer,
+    root: &Path,
+    log: &Path,
+    done: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (mut offset, mut pending) = (0, Vec::new());
+    loop {
+        let finished = done.is_cancelled();
+        if let Some(bytes) = super::runs::read_from(root, log, &mut offset)? {
+            pending.extend(bytes);
+        }
+        // Whole lines while it runs; what is left once it has ended.
+        let upto = match pending.iter().rposition(|&b| b == b'\n') {
+            _ if finished => pending.len(),
+            Some(at) => at + 1,
+            None => 0,
+        };
+        if upto > 0 {
+            let lines: Vec<u8> = pending.drain(..upto).collect();
+            printer.data(String::from_utf8_lossy(&lines).trim_end_matches('\n'));
+        }
+        if finished {
+            return Ok(());
+        }
+        tokio::select! {
+            () = done.cancelled() => {}
+            () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// The output parameters a container step wrote: one file each in its `outputs` directory.
+/// Only regular files are read (a step's link to elsewhere is not followed), as text.
+fn container_outputs(dir: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return serde_json::Map::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let text = fs_err::read_to_string(entry.path()).ok()?;
+            Some((name, serde_json::Value::String(text)))
+        })
+        .collect()
 }
 
 fn now_ms() -> i64 {

@@ -249,7 +249,11 @@ fn task_logs(
 
 /// What a log gained since `offset` (None when nothing), advancing the offset. Logs are read
 /// only inside the run directories.
-fn read_from(runs_dir: &Path, file: &Path, offset: &mut u64) -> anyhow::Result<Option<Vec<u8>>> {
+pub(crate) fn read_from(
+    runs_dir: &Path,
+    file: &Path,
+    offset: &mut u64,
+) -> anyhow::Result<Option<Vec<u8>>> {
     let real = match kfbox_paths::resolve_under(runs_dir, file) {
         Ok(real) => real,
         Err(kfbox_paths::Confinement::Missing { .. }) => return Ok(None),

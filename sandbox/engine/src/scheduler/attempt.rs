@@ -9,7 +9,6 @@ use serde_json::{Map, Value};
 
 use kfbox_gpu::{Admission, ProductSelector};
 use kfbox_step::events::RunEvent;
-use kfbox_step::failure::Failure;
 use kfbox_step::{ExecutorError, Step, StepExit};
 
 use super::context::{Artifacts, Run};
@@ -147,19 +146,12 @@ pub(super) async fn run_attempt(
             collect_outputs(input, component, &run.options.run_dir, host_files)
                 .map_err(AttemptError::Retriable)
         }
-        Ok(StepExit::Exited(code)) => Err(AttemptError::Retriable(
-            Failure::read(&step.failure_file())
-                .unwrap_or_default()
-                .describe(code),
-        )),
-        Ok(StepExit::Signaled(signal)) => Err(AttemptError::Retriable(format!(
-            "the step was killed by signal {signal}"
-        ))),
-        Ok(StepExit::OutOfMemory(limit)) => Err(AttemptError::Retriable(format!(
-            "OOMKilled: the step went over its memory limit of {} MiB and was killed",
-            (limit as f64 / 1_048_576.0 * 10.0).round() / 10.0
-        ))),
         Ok(StepExit::Canceled) => Err(AttemptError::Canceled),
+        Ok(failed) => Err(AttemptError::Retriable(
+            failed
+                .failure(&step)
+                .expect("only a success has no failure"),
+        )),
         Err(e @ (ExecutorError::NeedsContainerRuntime { .. } | ExecutorError::Unrunnable(_))) => {
             Err(AttemptError::Final(e.to_string()))
         }
