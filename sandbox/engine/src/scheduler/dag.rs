@@ -1,7 +1,7 @@
 //! Walking a DAG: a task starts once its upstream tasks ended; fail-fast; loops fanned out
 //! over their items (with `parallelismLimit`) and back in; nested DAGs and their outputs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use kfbox_spec::condition_text::readable_condition;
@@ -52,6 +52,79 @@ pub(super) fn upstream_of(task: &TaskSpec) -> Vec<String> {
     deps
 }
 
+/// Which tasks of a DAG may start: each waits for a count of upstream tasks to end, and an
+/// ending task releases only its own dependants, so a DAG of n tasks is walked in O(n + edges)
+/// however it is shaped (a 10,000-step chain rescanned on every end was quadratic).
+struct ReadyTasks<'a> {
+    upstream: HashMap<&'a str, Vec<String>>,
+    dependants: HashMap<&'a str, Vec<&'a str>>,
+    waiting_on: HashMap<&'a str, usize>,
+    ready: VecDeque<&'a str>,
+}
+
+impl<'a> ReadyTasks<'a> {
+    fn new(dag: &'a DagSpec) -> Self {
+        let upstream: HashMap<&str, Vec<String>> = dag
+            .tasks
+            .iter()
+            .map(|(name, task)| (name.as_str(), upstream_of(task)))
+            .collect();
+        let mut dependants: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut waiting_on = HashMap::new();
+        let mut ready = VecDeque::new();
+        // In the DAG's own order, so tasks ready together start as they are written.
+        for name in dag.tasks.keys() {
+            let deps = &upstream[name.as_str()];
+            // An upstream name the DAG does not have never ends, so its dependant never
+            // starts (validation refuses such a DAG before it runs).
+            for dep in deps {
+                if let Some((dep, _)) = dag.tasks.get_key_value(dep.as_str()) {
+                    dependants
+                        .entry(dep.as_str())
+                        .or_default()
+                        .push(name.as_str());
+                }
+            }
+            if deps.is_empty() {
+                ready.push_back(name.as_str());
+            } else {
+                waiting_on.insert(name.as_str(), deps.len());
+            }
+        }
+        Self {
+            upstream,
+            dependants,
+            waiting_on,
+            ready,
+        }
+    }
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.ready.pop_front()
+    }
+
+    fn upstream(&self, name: &str) -> &[String] {
+        &self.upstream[name]
+    }
+
+    /// `name` ended (ran, was skipped or failed): its dependants wait for one task fewer.
+    fn ended(&mut self, name: &str) {
+        let Some(dependants) = self.dependants.get(name) else {
+            return;
+        };
+        for &dependant in dependants {
+            let waiting = self
+                .waiting_on
+                .get_mut(dependant)
+                .expect("a dependant waits on its upstream");
+            *waiting -= 1;
+            if *waiting == 0 {
+                self.ready.push_back(dependant);
+            }
+        }
+    }
+}
+
 /// Run a DAG's tasks; `execution` is the DAG's own execution in the store (their parent).
 pub(super) fn run_dag(
     run: Arc<Run>,
@@ -62,86 +135,71 @@ pub(super) fn run_dag(
 ) -> BoxedOutcome {
     Box::pin(async move {
         let dag = run.dag(component.as_deref());
-        let upstream: HashMap<&str, Vec<String>> = dag
-            .tasks
-            .iter()
-            .map(|(name, task)| (name.as_str(), upstream_of(task)))
-            .collect();
+        let mut ready = ReadyTasks::new(dag);
         let mut outcomes: HashMap<String, Outcome> = HashMap::new();
-        let mut started: HashSet<&str> = HashSet::new();
         let mut first_failure: Option<String> = None;
         let mut running = JoinSet::new();
         loop {
-            let mut progressed = true;
-            while progressed {
-                progressed = false;
-                for (name, task) in &dag.tasks {
-                    if started.contains(name.as_str()) {
-                        continue;
-                    }
-                    let deps = &upstream[name.as_str()];
-                    if !deps.iter().all(|d| outcomes.contains_key(d)) {
-                        continue;
-                    }
-                    started.insert(name);
-                    progressed = true;
-                    let task_path = join_path(&path, name);
-                    let not_run = if run.cancel.is_cancelled() {
-                        Some((
-                            TaskState::Canceled,
-                            "the run was canceled before it started".to_owned(),
-                        ))
-                    } else if task.trigger_policy.runs_after_any_outcome() {
-                        None
-                    } else if let Some(up) = deps
-                        .iter()
-                        .find(|d| !outcomes[*d].state.lets_dependents_run())
-                    {
-                        Some((
+            while let Some(name) = ready.next() {
+                let task = &dag.tasks[name];
+                let deps = ready.upstream(name);
+                let task_path = join_path(&path, name);
+                let not_run = if run.cancel.is_cancelled() {
+                    Some((
+                        TaskState::Canceled,
+                        "the run was canceled before it started".to_owned(),
+                    ))
+                } else if task.trigger_policy.runs_after_any_outcome() {
+                    None
+                } else if let Some(up) = deps
+                    .iter()
+                    .find(|d| !outcomes[*d].state.lets_dependents_run())
+                {
+                    Some((
+                        TaskState::Skipped,
+                        format!("upstream task `{up}` ended {}", outcomes[up].state.as_str()),
+                    ))
+                } else {
+                    first_failure.as_ref().map(|f| {
+                        (
                             TaskState::Skipped,
-                            format!("upstream task `{up}` ended {}", outcomes[up].state.as_str()),
-                        ))
-                    } else {
-                        first_failure.as_ref().map(|f| {
-                            (
-                                TaskState::Skipped,
-                                format!("not started: task `{f}` failed earlier in this DAG"),
-                            )
-                        })
-                    };
-                    if let Some((state, reason)) = not_run {
-                        let outcome = run.record_unrun(
-                            task,
-                            &task_path,
-                            execution,
-                            Outcome::empty(state, None),
-                            Some(reason),
-                        );
-                        outcomes.insert(name.clone(), outcome);
-                        continue;
-                    }
-                    let siblings: HashMap<String, Outcome> = deps
-                        .iter()
-                        .map(|d| (d.clone(), outcomes[d].clone()))
-                        .collect();
-                    let run = run.clone();
-                    let component = component.clone();
-                    let scope = inputs.clone();
-                    let name = name.clone();
-                    running.spawn(async move {
-                        let outcome = run_task(
-                            run,
-                            component,
-                            name.clone(),
-                            task_path,
-                            scope,
-                            siblings,
-                            execution,
+                            format!("not started: task `{f}` failed earlier in this DAG"),
                         )
-                        .await;
-                        (name, outcome)
-                    });
+                    })
+                };
+                if let Some((state, reason)) = not_run {
+                    let outcome = run.record_unrun(
+                        task,
+                        &task_path,
+                        execution,
+                        Outcome::empty(state, None),
+                        Some(reason),
+                    );
+                    outcomes.insert(name.to_owned(), outcome);
+                    ready.ended(name);
+                    continue;
                 }
+                let siblings: HashMap<String, Outcome> = deps
+                    .iter()
+                    .map(|d| (d.clone(), outcomes[d].clone()))
+                    .collect();
+                let run = run.clone();
+                let component = component.clone();
+                let scope = inputs.clone();
+                let name = name.to_owned();
+                running.spawn(async move {
+                    let outcome = run_task(
+                        run,
+                        component,
+                        name.clone(),
+                        task_path,
+                        scope,
+                        siblings,
+                        execution,
+                    )
+                    .await;
+                    (name, outcome)
+                });
             }
             let Some(joined) = running.join_next().await else {
                 break;
@@ -155,6 +213,7 @@ pub(super) fn run_dag(
             if outcome.state == TaskState::Failed && first_failure.is_none() {
                 first_failure = Some(name.clone());
             }
+            ready.ended(&name);
             outcomes.insert(name, outcome);
         }
         let state = if outcomes.values().any(|o| o.state == TaskState::Failed) {
@@ -297,7 +356,8 @@ pub(super) async fn run_loop(
     mut draft: Draft,
 ) -> Outcome {
     let started_at = now();
-    let items = loop_items(task, &inputs);
+    let body = run.dag(Some(&task.component_ref.name));
+    let items = loop_items(task, &inputs, body);
     let items = match items {
         Ok(items) => items,
         Err(e) => {
@@ -377,7 +437,6 @@ pub(super) async fn run_loop(
             results[index] = outcome;
         }
     }
-    let body = run.dag(Some(&task.component_ref.name));
     let ran: Vec<&Outcome> = results.iter().flatten().collect();
     let state = if ran.iter().any(|o| o.state == TaskState::Failed) {
         TaskState::Failed

@@ -10,7 +10,15 @@ use crate::model::RuntimeArtifact;
 use super::context::{Artifacts, Inputs, Outcome};
 
 /// One scope per iteration: the loop's inputs with the item bound to the iterator's input.
-pub(super) fn loop_items(task: &TaskSpec, inputs: &Inputs) -> Result<Vec<Inputs>, String> {
+///
+/// The list iterated over stays in each scope only when a task of the body reads it (a nested
+/// loop over the same items, say): n copies of an n-item list, each recorded with its
+/// iteration, would make a loop's memory and store quadratic in its length.
+pub(super) fn loop_items(
+    task: &TaskSpec,
+    inputs: &Inputs,
+    body: &DagSpec,
+) -> Result<Vec<Inputs>, String> {
     if let Some(iterator) = &task.parameter_iterator {
         let raw = match (&iterator.items.raw, &iterator.items.input_parameter) {
             (Some(raw), _) => serde_json::from_str::<Value>(raw).map_err(|e| e.to_string()),
@@ -30,22 +38,32 @@ pub(super) fn loop_items(task: &TaskSpec, inputs: &Inputs) -> Result<Vec<Inputs>
             )),
         })
         .map(|items| {
+            let mut base = inputs.clone();
+            if let Some(input) = &iterator.items.input_parameter {
+                if !body_reads_parameter(body, input) {
+                    base.parameters.remove(input);
+                }
+            }
             items
                 .into_iter()
                 .map(|item| {
-                    // The items stay visible: a nested loop may iterate over them again.
-                    let mut scope = inputs.clone();
+                    let mut scope = base.clone();
                     scope.parameters.insert(iterator.item_input.clone(), item);
                     scope
                 })
                 .collect()
         })
     } else if let Some(iterator) = &task.artifact_iterator {
-        match inputs.artifacts.get(&iterator.items.input_artifact) {
+        let list_name = &iterator.items.input_artifact;
+        let mut base = inputs.clone();
+        if !body_reads_artifact(body, list_name) {
+            base.artifacts.remove(list_name);
+        }
+        match inputs.artifacts.get(list_name) {
             Some(list) => Ok(list
                 .iter()
                 .map(|artifact| {
-                    let mut scope = inputs.clone();
+                    let mut scope = base.clone();
                     scope
                         .artifacts
                         .insert(iterator.item_input.clone(), vec![artifact.clone()]);
@@ -60,6 +78,24 @@ pub(super) fn loop_items(task: &TaskSpec, inputs: &Inputs) -> Result<Vec<Inputs>
     } else {
         Err("loop task without an iterator".into())
     }
+}
+
+fn body_reads_parameter(body: &DagSpec, name: &str) -> bool {
+    body.tasks.values().any(|task| {
+        task.inputs
+            .parameters
+            .values()
+            .any(|p| p.component_input_parameter.as_deref() == Some(name))
+    })
+}
+
+fn body_reads_artifact(body: &DagSpec, name: &str) -> bool {
+    body.tasks.values().any(|task| {
+        task.inputs
+            .artifacts
+            .values()
+            .any(|a| a.component_input_artifact.as_deref() == Some(name))
+    })
 }
 
 /// Each output of the loop's body becomes the list of the iterations' values, in order.

@@ -1,6 +1,7 @@
 //! ParallelFor: items, `parallelismLimit`, fan-in (`dsl.Collected`), failing iterations.
 
 use kfbox_engine::model::{RunState, TaskState};
+use kfbox_engine::recorded::{ExecutionKind, RecordedTask};
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -185,4 +186,84 @@ async fn artifacts_fan_in_as_a_list() {
         .map(|a| fs_err::read_to_string(&a.uri).unwrap())
         .collect();
     assert_eq!(texts, ["10", "20"]);
+}
+
+/// The recorded inputs of each iteration of `summary`'s loop, in iteration order.
+fn iteration_inputs(harness: &Harness, summary: &kfbox_engine::model::RunSummary) -> Vec<Value> {
+    let store = &harness.runtime.store;
+    let run = store
+        .find_run(&kfbox_store::RunSelector(summary.run_id.clone()))
+        .unwrap();
+    let mut iterations: Vec<RecordedTask> = store
+        .run_executions(&run)
+        .unwrap()
+        .iter()
+        .map(RecordedTask::of)
+        .filter(|t| t.kind == Some(ExecutionKind::Iteration))
+        .collect();
+    iterations.sort_by(|a, b| a.path.cmp(&b.path));
+    iterations
+        .into_iter()
+        .map(|t| Value::Object(t.inputs.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn iterations_keep_the_list_only_when_their_body_reads_it() {
+    // The body reads only the item: n iterations do not each carry (and record) n items.
+    let args = echo_item();
+    let pipeline = loop_pipeline(
+        json!({"inputParameter": "pipelinechannel--items"}),
+        0,
+        &words(&args),
+    );
+    let harness = Harness::new();
+    let summary = harness.run(&pipeline, json!({"items": [5, 6]})).await;
+    assert_eq!(summary.outputs["ys"], json!([5, 6]));
+    assert_eq!(
+        iteration_inputs(&harness, &summary),
+        vec![json!({ITEM: 5}), json!({ITEM: 6})]
+    );
+
+    // The body reads the list too (a nested loop over the same items would): it is there.
+    let list = "pipelinechannel--items";
+    let pipeline = Pipeline::new("loop")
+        .step(
+            "comp-each",
+            &[&format!("{list}:LIST")],
+            &["y:LIST"],
+            &["write", &output_file("y"), &input(list)],
+        )
+        .dag(
+            "comp-for-loop-1",
+            &[&format!("{ITEM}:NUMBER_INTEGER"), &format!("{list}:LIST")],
+            &["ys:LIST"],
+            json!({
+                "tasks": tasks(vec![task("each", "comp-each", json!({
+                    "inputs": {"parameters": {list: from_parent(list)}},
+                }))]),
+                "outputs": {"parameters": {"ys": {"valueFromParameter": {"producerSubtask": "each", "outputParameterKey": "y"}}}},
+            }),
+        )
+        .root_dag(
+            json!({"parameters": {"items": {"parameterType": "LIST"}}}),
+            json!({
+                "tasks": tasks(vec![task("for-loop-1", "comp-for-loop-1", json!({
+                    "inputs": {"parameters": {list: from_parent("items")}},
+                    "parameterIterator": {"items": {"inputParameter": list}, "itemInput": ITEM},
+                }))]),
+                "outputs": {"parameters": {"ys": {"valueFromParameter": {"producerSubtask": "for-loop-1", "outputParameterKey": "ys"}}}},
+            }),
+            &["ys:LIST"],
+        );
+    let summary = harness.run(&pipeline, json!({"items": [5, 6]})).await;
+    assert_eq!(summary.state, RunState::Succeeded, "{summary:#?}");
+    assert_eq!(summary.outputs["ys"], json!([[5, 6], [5, 6]]));
+    assert_eq!(
+        iteration_inputs(&harness, &summary),
+        vec![
+            json!({ITEM: 5, list: [5, 6]}),
+            json!({ITEM: 6, list: [5, 6]})
+        ]
+    );
 }
