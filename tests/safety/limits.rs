@@ -64,7 +64,10 @@ fn a_ten_thousand_task_chain_is_checked_without_overflowing_the_stack() {
     let out = run_in(home.path(), &["run", file.to_str().unwrap()]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("60000 tasks") && stderr.contains("50000"), "{stderr}");
+    assert!(
+        stderr.contains("60000 tasks") && stderr.contains("50000"),
+        "{stderr}"
+    );
 }
 
 #[test]
