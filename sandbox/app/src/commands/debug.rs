@@ -80,8 +80,7 @@ pub async fn debug(
             run.run_id
         )
     })?;
-    let recorded_argv: Vec<String> = record.command.iter().chain(&record.args).cloned().collect();
-    if LightweightStep::detect(&recorded_argv).is_none()
+    if LightweightStep::detect(&record.argv()).is_none()
         && (args.pdb || args.notebook || args.code.is_some())
     {
         anyhow::bail!(
