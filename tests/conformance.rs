@@ -118,9 +118,11 @@ fn namespace_fixtures() {
 struct Observed {
     outcome: String,
     text: String,
+    summary: serde_json::Value,
 }
 
-fn run_one(exp: &Expectation, pipeline: &Path) -> Observed {
+/// Run a pipeline as the table says; `warm: false` starts every step cold (`KFBOX_WARM=off`).
+fn run_one(exp: &Expectation, pipeline: &Path, warm: bool) -> Observed {
     let mut args = vec![
         "run".to_owned(),
         pipeline.display().to_string(),
@@ -143,7 +145,10 @@ fn run_one(exp: &Expectation, pipeline: &Path) -> Observed {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut command = kfbox(&args);
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .env("KFBOX_WARM", if warm { "on" } else { "off" })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = command.spawn().expect("kfbox starts");
     let cancel_after = exp
         .expected
@@ -174,7 +179,120 @@ fn run_one(exp: &Expectation, pipeline: &Path) -> Observed {
         2 => "INVALID".to_owned(),
         _ => result.state().to_owned(),
     };
-    Observed { outcome, text }
+    Observed {
+        outcome,
+        text,
+        summary: result.summary,
+    }
+}
+
+/// What must not depend on whether steps were forked from a warm worker: each task's state
+/// and output parameters, and the component's own lines in its log (the SDK executor's and
+/// kfbox's lines name temporary paths and times), by task path, the run's id left out. A
+/// task's lines are compared sorted: its stdout and stderr are two pipes, read as they come.
+fn behaviour(summary: &serde_json::Value) -> Vec<String> {
+    let run_id = summary["run_id"].as_str().unwrap_or("-");
+    let mut tasks: Vec<&serde_json::Value> =
+        summary["tasks"].as_array().into_iter().flatten().collect();
+    tasks.sort_by_key(|task| task["path"].as_str().unwrap_or_default());
+    let mut lines = Vec::new();
+    for task in tasks {
+        let path = task["path"].as_str().unwrap_or_default();
+        lines.push(format!(
+            "{path} {} {}",
+            task["state"], task["outputs"]["parameters"]
+        ));
+        let log =
+            fs_err::read_to_string(task["log"].as_str().unwrap_or_default()).unwrap_or_default();
+        let mut own: Vec<String> = log
+            .lines()
+            .filter(|l| !l.starts_with("[KFP Executor") && !l.starts_with("[kfbox]"))
+            .map(|l| format!("{path}: {l}"))
+            .collect();
+        own.sort();
+        lines.extend(own);
+    }
+    lines
+        .iter()
+        .map(|l| without_volatile_words(&l.replace(run_id, "RUN")))
+        .collect()
+}
+
+/// Pipelines whose output differs between any two runs, warm or cold.
+const VARYING: [(&str, &str); 3] = [
+    (
+        "local_execution/local_execution_pipeline_with_retry.yaml",
+        "counts its attempts in a file that outlives the run",
+    ),
+    ("log_streaming_compiled.yaml", "prints the time"),
+    (
+        "critical/pipeline_with_placeholders.yaml",
+        "prints the run's job name and task id",
+    ),
+];
+
+/// A line with the words that differ between any two runs replaced: temporary paths and
+/// UUIDs (a created PVC's name, a task's id).
+fn without_volatile_words(line: &str) -> String {
+    fn volatile(word: &str) -> String {
+        if word.starts_with("/tmp/") {
+            return "/tmp/*".to_owned();
+        }
+        let is_uuid = |s: &str| {
+            s.len() == 36
+                && s.char_indices().all(|(i, c)| match i {
+                    8 | 13 | 18 | 23 => c == '-',
+                    _ => c.is_ascii_hexdigit(),
+                })
+        };
+        match (0..word.len().saturating_sub(35)).find(|&i| word.get(i..i + 36).is_some_and(is_uuid))
+        {
+            Some(i) => format!("{}UUID{}", &word[..i], volatile(&word[i + 36..])),
+            None => word.to_owned(),
+        }
+    }
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in line.chars() {
+        if c.is_ascii_alphanumeric() || "-_./".contains(c) {
+            word.push(c);
+        } else {
+            out.push_str(&volatile(&std::mem::take(&mut word)));
+            out.push(c);
+        }
+    }
+    out.push_str(&volatile(&word));
+    out
+}
+
+/// Whether a pipeline has lightweight Python components (which warm workers run) and would
+/// do the same twice (no coin flips).
+fn deterministic_python(pipeline: &Path) -> bool {
+    fs_err::read_to_string(pipeline)
+        .is_ok_and(|text| text.contains("kfp.dsl.executor_main") && !text.contains("import random"))
+}
+
+/// Run `jobs` on three threads (as a laptop's cores would), results in the order given.
+fn on_three_threads<T: Send, R: Send>(jobs: Vec<T>, run: impl Fn(&T) -> R + Sync) -> Vec<(T, R)> {
+    let queue = Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| loop {
+                let Some((at, job)) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let result = run(&job);
+                results.lock().unwrap().push((at, job, result));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(at, _, _)| *at);
+    results
+        .into_iter()
+        .map(|(_, job, result)| (job, result))
+        .collect()
 }
 
 #[test]
@@ -200,22 +318,9 @@ fn conformance_corpus_reaches_expected_states() {
         "pipelines without a row in the expectations table: {missing:?}"
     );
     namespace_fixtures();
-    let queue = Mutex::new(table.clone());
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| loop {
-                let Some(exp) = queue.lock().unwrap().pop() else {
-                    break;
-                };
-                let pipeline = dir.join(&exp.file);
-                let observed = run_one(&exp, &pipeline);
-                results.lock().unwrap().push((exp, observed));
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by(|a, b| a.0.file.cmp(&b.0.file));
+    let mut table = table;
+    table.sort_by(|a, b| a.file.cmp(&b.file));
+    let results = on_three_threads(table, |exp| run_one(exp, &dir.join(&exp.file), true));
     let mut failures = Vec::new();
     let (mut fitting, mut fitting_match) = (0, 0);
     for (exp, observed) in &results {
@@ -259,6 +364,42 @@ fn conformance_corpus_reaches_expected_states() {
         "conformance: {} pipelines; {fitting_match} of {fitting} with Python or shell images end as on a cluster ({:.1}%)",
         results.len(),
         ratio * 100.0
+    );
+    // The same pipelines with every step started cold: the same tasks, outputs and logs.
+    let forked: Vec<_> = results
+        .iter()
+        .filter(|(exp, observed)| {
+            observed.outcome == "SUCCEEDED"
+                && deterministic_python(&dir.join(&exp.file))
+                && !VARYING.iter().any(|(file, _)| *file == exp.file)
+        })
+        .collect();
+    let compared = forked.len();
+    for ((exp, warm), cold) in
+        on_three_threads(forked, |(exp, _)| run_one(exp, &dir.join(&exp.file), false))
+    {
+        let (warm, cold) = (behaviour(&warm.summary), behaviour(&cold.summary));
+        if warm != cold {
+            let differ: Vec<String> = warm
+                .iter()
+                .zip(&cold)
+                .filter(|(w, c)| w != c)
+                .take(3)
+                .map(|(w, c)| format!("  warm: {w}\n  cold: {c}"))
+                .collect();
+            failures.push(format!(
+                "{}: warm and cold runs differ ({} and {} lines):\n{}",
+                exp.file,
+                warm.len(),
+                cold.len(),
+                differ.join("\n")
+            ));
+        }
+    }
+    println!("conformance: {compared} pipelines with Python components compared warm and cold");
+    assert!(
+        compared >= 50,
+        "only {compared} pipelines compared warm and cold"
     );
     assert!(
         failures.is_empty(),

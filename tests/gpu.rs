@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::common::{compile_unique, kfbox, parse_run, run_json};
 
 /// A directory holding an `nvidia-smi` that reports two 16 GiB GPUs.
-fn two_gpus() -> tempfile::TempDir {
+pub(crate) fn two_gpus() -> tempfile::TempDir {
     gpus_named(&["NVIDIA Stand-in A", "NVIDIA Stand-in B"])
 }
 
@@ -40,7 +40,7 @@ esac
     dir
 }
 
-fn path_with(dir: &Path) -> std::ffi::OsString {
+pub(crate) fn path_with(dir: &Path) -> std::ffi::OsString {
     let mut dirs: Vec<PathBuf> = vec![dir.to_owned()];
     dirs.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),

@@ -159,19 +159,16 @@ fn interrupt_cancels_running_steps_and_records_them() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    // Let the four steps start (the environment is warm after the other tests or this wait).
-    let started = std::time::Instant::now();
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let running = std::process::Command::new("pgrep")
-            .args(["-f", "executor_main"])
-            .output()
-            .map(|o| !o.stdout.is_empty())
-            .unwrap_or(false);
-        if running || started.elapsed().as_secs() > 90 {
-            break;
-        }
-    }
+    // Let the four steps start (the environment is ready after the other tests or this wait).
+    let mut steps = Vec::new();
+    crate::common::wait_for(
+        "the four steps to start",
+        std::time::Duration::from_secs(90),
+        || {
+            steps = crate::common::python_steps_under(child.id());
+            steps.len() >= 4
+        },
+    );
     std::thread::sleep(std::time::Duration::from_secs(1));
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -187,16 +184,12 @@ fn interrupt_cancels_running_steps_and_records_them() {
         .map(|t| t["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, vec!["CANCELED"; 4]);
-    // The steps' process groups are gone: nothing still sleeps for 120.25 s.
-    let leftover = std::process::Command::new("pgrep")
-        .args(["-f", "120.25"])
-        .output()
-        .unwrap();
-    assert!(
-        leftover.stdout.is_empty(),
-        "steps left behind: {}",
-        String::from_utf8_lossy(&leftover.stdout)
-    );
+    // The steps' process groups are gone: none of the four still sleeps.
+    let left: Vec<&u32> = steps
+        .iter()
+        .filter(|pid| crate::common::process_runs(**pid))
+        .collect();
+    assert!(left.is_empty(), "steps left behind: {left:?}");
 }
 
 /// Whole numbers in STRUCT and LIST parameters (compiled by the SDK as protobuf doubles, `3.0`)

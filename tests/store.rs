@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::common::{
     compile_unique, kfbox, kfbox_json, mlmd_python, parse_run, repo_root, run_json, running_run,
-    sdk_python, store_path, wait_for, RunResult,
+    sdk_python, shared_home, store_path, wait_for, RunResult,
 };
 
 /// `kfbox run --json` with the cache as users get it (tests otherwise turn it off).
@@ -367,12 +367,16 @@ fn a_killed_run_is_marked_failed_and_the_store_stays_consistent() {
         assert!(start.elapsed() < Duration::from_secs(90));
     }
 
-    let step_alive = || {
-        Command::new("pgrep")
-            .args(["-f", &marker])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    // The step's process, as kfbox noted it (`<pid> <start time>`).
+    let noted = shared_home()
+        .join("runs")
+        .join(&run_id)
+        .join("tasks/nap/process");
+    let pid: u32 = fs_err::read_to_string(&noted)
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no process noted in {}", noted.display()));
+    let step_alive = || crate::common::process_runs(pid);
     // The step sleeps for a minute, so only recovery can stop it within the
     // limit below. (After the kill, the follower's own recovery may stop it
     // at any moment: checking that it outlived kfbox would race.)

@@ -21,4 +21,5 @@ mod store;
 mod structure;
 mod target;
 mod ui;
+mod warm;
 mod wasi;

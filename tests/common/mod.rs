@@ -393,3 +393,70 @@ pub fn build_runtime_image() {
     };
     assert_eq!(id("kfbox/runtime:latest"), id("kfbox/runtime:kfp-2.17.0"));
 }
+
+/// The lightweight Python steps running under the process `kfbox` (a kfbox's pid): kfbox's
+/// component runner started from the SDK's command line, or children forked by a warm worker
+/// (whose command line is the worker's: a step's arguments are not in it).
+pub fn python_steps_under(kfbox: u32) -> Vec<u32> {
+    let processes: Vec<(u32, u32, String)> = fs_err::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs_err::read_to_string(entry.path().join("stat")).ok()?;
+            let (_, after_name) = stat.rsplit_once(')')?;
+            let mut fields = after_name.split_whitespace();
+            if fields.next()? == "Z" {
+                return None;
+            }
+            let parent = fields.next()?.parse().ok()?;
+            let cmdline = fs_err::read(entry.path().join("cmdline")).ok()?;
+            Some((
+                pid,
+                parent,
+                String::from_utf8_lossy(&cmdline).replace('\0', " "),
+            ))
+        })
+        .collect();
+    let parent_of: std::collections::HashMap<u32, u32> = processes
+        .iter()
+        .map(|(pid, parent, _)| (*pid, *parent))
+        .collect();
+    let command_of: std::collections::HashMap<u32, &str> = processes
+        .iter()
+        .map(|(pid, _, command)| (*pid, command.as_str()))
+        .collect();
+    let under_kfbox = |mut pid: u32| {
+        while let Some(&parent) = parent_of.get(&pid) {
+            if parent == kfbox {
+                return true;
+            }
+            pid = parent;
+        }
+        false
+    };
+    let worker = |pid: u32| {
+        command_of
+            .get(&pid)
+            .is_some_and(|c| c.contains("kfbox-warm-worker"))
+    };
+    processes
+        .iter()
+        .filter(|(pid, parent, command)| {
+            under_kfbox(*pid)
+                && (command.contains("kfbox-run-component") || (worker(*pid) && worker(*parent)))
+        })
+        .map(|(pid, _, _)| *pid)
+        .collect()
+}
+
+/// Whether a process runs (a zombie does not).
+pub fn process_runs(pid: u32) -> bool {
+    fs_err::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
+        })
+        .unwrap_or(false)
+}

@@ -15,6 +15,8 @@ pub struct GlobalSettings {
     pub color: bool,
     /// Reuse cached executions (`KFBOX_CACHE=off` turns it off for every command).
     pub cache: bool,
+    /// Fork Python steps from warm workers (`KFBOX_WARM=off` turns it off).
+    pub warm: bool,
     /// stderr is a terminal: live progress and streamed logs.
     pub interactive: bool,
     /// `kfbox.toml`, and whether it was named (`--config`), so that its absence is an error.
@@ -42,12 +44,16 @@ impl GlobalSettings {
         // Artifact URIs and the paths steps name are checked against the run directory, which
         // must not depend on where a command was started.
         let home = std::path::absolute(&home).unwrap_or(home);
-        let cache = !std::env::var(env_vars::KFBOX_CACHE).is_ok_and(|v| {
-            matches!(
-                v.to_ascii_lowercase().as_str(),
-                "off" | "0" | "false" | "no"
-            )
-        });
+        let switched_off = |name: &str| {
+            std::env::var(name).is_ok_and(|v| {
+                matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "off" | "0" | "false" | "no"
+                )
+            })
+        };
+        let cache = !switched_off(env_vars::KFBOX_CACHE);
+        let warm = !switched_off(env_vars::KFBOX_WARM);
         let home = Home::new(home);
         let config = match &args.config {
             Some(path) => (path.clone(), true),
@@ -62,6 +68,7 @@ impl GlobalSettings {
             color,
             interactive,
             cache,
+            warm,
         }
     }
 
@@ -71,6 +78,15 @@ impl GlobalSettings {
         match &self.offline {
             Some(wheelhouses) => envs.offline(wheelhouses.clone()),
             None => envs,
+        }
+    }
+
+    /// Warm Python workers for the executors of one command (`kfbox up`: of all its runs).
+    pub fn warm_workers(&self) -> kfbox_process::WarmWorkers {
+        if self.warm {
+            kfbox_process::WarmWorkers::new()
+        } else {
+            kfbox_process::WarmWorkers::off()
         }
     }
 

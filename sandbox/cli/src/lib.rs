@@ -32,6 +32,9 @@ pub mod env_vars {
     pub const KFBOX_WHEELS: &str = "KFBOX_WHEELS";
     /// The bearer token `kfbox run --target` sends (as `--target-token`).
     pub const KFBOX_TARGET_TOKEN: &str = "KFBOX_TARGET_TOKEN";
+    /// `off` (or `0`, `false`, `no`): start every Python step as a fresh interpreter, never
+    /// forked from a warm worker.
+    pub const KFBOX_WARM: &str = "KFBOX_WARM";
 }
 
 #[derive(Debug, Parser)]

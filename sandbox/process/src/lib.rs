@@ -2,11 +2,16 @@
 //! container components run on the host when their program exists here.
 //!
 //! Every step runs in its own process group so that cancelling stops the whole tree the step
-//! started, not only its shell.
+//! started, not only its shell. A lightweight component's attempt is forked from a warm worker
+//! of its environment where it can be (`warm.rs`), else started as the SDK's command line.
 
 mod limits;
 mod private_mounts;
+mod warm;
 
+pub use warm::WarmWorkers;
+
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,12 +44,15 @@ pub struct ProcessExecutor {
     mount_namespaces: tokio::sync::OnceCell<Result<PathBuf, String>>,
     /// kfbox's runner of the SDK's executor, written once (see `embedded/python`).
     component_runner: tokio::sync::OnceCell<Result<PathBuf, String>>,
+    workers: WarmWorkers,
 }
 
 impl ProcessExecutor {
-    pub fn new(envs: PythonEnvs) -> Self {
+    /// `workers` may be shared with other executors (the runs of one `kfbox up`).
+    pub fn new(envs: PythonEnvs, workers: WarmWorkers) -> Self {
         Self {
             envs,
+            workers,
             ready: OncePerKey::default(),
             prelude_noted: std::sync::atomic::AtomicBool::new(false),
             mount_namespaces: tokio::sync::OnceCell::new(),
@@ -232,6 +240,7 @@ impl Executor for ProcessExecutor {
         cancel: &CancellationToken,
     ) -> Result<StepExit, ExecutorError> {
         let argv = step.argv();
+        let mut sdk_call = None;
         let (argv, env) = match LightweightStep::detect(&argv) {
             Some(lightweight) => {
                 self.note_skipped_prelude(step, &lightweight).await?;
@@ -245,6 +254,7 @@ impl Executor for ProcessExecutor {
                 let env = self
                     .env_for(step, &lightweight.requirements, events)
                     .await?;
+                sdk_call = warm::SdkCall::of(&lightweight.argv);
                 let (argv, runner) = self.with_component_runner(lightweight.argv).await;
                 (argv, Some((env, runner)))
             }
@@ -272,6 +282,19 @@ impl Executor for ProcessExecutor {
                 (argv, env)
             }
         };
+        if let (Some(call), Some((env, Some(runner)))) = (sdk_call, &env) {
+            if step.volumes.is_empty() && warm::env_allows_warm(&step.env) {
+                match self.fork_warm(step, env, runner, &call).await {
+                    Ok(child) => {
+                        return supervise(step, StepProcess::Warm(child), events, cancel).await
+                    }
+                    Err(why) => tracing::debug!(
+                        task = %step.task_path,
+                        "the step starts cold: {why}"
+                    ),
+                }
+            }
+        }
         let argv = if step.volumes.is_empty() {
             argv
         } else {
@@ -296,7 +319,29 @@ impl Executor for ProcessExecutor {
             wrapped.extend(argv);
             wrapped
         };
-        run_process(step, &argv, env.as_ref(), events, cancel).await
+        let process = spawn(step, &argv, env.as_ref())?;
+        supervise(step, process, events, cancel).await
+    }
+}
+
+impl ProcessExecutor {
+    async fn fork_warm(
+        &self,
+        step: &Step,
+        env: &Env,
+        runner: &Path,
+        call: &warm::SdkCall,
+    ) -> Result<warm::WarmChild, String> {
+        let variables = step_variables(step, Some((env, Some(runner))));
+        let request = warm::Request {
+            source: &call.source,
+            args: &call.args,
+            env: warm::Request::environment(&variables, &step.work_dir)
+                .ok_or("an environment value is not UTF-8")?,
+            cwd: &step.work_dir,
+            runner,
+        };
+        self.workers.fork(env, self.envs.root(), &request).await
     }
 }
 
@@ -323,58 +368,128 @@ pub fn use_component_runner(argv: &[String]) -> Option<Vec<String>> {
 }
 
 /// Write kfbox's component runner into `dir` (unless it is there already, as it is); its path.
-/// Written through a temporary file, so that a kfbox starting a step meanwhile reads the old
-/// text or the new, never half of it.
 pub fn install_component_runner(dir: &Path) -> std::io::Result<PathBuf> {
-    let path = dir.join("kfbox-run-component.py");
-    if fs_err::read_to_string(&path).is_ok_and(|old| old == COMPONENT_RUNNER) {
+    install_script(dir, "kfbox-run-component.py", COMPONENT_RUNNER)
+}
+
+/// Write one of kfbox's Python scripts into `dir` as `name`, unless it is there already; its
+/// path. Written through a temporary file, so that a kfbox starting a step meanwhile reads the
+/// old text or the new, never half of it.
+fn install_script(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
+    let path = dir.join(name);
+    if fs_err::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(path);
     }
     fs_err::create_dir_all(dir)?;
     let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs_err::write(&temporary, COMPONENT_RUNNER)?;
+    fs_err::write(&temporary, text)?;
     fs_err::rename(&temporary, &path)?;
     Ok(path)
 }
 
-async fn run_process(
+/// What kfbox sets for a step over its own environment, started or forked: the step's own
+/// variables, then kfbox's (GPUs, the failure file, the managed environment, the runner).
+fn step_variables(step: &Step, env: Option<(&Env, Option<&Path>)>) -> Vec<(OsString, OsString)> {
+    let mut set: Vec<(OsString, OsString)> =
+        step.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    set.push(("PYTHONUNBUFFERED".into(), "1".into()));
+    if let Some(gpus) = &step.gpus {
+        let visible: Vec<String> = gpus.iter().map(u32::to_string).collect();
+        set.push(("CUDA_VISIBLE_DEVICES".into(), visible.join(",").into()));
+    }
+    set.push((FAILURE_FILE_ENV.into(), step.failure_file().into()));
+    if let Some((env, runner)) = env {
+        set.push(("PATH".into(), path_with(&env.bin_dir)));
+        set.push(("VIRTUAL_ENV".into(), env.dir.clone().into()));
+        if let Some(runner) = runner {
+            set.push((COMPONENT_RUNNER_ENV.into(), runner.into()));
+        }
+    }
+    set
+}
+
+/// A step's process: started from its command line, or forked by a warm worker.
+enum StepProcess {
+    Cold {
+        program: String,
+        child: tokio::process::Child,
+    },
+    Warm(warm::WarmChild),
+}
+
+impl StepProcess {
+    /// Its process group (it leads it).
+    fn group(&self) -> Option<Pid> {
+        match self {
+            Self::Cold { child, .. } => child.id().map(|id| Pid::from_raw(id as i32)),
+            Self::Warm(child) => Some(child.pid()),
+        }
+    }
+
+    async fn wait(&mut self) -> Result<StepExit, ExecutorError> {
+        match self {
+            Self::Cold { program, child } => exit_of(program, child.wait().await),
+            Self::Warm(child) => child.wait().await.map_err(|source| ExecutorError::Spawn {
+                program: "python3".to_owned(),
+                source,
+            }),
+        }
+    }
+
+    fn output(
+        &mut self,
+    ) -> (
+        Box<dyn AsyncRead + Unpin + Send>,
+        Box<dyn AsyncRead + Unpin + Send>,
+    ) {
+        match self {
+            Self::Cold { child, .. } => (
+                Box::new(child.stdout.take().expect("piped")),
+                Box::new(child.stderr.take().expect("piped")),
+            ),
+            Self::Warm(child) => (
+                Box::new(child.stdout.take().expect("piped")),
+                Box::new(child.stderr.take().expect("piped")),
+            ),
+        }
+    }
+}
+
+fn spawn(
     step: &Step,
     argv: &[String],
     env: Option<&(Env, Option<PathBuf>)>,
-    events: &EventSink,
-    cancel: &CancellationToken,
-) -> Result<StepExit, ExecutorError> {
+) -> Result<StepProcess, ExecutorError> {
     let program = argv.first().cloned().unwrap_or_default();
-    let mut command = Command::new(&program);
-    command
+    let env = env.map(|(env, runner)| (env, runner.as_deref()));
+    let child = Command::new(&program)
         .args(&argv[1..])
-        .envs(step.env.iter().map(|(k, v)| (k, v)))
-        .env("PYTHONUNBUFFERED", "1")
+        .envs(step_variables(step, env))
         .current_dir(&step.work_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
-    if let Some(gpus) = &step.gpus {
-        let visible: Vec<String> = gpus.iter().map(u32::to_string).collect();
-        command.env("CUDA_VISIBLE_DEVICES", visible.join(","));
-    }
-    command.env(FAILURE_FILE_ENV, step.failure_file());
-    if let Some((env, runner)) = env {
-        command.env("PATH", path_with(&env.bin_dir));
-        command.env("VIRTUAL_ENV", &env.dir);
-        if let Some(runner) = runner {
-            command.env(COMPONENT_RUNNER_ENV, runner);
-        }
-    }
-    let mut child = command.spawn().map_err(|source| ExecutorError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    let pid = child.id().map(|id| Pid::from_raw(id as i32));
-    if let Some(id) = child.id() {
-        if let Err(e) = kfbox_step::process::note_process(&step.process_file, id) {
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ExecutorError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    Ok(StepProcess::Cold { program, child })
+}
+
+/// Follow a step's process to its end: its output into the log and the run's events, its
+/// limits enforced, cancel as SIGTERM then SIGKILL to its group.
+async fn supervise(
+    step: &Step,
+    mut process: StepProcess,
+    events: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<StepExit, ExecutorError> {
+    let pid = process.group();
+    if let Some(id) = pid {
+        if let Err(e) = kfbox_step::process::note_process(&step.process_file, id.as_raw() as u32) {
             tracing::warn!(
                 "cannot note the step's process in {}: {e}",
                 step.process_file.display()
@@ -393,8 +508,9 @@ async fn run_process(
     let log = Arc::new(tokio::sync::Mutex::new(log));
     let masked = Arc::new(step.masked.clone());
     let tail = Arc::new(std::sync::Mutex::new(StderrTail::default()));
+    let (stdout, stderr) = process.output();
     let stdout = pump(
-        child.stdout.take().expect("piped"),
+        stdout,
         log.clone(),
         events.clone(),
         step.task_path.clone(),
@@ -402,7 +518,7 @@ async fn run_process(
         None,
     );
     let stderr = pump(
-        child.stderr.take().expect("piped"),
+        stderr,
         log.clone(),
         events.clone(),
         step.task_path.clone(),
@@ -426,26 +542,26 @@ async fn run_process(
         }
     };
     let ended = tokio::select! {
-        status = child.wait() => Ended::Exited(status),
+        exit = process.wait() => Ended::Exited(exit),
         _ = cancel.cancelled() => Ended::Canceled,
         limit = watch => Ended::OutOfMemory(limit),
     };
     let exit = match ended {
         Ended::OutOfMemory(limit) => {
-            let _ = child.wait().await;
+            let _ = process.wait().await;
             let mut file = log.lock().await;
             let _ = file
                 .write_all(format!("{}\n", kfbox_step::out_of_memory_note(limit)).as_bytes())
                 .await;
             StepExit::OutOfMemory(limit)
         }
-        Ended::Exited(status) => exit_of(&program, status)?,
+        Ended::Exited(exit) => exit?,
         Ended::Canceled => {
             if let Some(pid) = pid {
                 let _ = killpg(pid, Signal::SIGTERM);
-                if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                if tokio::time::timeout(GRACE, process.wait()).await.is_err() {
                     let _ = killpg(pid, Signal::SIGKILL);
-                    let _ = child.wait().await;
+                    let _ = process.wait().await;
                 }
             }
             StepExit::Canceled
@@ -472,7 +588,7 @@ async fn run_process(
 
 /// What ended the wait for a step.
 enum Ended {
-    Exited(std::io::Result<std::process::ExitStatus>),
+    Exited(Result<StepExit, ExecutorError>),
     Canceled,
     /// The limits' watch killed the group for its memory (the limit, in bytes).
     OutOfMemory(u64),

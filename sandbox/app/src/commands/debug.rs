@@ -313,7 +313,7 @@ async fn run_container_step(
     let router = StepRouter::prepare_for(
         args.executor,
         settings.load_config()?,
-        ProcessExecutor::new(settings.python_envs()),
+        ProcessExecutor::new(settings.python_envs(), settings.warm_workers()),
         &[(step.image.as_str(), step.argv())],
         settings.home.path(),
         std::env::current_dir()?,

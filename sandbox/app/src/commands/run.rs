@@ -245,7 +245,7 @@ async fn run_once(
     let executor = StepRouter::prepare(
         args.executor,
         config,
-        ProcessExecutor::new(envs),
+        ProcessExecutor::new(envs, settings.warm_workers()),
         &pipeline.spec,
         settings.home.path(),
         pipeline_dir,

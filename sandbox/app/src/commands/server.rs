@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use clap::ValueEnum;
 use kfbox_cli::{DownArgs, ExecutorKind, StatusArgs, UpArgs};
-use kfbox_process::ProcessExecutor;
+use kfbox_process::{ProcessExecutor, WarmWorkers};
 use kfbox_python::PythonEnvs;
 use kfbox_server::{Bound, BrowserPolicy, LabBoard, LabState, LabStatus, Launcher, ServerOptions};
 use kfbox_spec::LoadedPipeline;
@@ -103,6 +103,7 @@ pub async fn up(
         chosen: args.executor,
         config,
         envs: settings.python_envs(),
+        workers: settings.warm_workers(),
         home: settings.home.path().to_owned(),
         pipeline_dir: std::env::current_dir().unwrap_or_default(),
         printer: printer.clone(),
@@ -552,6 +553,8 @@ struct RouterLauncher {
     chosen: Option<ExecutorKind>,
     config: Config,
     envs: PythonEnvs,
+    /// Shared by all runs: a worker started for one run's steps serves the next run's.
+    workers: WarmWorkers,
     home: PathBuf,
     /// Where relative `wasm:` paths resolve: the directory `kfbox up` started in.
     pipeline_dir: PathBuf,
@@ -564,7 +567,7 @@ impl Launcher for RouterLauncher {
         StepRouter::prepare(
             self.chosen,
             self.config.clone(),
-            ProcessExecutor::new(self.envs.clone()),
+            ProcessExecutor::new(self.envs.clone(), self.workers.clone()),
             &pipeline.spec,
             &self.home,
             self.pipeline_dir.clone(),
