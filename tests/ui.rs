@@ -62,6 +62,11 @@ fn loops_conditions_and_nested_pipelines_are_collapsible_groups() {
 }
 
 #[test]
+fn a_loop_of_120_iterations_comes_collapsed_counted_and_paged() {
+    ui_test("large_loop");
+}
+
+#[test]
 fn empty_states_keyboard_narrow_windows_and_unknown_pages() {
     ui_test("empty_and_keyboard");
 }

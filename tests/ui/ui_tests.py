@@ -127,6 +127,17 @@ def ui_divide(x: int = 3) -> float:
     return divide(x=x).output
 
 
+@dsl.component
+def halve(x: int) -> int:
+    return x // 2
+
+
+@dsl.pipeline(name="ui-large-loop")
+def large_loop(items: list = list(range(120))):
+    with dsl.ParallelFor(items=items) as item:
+        halve(x=item)
+
+
 def client():
     return kfp.Client(host=HOST)
 
@@ -488,6 +499,53 @@ def test_control_flow():
         expect(page.locator(".dag-group.kind-loop")).to_have_count(0)
         expect(page.locator('[data-node-id^="for-loop"]').first).to_contain_text("5 iterations")
         b.shot("control-flow-collapsed")
+
+    with_browser(check)
+
+
+def test_large_loop():
+    """A loop of more than 40 iterations comes collapsed with its iterations counted by state,
+    and the graph holds none of them; expanding it shows a page of 50, paged and filtered by
+    state from the graph's bar. (A failing iteration stops a run's others, so every iteration
+    here succeeds: the unit tests of `graph.rs` page through mixed states.)"""
+    c = client()
+    run = c.create_run_from_pipeline_func(large_loop, arguments={}, run_name="ui-large-loop")
+    done = c.wait_for_run_completion(run.run_id, timeout=300, sleep_duration=0.5)
+    assert done.state == "SUCCEEDED", done
+    import urllib.request
+
+    with urllib.request.urlopen(f"{HOST}/apis/v1alpha1/runs/{run.run_id}/graph") as answer:
+        graph = json.load(answer)
+    assert not [n for n in graph["nodes"] if "iteration-" in n["id"]], "a collapsed loop's iterations were sent"
+    loop = next(n for n in graph["nodes"] if n["kind"] == "loop")
+    assert loop["paged"] and loop["iteration_states"] == {"SUCCEEDED": 120}, loop
+    assert graph["step_states"] == {"SUCCEEDED": 120}, graph["step_states"]
+
+    def check(b):
+        page = b.page
+        b.open(f"#/runs/details/{run.run_id}")
+        expect(page.locator(".graph-bar .summary")).to_have_text("120 steps: 120 succeeded")
+        node = page.locator('[data-node-id^="for-loop"]').first
+        expect(node).to_contain_text("120 iterations · 120 succeeded")
+        b.shot("large-loop-collapsed")
+        # Expanded: the first page of 50 iterations, and the way to the rest.
+        page.get_by_role("button", name=re.compile("Expand for-loop")).click()
+        pager = page.get_by_role("group", name=re.compile("Iterations of for-loop"))
+        expect(pager).to_contain_text("iterations 1–50 of 120")
+        group = page.locator(".dag-group.kind-loop")
+        expect(group.locator('[data-node-id*="/iteration-"]:not([data-node-id$="halve"])')).to_have_count(50)
+        pager.get_by_role("button", name="Next ›").click()
+        expect(pager).to_contain_text("iterations 51–100 of 120")
+        expect(group.locator('[data-node-id$="/iteration-99"]')).to_have_count(1)
+        # Of one state, from the first page again.
+        pager.get_by_role("combobox", name="Show iterations in state").select_option("SUCCEEDED")
+        expect(pager).to_contain_text("iterations 1–50 of 120 succeeded")
+        expect(group.locator('[data-node-id$="/iteration-0"]')).to_have_count(1)
+        b.shot("large-loop-succeeded-page")
+        # Collapsed again: no iterations asked for.
+        page.get_by_role("button", name=re.compile("Collapse for-loop")).click()
+        expect(pager).to_have_count(0)
+        expect(page.locator('[data-node-id*="/iteration-"]')).to_have_count(0)
 
     with_browser(check)
 

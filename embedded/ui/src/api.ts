@@ -193,6 +193,10 @@ export type GraphNode = {
   execution_id?: number;
   attempts?: number;
   iteration_count?: number;
+  /** A loop's iterations that started, by state. */
+  iteration_states?: Record<string, number>;
+  /** A loop of more than 40 iterations: they are in the graph a page at a time, when asked for. */
+  paged?: boolean;
   condition?: string;
   started_at?: string;
   finished_at?: string;
@@ -207,9 +211,16 @@ export type GraphNode = {
   output_artifacts?: [string, number][];
 };
 
+/** One page of a large loop's iterations. */
+export type LoopPage = { loop: string; offset: number; state?: string };
+
 export type Graph = {
   nodes: GraphNode[];
   edges: { from: string; to: string }[];
+  /** Every step's state, counted over the whole run (iterations left out of `nodes` too). */
+  step_states: Record<string, number>;
+  /** The page of a large loop's iterations in `nodes`, when one was asked for. */
+  page?: LoopPage & { matched: number; limit: number };
   /** A run's parameter values as it ran, defaults included. */
   parameters?: Record<string, unknown>;
   /** A run's outputs. */
@@ -246,7 +257,13 @@ export type ArtifactWithLineage = Artifact & {
 export const routes = {
   runs: "/apis/v2beta1/runs",
   run: (id: string) => `/apis/v2beta1/runs/${encodeURIComponent(id)}`,
-  runGraph: (id: string) => `/apis/v1alpha1/runs/${encodeURIComponent(id)}/graph`,
+  runGraph: (id: string, page?: LoopPage) => {
+    const base = `/apis/v1alpha1/runs/${encodeURIComponent(id)}/graph`;
+    if (!page) return base;
+    const query = new URLSearchParams({ loop: page.loop, offset: String(page.offset) });
+    if (page.state) query.set("state", page.state);
+    return `${base}?${query}`;
+  },
   runValues: (ids: string[]) => `/apis/v1alpha1/run-values?run_ids=${encodeURIComponent(ids.join(","))}`,
   runArtifacts: (id: string) => `/apis/v1alpha1/runs/${encodeURIComponent(id)}/artifacts`,
   /** A task's log; `componentOnly` leaves out the SDK executor's and kfbox's diagnostic lines. */

@@ -9,12 +9,13 @@ export type Loaded<T> = {
 
 /**
  * Load `fetcher`'s value and, with `everyMs`, load it again on that period while the page is
- * visible and `live` holds. Keeps the last value while reloading, so lists do not flicker.
+ * visible and `live` holds. Keeps the last value while reloading, so lists do not flicker;
+ * with `keep`, also while `deps` change (another page of the same thing).
  */
 export function useLoad<T>(
   fetcher: () => Promise<T>,
   deps: unknown[],
-  options: { everyMs?: number; live?: (data: T) => boolean } = {},
+  options: { everyMs?: number; live?: (data: T) => boolean; keep?: boolean } = {},
 ): Loaded<T> {
   const [state, setState] = useState<{ data?: T; error?: string; loading: boolean }>({
     loading: true,
@@ -38,8 +39,11 @@ export function useLoad<T>(
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
   useEffect(() => {
-    latest.current = undefined;
-    setState({ loading: true });
+    if (options.keep) setState((s) => ({ ...s, loading: true }));
+    else {
+      latest.current = undefined;
+      setState({ loading: true });
+    }
     load();
   }, [load]);
   useEffect(() => {

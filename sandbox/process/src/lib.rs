@@ -5,10 +5,12 @@
 //! started, not only its shell. A lightweight component's attempt is forked from a warm worker
 //! of its environment where it can be (`warm.rs`), else started as the SDK's command line.
 
+mod host_python;
 mod limits;
 mod private_mounts;
 mod warm;
 
+pub use host_python::{install_component_runner, path_with};
 pub use warm::WarmWorkers;
 
 use std::ffi::OsString;
@@ -29,8 +31,6 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
-
-const COMPONENT_RUNNER: &str = include_str!("../../../embedded/python/run_component.py");
 
 /// How long a cancelled step gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
@@ -218,15 +218,6 @@ impl ProcessExecutor {
     }
 }
 
-/// `PATH` with `bin_dir` first (a managed environment's programs before the host's).
-pub fn path_with(bin_dir: &Path) -> std::ffi::OsString {
-    let mut dirs = vec![bin_dir.to_owned()];
-    if let Some(existing) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&existing));
-    }
-    std::env::join_paths(dirs).unwrap_or_default()
-}
-
 #[async_trait]
 impl Executor for ProcessExecutor {
     fn shares_host_files(&self, _step: &Step) -> bool {
@@ -365,26 +356,6 @@ pub fn use_component_runner(argv: &[String]) -> Option<Vec<String>> {
         &format!("python3 \"${COMPONENT_RUNNER_ENV}\""),
     );
     Some(argv)
-}
-
-/// Write kfbox's component runner into `dir` (unless it is there already, as it is); its path.
-pub fn install_component_runner(dir: &Path) -> std::io::Result<PathBuf> {
-    install_script(dir, "kfbox-run-component.py", COMPONENT_RUNNER)
-}
-
-/// Write one of kfbox's Python scripts into `dir` as `name`, unless it is there already; its
-/// path. Written through a temporary file, so that a kfbox starting a step meanwhile reads the
-/// old text or the new, never half of it.
-fn install_script(dir: &Path, name: &str, text: &str) -> std::io::Result<PathBuf> {
-    let path = dir.join(name);
-    if fs_err::read_to_string(&path).is_ok_and(|old| old == text) {
-        return Ok(path);
-    }
-    fs_err::create_dir_all(dir)?;
-    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs_err::write(&temporary, text)?;
-    fs_err::rename(&temporary, &path)?;
-    Ok(path)
 }
 
 /// What kfbox sets for a step over its own environment, started or forked: the step's own

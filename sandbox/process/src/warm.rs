@@ -193,8 +193,9 @@ struct Worker {
 
 impl Worker {
     async fn start(env: &Env, script_dir: &Path) -> Result<Self, String> {
-        let script = crate::install_script(script_dir, "kfbox-warm-worker.py", WORKER_SCRIPT)
-            .map_err(|e| format!("cannot write its script: {e}"))?;
+        let script =
+            crate::host_python::install_script(script_dir, "kfbox-warm-worker.py", WORKER_SCRIPT)
+                .map_err(|e| format!("cannot write its script: {e}"))?;
         let (control, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -205,7 +206,7 @@ impl Worker {
         let python = env.bin_dir.join("python3");
         let mut process = Command::new(&python)
             .arg(&script)
-            .env("PATH", crate::path_with(&env.bin_dir))
+            .env("PATH", crate::host_python::path_with(&env.bin_dir))
             .env("VIRTUAL_ENV", &env.dir)
             .env("_KFP_RUNTIME", "true")
             .stdin(Stdio::from(theirs))

@@ -2,20 +2,59 @@
 //! pipelines, conditions, loops and their iterations), the dependencies between siblings as
 //! edges, and each node's newest execution laid over it. Without executions it is the
 //! pipeline's preview.
+//!
+//! A loop of more than [`INLINE_ITERATIONS`] iterations is drawn collapsed: its node counts
+//! its iterations by state and the graph holds none of them, so its size does not grow with
+//! them; a [`LoopPage`] asks for one page of one such loop's iterations, filtered by state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kfbox_engine::recorded::{recorded_root, ExecutionKind, RecordedTask};
 use kfbox_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
 use kfbox_store::ExecutionRow;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+/// Loops of at most this many iterations have them all in the graph.
+pub const INLINE_ITERATIONS: usize = 40;
+
+/// Iterations in a page of a loop's.
+pub const PAGE_ITERATIONS: usize = 50;
+
+/// One page of a large loop's iterations, asked for by the loop's path.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub struct LoopPage {
+    /// The loop's node id.
+    #[serde(rename = "loop")]
+    pub loop_path: String,
+    /// Iterations skipped, among those of `state`.
+    #[serde(default)]
+    pub offset: usize,
+    /// Only iterations in this state (SUCCEEDED, FAILED, RUNNING...).
+    pub state: Option<String>,
+}
+
+/// The page a graph holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShownPage {
+    #[serde(flatten)]
+    pub page: LoopPage,
+    /// Iterations of that state in all (all iterations without `state`).
+    pub matched: usize,
+    pub limit: usize,
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+    /// Every step's state, counted over the whole run: the steps of iterations left out of
+    /// `nodes` too (those that started).
+    pub step_states: BTreeMap<String, usize>,
+    /// The page of a large loop's iterations in `nodes`, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<ShownPage>,
     /// A run's parameter values as it ran, defaults included (none for a version preview).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -61,6 +100,13 @@ pub struct Node {
     pub attempts: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iteration_count: Option<i64>,
+    /// A loop's iterations that started, by state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iteration_states: Option<BTreeMap<String, usize>>,
+    /// A loop of more than [`INLINE_ITERATIONS`] iterations: they are in the graph only a
+    /// page at a time, when asked for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paged: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,8 +149,13 @@ pub struct Edge {
 
 /// The graph of `spec`; `executions` are the run's newest execution per task path (none for a
 /// preview); `ended` says whether the run is over, so tasks that never started are NOT_RUN
-/// rather than PENDING.
-pub fn build(spec: &PipelineSpec, executions: &[&ExecutionRow], ended: bool) -> Graph {
+/// rather than PENDING; `page`: the iterations of one large loop to include.
+pub fn build(
+    spec: &PipelineSpec,
+    executions: &[&ExecutionRow],
+    ended: bool,
+    page: Option<LoopPage>,
+) -> Graph {
     let by_path: HashMap<String, RecordedTask> = executions
         .iter()
         .map(|e| RecordedTask::of(e))
@@ -114,9 +165,12 @@ pub fn build(spec: &PipelineSpec, executions: &[&ExecutionRow], ended: bool) -> 
         spec,
         by_path,
         ended,
+        page,
         graph: Graph {
             nodes: Vec::new(),
             edges: Vec::new(),
+            step_states: BTreeMap::new(),
+            page: None,
             parameters: None,
             outputs: None,
         },
@@ -124,6 +178,7 @@ pub fn build(spec: &PipelineSpec, executions: &[&ExecutionRow], ended: bool) -> 
     if let Some(dag) = &spec.root.dag {
         builder.dag(dag, "", None);
     }
+    builder.count_steps();
     builder.graph
 }
 
@@ -131,6 +186,7 @@ struct Builder<'a> {
     spec: &'a PipelineSpec,
     by_path: HashMap<String, RecordedTask>,
     ended: bool,
+    page: Option<LoopPage>,
     graph: Graph,
 }
 
@@ -167,7 +223,7 @@ impl<'a> Builder<'a> {
                 // Not started yet: the body once, as what each iteration will run.
                 self.dag(body, &path, Some(&path));
             }
-            for index in iterations {
+            for index in self.shown_iterations(&path, iterations) {
                 let name = format!("iteration-{index}");
                 let iteration = join(&path, &name);
                 self.node(&iteration, &name, "iteration", Some(&path), task);
@@ -181,6 +237,70 @@ impl<'a> Builder<'a> {
             .and_then(|c| c.executor_label.as_ref())
             .and_then(|label| self.spec.deployment_spec.executors.get(label))
             .is_some_and(|executor| executor.importer.is_some())
+    }
+
+    /// Of a loop's iterations, those the graph holds: all of a small loop's, the page asked
+    /// for of a large one's. The loop's node (the last one pushed) gets their states.
+    fn shown_iterations(&mut self, loop_path: &str, iterations: Vec<u64>) -> Vec<u64> {
+        let state_of = |index: &u64| {
+            self.by_path
+                .get(&format!("{loop_path}/iteration-{index}"))
+                .map_or("PENDING", |task| task.state.as_str())
+        };
+        let mut states: BTreeMap<String, usize> = BTreeMap::new();
+        for index in &iterations {
+            *states.entry(state_of(index).to_owned()).or_default() += 1;
+        }
+        let paged = iterations.len() > INLINE_ITERATIONS;
+        let shown = match self.page.as_ref() {
+            _ if !paged => iterations,
+            Some(page) if page.loop_path == loop_path => {
+                let matching: Vec<u64> = iterations
+                    .into_iter()
+                    .filter(|index| page.state.as_deref().is_none_or(|s| state_of(index) == s))
+                    .collect();
+                let shown: Vec<u64> = matching
+                    .iter()
+                    .skip(page.offset)
+                    .take(PAGE_ITERATIONS)
+                    .copied()
+                    .collect();
+                self.graph.page = Some(ShownPage {
+                    page: page.clone(),
+                    matched: matching.len(),
+                    limit: PAGE_ITERATIONS,
+                });
+                shown
+            }
+            _ => Vec::new(),
+        };
+        if let Some(node) = self.graph.nodes.last_mut() {
+            node.iteration_states = Some(states);
+            node.paged = paged;
+        }
+        shown
+    }
+
+    /// Every step's state: each step that started (in the graph or in an iteration left out
+    /// of it), and the steps in the graph that did not.
+    fn count_steps(&mut self) {
+        let mut states: BTreeMap<String, usize> = BTreeMap::new();
+        let started = self.by_path.values().filter(|task| {
+            matches!(
+                task.kind,
+                Some(ExecutionKind::Container | ExecutionKind::Importer)
+            )
+        });
+        for task in started {
+            *states.entry(task.state.as_str().to_owned()).or_default() += 1;
+        }
+        let not_started = self.graph.nodes.iter().filter(|node| {
+            (node.kind == "container" || node.kind == "importer") && node.execution_id.is_none()
+        });
+        for node in not_started {
+            *states.entry(node.state.clone()).or_default() += 1;
+        }
+        self.graph.step_states = states;
     }
 
     /// Indexes of the loop's iterations that have executions, in order.
@@ -240,6 +360,8 @@ impl Node {
             iteration_count: (kind == "loop")
                 .then(|| task.and_then(|t| t.iteration_count).map(|n| n as i64))
                 .flatten(),
+            iteration_states: None,
+            paged: false,
             condition: None,
             started_at: field(|t| &t.started_at),
             finished_at: field(|t| &t.finished_at),
@@ -277,12 +399,22 @@ pub fn from_executions(executions: &[&ExecutionRow], ended: bool) -> Graph {
             Node::new(&task.path, name, kind, parent, Some(&task), ended)
         })
         .collect();
-    Graph {
+    let mut graph = Graph {
         nodes,
         edges: Vec::new(),
+        step_states: BTreeMap::new(),
+        page: None,
         parameters: None,
         outputs: None,
+    };
+    for node in graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "container" || n.kind == "importer")
+    {
+        *graph.step_states.entry(node.state.clone()).or_default() += 1;
     }
+    graph
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -314,192 +446,4 @@ fn upstream(task: &TaskSpec) -> BTreeSet<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use kfbox_store::value::Prop;
-    use kfbox_store::ExecutionRow;
-
-    use super::build;
-
-    const SPEC: &str = r#"
-pipelineInfo: {name: p}
-root:
-  dag:
-    tasks:
-      make:
-        taskInfo: {name: make}
-        componentRef: {name: comp-make}
-      each:
-        taskInfo: {name: each}
-        componentRef: {name: comp-each}
-        dependentTasks: [make]
-        parameterIterator:
-          itemInput: item
-          items: {inputParameter: pipelinechannel--make-Output}
-      check:
-        taskInfo: {name: check}
-        componentRef: {name: comp-check}
-        triggerPolicy: {condition: "inputs.parameter_values['x'] > 1"}
-      last:
-        taskInfo: {name: last}
-        componentRef: {name: comp-make}
-        inputs:
-          parameters:
-            x: {taskOutputParameter: {producerTask: make, outputParameterKey: Output}}
-components:
-  comp-make: {executorLabel: exec-make}
-  comp-each:
-    dag:
-      tasks:
-        train: {taskInfo: {name: train}, componentRef: {name: comp-make}}
-        score:
-          taskInfo: {name: score}
-          componentRef: {name: comp-make}
-          dependentTasks: [train]
-  comp-check:
-    dag:
-      tasks:
-        inner: {taskInfo: {name: inner}, componentRef: {name: comp-make}}
-deploymentSpec:
-  executors:
-    exec-make: {container: {image: python:3.11, command: [echo]}}
-"#;
-
-    fn spec() -> kfbox_spec::ir::PipelineSpec {
-        let documents = kfbox_spec::parse_documents(std::path::Path::new("p.yaml"), SPEC).unwrap();
-        kfbox_spec::pipeline_from_documents(std::path::Path::new("p.yaml"), documents)
-            .unwrap()
-            .spec
-    }
-
-    fn execution(id: i64, path: &str, state: &str) -> ExecutionRow {
-        let mut props = BTreeMap::new();
-        props.insert("kfbox.path".to_owned(), Prop::Text(path.to_owned()));
-        props.insert("kfbox.state".to_owned(), Prop::Text(state.to_owned()));
-        ExecutionRow {
-            id,
-            type_name: "system.ContainerExecution".into(),
-            state: "COMPLETE",
-            props,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            run_id: None,
-        }
-    }
-
-    #[test]
-    fn a_preview_shows_each_group_once_with_edges_between_siblings() {
-        let graph = build(&spec(), &[], false);
-        let ids: Vec<(&str, &str, Option<&str>)> = graph
-            .nodes
-            .iter()
-            .map(|n| (n.id.as_str(), n.kind, n.parent.as_deref()))
-            .collect();
-        assert_eq!(
-            ids,
-            [
-                ("make", "container", None),
-                ("each", "loop", None),
-                ("each/train", "container", Some("each")),
-                ("each/score", "container", Some("each")),
-                ("check", "condition", None),
-                ("check/inner", "container", Some("check")),
-                ("last", "container", None),
-            ]
-        );
-        assert!(graph.nodes.iter().all(|n| n.state == "PENDING"));
-        let edges: Vec<(&str, &str)> = graph
-            .edges
-            .iter()
-            .map(|e| (e.from.as_str(), e.to.as_str()))
-            .collect();
-        assert_eq!(
-            edges,
-            [
-                ("make", "each"),
-                ("each/train", "each/score"),
-                ("make", "last")
-            ]
-        );
-    }
-
-    #[test]
-    fn without_a_spec_the_tasks_nest_by_path() {
-        let rows = [
-            execution(1, "", "RUNNING"),
-            execution(2, "each", "SUCCEEDED"),
-            execution(3, "each/iteration-0", "SUCCEEDED"),
-            execution(4, "each/iteration-0/train", "CACHED"),
-        ];
-        let refs: Vec<&ExecutionRow> = rows.iter().collect();
-        let graph = super::from_executions(&refs, true);
-        let nodes: Vec<(&str, &str, Option<&str>, &str)> = graph
-            .nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.id.as_str(),
-                    n.name.as_str(),
-                    n.parent.as_deref(),
-                    n.state.as_str(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            nodes,
-            [
-                ("each", "each", None, "SUCCEEDED"),
-                ("each/iteration-0", "iteration-0", Some("each"), "SUCCEEDED"),
-                (
-                    "each/iteration-0/train",
-                    "train",
-                    Some("each/iteration-0"),
-                    "CACHED"
-                ),
-            ]
-        );
-    }
-
-    #[test]
-    fn iterations_that_ran_become_groups_and_executions_give_states() {
-        let rows = [
-            execution(1, "make", "SUCCEEDED"),
-            execution(2, "each", "RUNNING"),
-            execution(3, "each/iteration-0", "SUCCEEDED"),
-            execution(4, "each/iteration-0/train", "CACHED"),
-            execution(5, "each/iteration-0/score", "SUCCEEDED"),
-            execution(6, "each/iteration-1", "RUNNING"),
-            execution(7, "each/iteration-1/train", "FAILED"),
-        ];
-        let refs: Vec<&ExecutionRow> = rows.iter().collect();
-        let graph = build(&spec(), &refs, true);
-        let state = |id: &str| {
-            graph
-                .nodes
-                .iter()
-                .find(|n| n.id == id)
-                .map(|n| n.state.as_str())
-        };
-        assert_eq!(state("each/iteration-0/train"), Some("CACHED"));
-        assert_eq!(state("each/iteration-1/train"), Some("FAILED"));
-        assert_eq!(state("each/iteration-1/score"), Some("NOT_RUN"));
-        assert_eq!(
-            state("each/train"),
-            None,
-            "no template once iterations exist"
-        );
-        assert_eq!(
-            graph
-                .nodes
-                .iter()
-                .find(|n| n.id == "each/iteration-1/score")
-                .and_then(|n| n.parent.as_deref()),
-            Some("each/iteration-1")
-        );
-        assert!(graph
-            .edges
-            .iter()
-            .any(|e| e.from == "each/iteration-1/train" && e.to == "each/iteration-1/score"));
-    }
-}
+mod tests;

@@ -28,7 +28,13 @@ use kfbox_engine::recorded::{execution_state, latest_per_task};
 pub(crate) async fn run_graph(
     State(server): State<Arc<Server>>,
     Path(run_id): Path<String>,
+    Params(page): Params<GraphParams>,
 ) -> ApiResult<Json<graph::Graph>> {
+    let page = page.loop_path.map(|loop_path| graph::LoopPage {
+        loop_path,
+        offset: page.offset.unwrap_or(0),
+        state: page.state.filter(|s| !s.is_empty()),
+    });
     let row = server.store().api_run(&run_id)?;
     let spec = server.store().api_run_spec(&run_id)?.unwrap_or_default();
     let executions = server.store().run_executions(&row.run)?;
@@ -40,7 +46,7 @@ pub(crate) async fn run_graph(
         ));
     }
     let (_, pipeline) = spec_json(&spec, &format!("run `{}`", row.run.display_name))?;
-    let mut graph = graph::build(&pipeline.spec, &latest, ended).with_run_values(&latest);
+    let mut graph = graph::build(&pipeline.spec, &latest, ended, page).with_run_values(&latest);
     if let Some(phases) = server.phases().get(&run_id) {
         for node in &mut graph.nodes {
             if node.state == "RUNNING" {
@@ -65,7 +71,7 @@ pub(crate) async fn version_graph(
         &version.pipeline_spec,
         &format!("pipeline version `{}`", version.display_name),
     )?;
-    Ok(Json(graph::build(&pipeline.spec, &[], false)))
+    Ok(Json(graph::build(&pipeline.spec, &[], false, None)))
 }
 
 /// An artifact as kfbox's read routes show it.
@@ -128,6 +134,15 @@ pub struct RunValues {
     /// The runs asked for, each with its values by name.
     #[schema(value_type = Object)]
     pub runs: BTreeMap<String, Map<String, Value>>,
+}
+
+/// Which page of a large loop's iterations a run's graph holds.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct GraphParams {
+    #[serde(rename = "loop")]
+    loop_path: Option<String>,
+    offset: Option<usize>,
+    state: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,9 @@ export type DagItem = {
   stateless?: boolean;
   /** Items in a group that sit side by side without edges (loop iterations): a grid. */
   grid?: boolean;
+  /** What a group holds when its items are not among these (a large loop's iterations, loaded
+   * when it is expanded). */
+  holds?: number;
   title?: string;
 };
 
@@ -126,6 +129,8 @@ export function Dag(props: {
   onSelect?: (id: string) => void;
   /** Groups collapsed at first (the user's toggles win afterwards). */
   initiallyCollapsed?: (item: DagItem) => boolean;
+  /** Told when the user expands or collapses a group. */
+  onToggle?: (id: string, expanded: boolean) => void;
   label: string;
 }) {
   const { items, edges, selected, onSelect } = props;
@@ -183,8 +188,11 @@ export function Dag(props: {
   }, [structure]);
   const level = polished?.structure === structure ? polished.level : quick.level;
   const byId = useMemo(() => new Map(items.map((i) => [i.id, i])), [items]);
-  const toggle = (id: string) =>
-    setToggled((t) => new Map(t).set(id, !collapsed.has(id)));
+  const toggle = (id: string) => {
+    const collapse = !collapsed.has(id);
+    setToggled((t) => new Map(t).set(id, collapse));
+    props.onToggle?.(id, !collapse);
+  };
   const width = level.w + 2 * PAD;
   const height = level.h + 2 * PAD;
   const count = (id: string) => items.filter((i) => i.parent === id).length;
@@ -214,7 +222,7 @@ export function Dag(props: {
             </g>
           );
         }
-        const hidden = item.group ? count(item.id) : 0;
+        const hidden = item.group ? count(item.id) || (item.holds ?? 0) : 0;
         return (
           <g key={item.id} transform={`translate(${b.x},${b.y})`}>
             <foreignObject width={b.w} height={b.h}>

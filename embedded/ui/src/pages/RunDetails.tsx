@@ -1,7 +1,7 @@
 // One run: its graph coloured by task state and redrawn live, the selected task's details,
 // logs and artifacts, and the run's artifacts and parameters.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { get, post, routes, type Artifact, type Experiment, type Graph, type GraphNode, type Run } from "../api";
+import { get, post, routes, type Artifact, type Experiment, type Graph, type GraphNode, type LoopPage, type Run } from "../api";
 import { ArtifactView, shortType } from "../components/Artifact";
 import { Dag, type DagEdge, type DagItem } from "../components/Dag";
 import { Logs } from "../components/Logs";
@@ -21,9 +21,13 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
     live: (r) => isActive(r.state),
   });
   const active = run.data ? isActive(run.data.state) : true;
-  const graph = useLoad(() => get<Graph>(routes.runGraph(runId)), [runId], {
+  // The page of a large loop's iterations the graph shows (large loops come collapsed).
+  const [page, setPage] = useState<LoopPage>();
+  const graph = useLoad(() => get<Graph>(routes.runGraph(runId, page)), [runId, page?.loop, page?.offset, page?.state], {
     everyMs: 1000,
     live: () => active,
+    // Another page of a loop: the graph stays on screen (and keeps what is expanded) meanwhile.
+    keep: true,
   });
   const artifacts = useLoad(() => get<{ artifacts: Artifact[] }>(routes.runArtifacts(runId)), [runId], {
     everyMs: 2000,
@@ -130,7 +134,16 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
         ]}
       />
       {tab === "graph" ? (
-        <GraphView runId={runId} graph={graph} artifacts={artifacts.data?.artifacts} selected={props.task} onSelect={select} now={now} />
+        <GraphView
+          runId={runId}
+          graph={graph}
+          artifacts={artifacts.data?.artifacts}
+          selected={props.task}
+          onSelect={select}
+          now={now}
+          page={page}
+          onPage={setPage}
+        />
       ) : tab === "artifacts" ? (
         <RunArtifacts artifacts={artifacts.data?.artifacts} error={artifacts.error} />
       ) : (
@@ -147,9 +160,17 @@ function phaseWords(phase: string): string {
   return `preparing: ${at >= 0 ? phase.slice(at + 2) : phase}`;
 }
 
+/** "4,990 succeeded, 10 failed" */
+function stateCounts(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .map(([s, n]) => `${n.toLocaleString("en")} ${stateLabel(s).toLowerCase()}`)
+    .join(", ");
+}
+
 function itemOf(node: GraphNode): DagItem {
   const details: string[] = [];
   if (node.kind === "loop") details.push(node.iteration_count != null ? `${node.iteration_count} iterations` : "loop");
+  if (node.paged && node.iteration_states) details.push(stateCounts(node.iteration_states));
   if (node.kind === "condition") details.push("condition");
   if (node.kind === "dag") details.push("pipeline");
   if (node.kind === "importer") details.push("importer");
@@ -165,6 +186,7 @@ function itemOf(node: GraphNode): DagItem {
     state: node.state,
     group: ["dag", "condition", "loop", "iteration"].includes(node.kind),
     grid: node.kind === "iteration",
+    holds: node.paged ? Object.values(node.iteration_states ?? {}).reduce((a, b) => a + b, 0) : undefined,
     title: `${node.id} (${node.component})${node.condition ? `\nif ${node.condition}` : ""}`,
   };
 }
@@ -222,6 +244,8 @@ function GraphView(props: {
   selected?: string;
   onSelect: (id?: string) => void;
   now: number;
+  page?: LoopPage;
+  onPage: (page?: LoopPage) => void;
 }) {
   const g = props.graph.data;
   const [showArtifacts, setShowArtifacts] = useState(false);
@@ -239,17 +263,16 @@ function GraphView(props: {
   if (props.graph.error && !g) return <ErrorBox error={props.graph.error} title="Cannot draw the graph" />;
   if (!g) return <Loading what="the graph" />;
   const node = g.nodes.find((n) => n.id === props.selected);
-  const tasks = g.nodes.filter((n) => n.kind === "container" || n.kind === "importer");
-  const counts = new Map<string, number>();
-  for (const t of tasks) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
+  const steps = Object.values(g.step_states).reduce((a, b) => a + b, 0);
+  const paged = g.page ? g.nodes.find((n) => n.id === g.page!.loop) : undefined;
   return (
     <div class={`graph-layout${node ? " with-panel" : ""}`}>
       <div class="graph-main">
         <div class="graph-bar">
           <p class="muted summary" aria-live="polite">
-            {tasks.length} steps:{" "}
-            {[...counts.entries()].map(([s, n]) => `${n} ${stateLabel(s).toLowerCase()}`).join(", ")}
+            {steps.toLocaleString("en")} steps: {stateCounts(g.step_states)}
           </p>
+          {g.page && paged ? <LoopPager loop={paged} page={g.page} onPage={props.onPage} /> : null}
           <label class="check">
             <input type="checkbox" checked={showArtifacts} onChange={(e) => setShowArtifacts((e.target as HTMLInputElement).checked)} /> Show
             artifacts
@@ -276,8 +299,15 @@ function GraphView(props: {
           }}
           initiallyCollapsed={(item) =>
             (item.kind === "iteration" && (iterationsOf.get(item.parent ?? "") ?? 0) > 3) ||
-            (item.kind === "loop" && (iterationsOf.get(item.id) ?? 0) > 40)
+            (item.kind === "loop" && (iterationsOf.get(item.id) ?? 0) > 40) ||
+            (item.kind === "loop" && !!g.nodes.find((n) => n.id === item.id)?.paged && g.page?.loop !== item.id)
           }
+          onToggle={(id, expanded) => {
+            // A large loop's iterations come from the server a page at a time.
+            if (!g.nodes.find((n) => n.id === id)?.paged) return;
+            if (expanded) props.onPage({ loop: id, offset: 0 });
+            else if (g.page?.loop === id) props.onPage(undefined);
+          }}
         />
       </div>
       {node ? (
@@ -285,6 +315,7 @@ function GraphView(props: {
           key={node.id}
           runId={props.runId}
           node={node}
+          onPage={props.onPage}
           artifacts={props.artifacts?.filter((a) => a.task === node.id) ?? []}
           onClose={() => props.onSelect(undefined)}
           now={props.now}
@@ -297,7 +328,49 @@ function GraphView(props: {
 
 type TaskTab = "overview" | "logs" | "artifacts";
 
-function TaskPanel(props: { runId: string; node: GraphNode; artifacts: Artifact[]; onClose: () => void; now: number; startOn?: TaskTab }) {
+/** Which of a large loop's iterations the graph shows: a page, of one state or all, and the way to the others. */
+function LoopPager(props: { loop: GraphNode; page: NonNullable<Graph["page"]>; onPage: (page?: LoopPage) => void }) {
+  const { page, loop } = props;
+  const first = Math.min(page.offset + 1, page.matched);
+  const last = Math.min(page.offset + page.limit, page.matched);
+  const go = (offset: number, state = page.state) => props.onPage({ loop: page.loop, offset, state });
+  return (
+    <div class="loop-pager" role="group" aria-label={`Iterations of ${loop.name}`}>
+      <span>
+        {loop.name}: iterations {first.toLocaleString("en")}–{last.toLocaleString("en")} of {page.matched.toLocaleString("en")}
+        {page.state ? ` ${stateLabel(page.state).toLowerCase()}` : ""}
+      </span>
+      <select
+        aria-label="Show iterations in state"
+        value={page.state ?? ""}
+        onChange={(e) => go(0, (e.target as HTMLSelectElement).value || undefined)}
+      >
+        <option value="">all states</option>
+        {Object.entries(loop.iteration_states ?? {}).map(([s, n]) => (
+          <option key={s} value={s}>
+            {stateLabel(s).toLowerCase()} ({n.toLocaleString("en")})
+          </option>
+        ))}
+      </select>
+      <button type="button" disabled={page.offset === 0} onClick={() => go(Math.max(0, page.offset - page.limit))}>
+        ‹ Previous
+      </button>
+      <button type="button" disabled={last >= page.matched} onClick={() => go(page.offset + page.limit)}>
+        Next ›
+      </button>
+    </div>
+  );
+}
+
+function TaskPanel(props: {
+  runId: string;
+  node: GraphNode;
+  artifacts: Artifact[];
+  onClose: () => void;
+  now: number;
+  startOn?: TaskTab;
+  onPage: (page?: LoopPage) => void;
+}) {
   const n = props.node;
   const hasLog = (n.kind === "container" || n.kind === "importer") && n.execution_id != null && n.state !== "SKIPPED";
   const [tab, setTab] = useState<TaskTab>(props.startOn ?? (hasLog && n.state !== "SUCCEEDED" && n.state !== "CACHED" ? "logs" : "overview"));
@@ -317,7 +390,7 @@ function TaskPanel(props: { runId: string; node: GraphNode; artifacts: Artifact[
       </header>
       <Tabs<TaskTab> label="Task views" tabs={tabs} current={current} onChange={setTab} />
       {current === "overview" ? (
-        <TaskOverview node={n} now={props.now} />
+        <TaskOverview node={n} now={props.now} onPage={props.onPage} />
       ) : current === "logs" ? (
         <Logs runId={props.runId} node={n.id} running={n.state === "RUNNING"} />
       ) : (
@@ -365,7 +438,7 @@ function ArtifactLinks(props: { title: string; list?: [string, number][] }) {
   );
 }
 
-function TaskOverview(props: { node: GraphNode; now: number }) {
+function TaskOverview(props: { node: GraphNode; now: number; onPage: (page?: LoopPage) => void }) {
   const n = props.node;
   const rows: [string, preact.ComponentChildren][] = [
     ["Task", <code>{n.id}</code>],
@@ -373,7 +446,18 @@ function TaskOverview(props: { node: GraphNode; now: number }) {
     ["State", stateLabel(n.state)],
   ];
   if (n.condition) rows.push(["Runs if", <code>{n.condition}</code>]);
-  if (n.iteration_count != null) rows.push(["Iterations", String(n.iteration_count)]);
+  if (n.iteration_count != null) rows.push(["Iterations", n.iteration_count.toLocaleString("en")]);
+  if (n.paged && n.iteration_states)
+    rows.push([
+      "By state",
+      <span class="iteration-states">
+        {Object.entries(n.iteration_states).map(([s, count]) => (
+          <button key={s} type="button" class="link" onClick={() => props.onPage({ loop: n.id, offset: 0, state: s })}>
+            {count.toLocaleString("en")} {stateLabel(s).toLowerCase()}
+          </button>
+        ))}
+      </span>,
+    ]);
   if (isSet(n.started_at)) rows.push(["Started", when(n.started_at)]);
   if (isSet(n.finished_at)) rows.push(["Finished", when(n.finished_at)]);
   if (isSet(n.started_at)) rows.push(["Duration", duration(n.started_at, n.finished_at, props.now)]);
