@@ -190,6 +190,13 @@ def main():
 
     warm_wall, warm_step = one_task(True)
     wall, step_time = one_task(False)
+    # What one more trivial task costs: a 12-step chain against one step, per added step.
+    chain_warm = statistics.median(timed(lambda: run_kfbox(args.kfbox, compiled["chain-12"], home)) for _ in range(7))
+    chain_cold = statistics.median(
+        timed(lambda: run_kfbox(args.kfbox, compiled["chain-12"], home, warm=False)) for _ in range(7)
+    )
+    print(f"\neach further trivial task (12-step chain less one step, per step, medians of 7):")
+    print(f"  forked from a warm worker {(chain_warm - warm_wall) / 11 * 1000:.0f} ms, cold {(chain_cold - wall) / 11 * 1000:.0f} ms")
     shell = median_of(lambda: subprocess.run(["sh", "-c", 'd=$(mktemp -d); rmdir "$d"'], check=True))
     interp = median_of(lambda: subprocess.run([env_python, "-c", "pass"], check=True))
     sdk = median_of(
