@@ -1,12 +1,13 @@
-"""The web UI: first paint of a run's page with a 200-step graph, and of the runs list with
-100,000 runs.
+"""The web UI: first paint of a run's page with a 200-step graph and with a loop of 5,000
+iterations, and of the runs list with 100,000 runs.
 
 Usage: python tests/bench/ui.py --kfbox target/release/kfbox [--chromium /usr/bin/chromium]
        [--repeat 9] [--runs 100000] [--screenshots DIR]
 
 A `kfbox up` on a fresh home runs two pipelines to the end: `wide`, 200 container steps in 20
-layers of 10 (each step waits for two of the layer before it), and `pair`, 2 steps (the
-baseline). Then, for each, `--repeat` times, a fresh headless Chromium context (nothing
+layers of 10 (each step waits for two of the layer before it), `loop`, a ParallelFor of
+5,000 iterations of one step (its page paints the loop collapsed, counted by state; the size
+of its graph's JSON is reported beside the baseline's), and `pair`, 2 steps (the baseline). Then, for each, `--repeat` times, a fresh headless Chromium context (nothing
 cached) opens `#/runs/details/{id}` and the time is taken from navigation start to the frame
 after every step node of the graph is in the page (`performance.now()` after two animation
 frames); the graph's layout alone is reported beside it (the UI's `kfbox:graph-layout`
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import kfp
 from kfp import compiler, dsl
@@ -34,6 +36,7 @@ from playwright.sync_api import sync_playwright
 from served import free_port, healthy
 
 LAYERS, WIDTH = 20, 10
+ITERATIONS = 5000
 
 
 @dsl.container_component
@@ -51,6 +54,12 @@ def wide():
         ]
 
 
+@dsl.pipeline(name="bench-loop")
+def loop():
+    with dsl.ParallelFor(items=list(range(ITERATIONS))) as item:
+        echo(message=item)
+
+
 @dsl.pipeline(name="bench-pair")
 def pair():
     echo(message="b").after(echo(message="a"))
@@ -60,7 +69,7 @@ def run_to_end(client, pipeline, work):
     package = os.path.join(work, f"{pipeline.name}.yaml")
     compiler.Compiler().compile(pipeline, package)
     run = client.create_run_from_pipeline_package(package, enable_caching=False)
-    done = client.wait_for_run_completion(run.run_id, timeout=900, sleep_duration=0.5)
+    done = client.wait_for_run_completion(run.run_id, timeout=1800, sleep_duration=0.5)
     assert done.state == "SUCCEEDED", done.state
     return run.run_id
 
@@ -185,16 +194,23 @@ def main():
         try:
             client = kfp.Client(host=url)
             runs = {"pair": (run_to_end(client, pair, work), 2),
-                    "wide": (run_to_end(client, wide, work), LAYERS * WIDTH)}
+                    "wide": (run_to_end(client, wide, work), LAYERS * WIDTH),
+                    # Its page draws one node: the loop, collapsed.
+                    "loop": (run_to_end(client, loop, work), 1)}
             for name, (run_id, steps) in runs.items():
                 first_paint(browser, url, run_id, steps)  # warm the server's caches, not the browser's
                 measured = [first_paint(browser, url, run_id, steps) for _ in range(args.repeat)]
                 first_paint(browser, url, run_id, steps, os.path.join(args.screenshots, f"{name}.png"))
-                report[f"run_details_first_paint_ms_{steps}_steps"] = summary([m[0] for m in measured])
-                report[f"graph_layout_ms_{steps}_steps"] = summary([m[1] for m in measured])
+                key = f"{ITERATIONS}_iterations" if name == "loop" else f"{steps}_steps"
+                report[f"run_details_first_paint_ms_{key}"] = summary([m[0] for m in measured])
+                report[f"graph_layout_ms_{key}"] = summary([m[1] for m in measured])
+                with urllib.request.urlopen(f"{url}/apis/v1alpha1/runs/{run_id}/graph") as answer:
+                    report[f"graph_json_bytes_{key}"] = len(answer.read())
             wide_ms = report[f"run_details_first_paint_ms_{LAYERS * WIDTH}_steps"]["median"]
             pair_ms = report["run_details_first_paint_ms_2_steps"]["median"]
             report["ratio_200_to_2_steps"] = round(wide_ms / pair_ms, 2)
+            loop_ms = report[f"run_details_first_paint_ms_{ITERATIONS}_iterations"]["median"]
+            report[f"ratio_{ITERATIONS}_iterations_to_2_steps"] = round(loop_ms / pair_ms, 2)
 
             firsts, _ = list_figures(browser, url, args.repeat, 0)
             report["runs_list_first_paint_ms_2_runs"] = summary(firsts)
