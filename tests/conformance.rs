@@ -219,12 +219,16 @@ fn behaviour(summary: &serde_json::Value) -> Vec<String> {
 }
 
 /// Pipelines whose output differs between any two runs, warm or cold.
-const VARYING: [(&str, &str); 3] = [
+const VARYING: [(&str, &str); 4] = [
     (
         "local_execution/local_execution_pipeline_with_retry.yaml",
         "counts its attempts in a file that outlives the run",
     ),
     ("log_streaming_compiled.yaml", "prints the time"),
+    (
+        "critical/parameters_simple.yaml",
+        "a shell pipeline's two traced commands write to stderr at once, mid-line",
+    ),
     (
         "critical/pipeline_with_placeholders.yaml",
         "prints the run's job name and task id",
