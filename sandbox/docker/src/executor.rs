@@ -215,10 +215,7 @@ impl DockerExecutor {
                 }
             }
         }
-        let oom_killed = match self.docker.inspect_container(id, None).await {
-            Ok(inspected) => inspected.state.and_then(|s| s.oom_killed) == Some(true),
-            Err(_) => false,
-        };
+        let oom_killed = self.oom_killed(id, step, exit).await;
         if let (true, Some(limit), StepExit::Exited(code)) =
             (oom_killed, step.resources.memory_limit, exit)
         {
@@ -228,6 +225,25 @@ impl DockerExecutor {
             }
         }
         Ok(exit)
+    }
+
+    /// Whether the container's memory limit killed it. Docker learns of an OOM kill from an
+    /// event of its own, which can come after the container's exit: a step that was SIGKILLed
+    /// (137) under a memory limit is asked about again for a moment before it counts as not.
+    async fn oom_killed(&self, id: &str, step: &Step, exit: StepExit) -> bool {
+        let maybe = step.resources.memory_limit.is_some() && exit == StepExit::Exited(137);
+        for _ in 0..if maybe { 10 } else { 1 } {
+            let Ok(inspected) = self.docker.inspect_container(id, None).await else {
+                return false;
+            };
+            if inspected.state.and_then(|s| s.oom_killed) == Some(true) {
+                return true;
+            }
+            if maybe {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        false
     }
 }
 
