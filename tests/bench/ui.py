@@ -56,7 +56,7 @@ def wide():
 
 @dsl.pipeline(name="bench-loop")
 def loop():
-    with dsl.ParallelFor(items=list(range(ITERATIONS))) as item:
+    with dsl.ParallelFor(items=[str(i) for i in range(ITERATIONS)]) as item:
         echo(message=item)
 
 
