@@ -141,7 +141,6 @@ export function RunDetails(props: { runId: string; task?: string; tab?: string }
           selected={props.task}
           onSelect={select}
           now={now}
-          page={page}
           onPage={setPage}
         />
       ) : tab === "artifacts" ? (
@@ -244,7 +243,6 @@ function GraphView(props: {
   selected?: string;
   onSelect: (id?: string) => void;
   now: number;
-  page?: LoopPage;
   onPage: (page?: LoopPage) => void;
 }) {
   const g = props.graph.data;
@@ -299,14 +297,17 @@ function GraphView(props: {
           }}
           initiallyCollapsed={(item) =>
             (item.kind === "iteration" && (iterationsOf.get(item.parent ?? "") ?? 0) > 3) ||
-            (item.kind === "loop" && (iterationsOf.get(item.id) ?? 0) > 40) ||
-            (item.kind === "loop" && !!g.nodes.find((n) => n.id === item.id)?.paged && g.page?.loop !== item.id)
+            // A paged loop (it `holds` iterations the graph leaves out) is open while the graph
+            // holds a page of it; a graph without pages (a run recorded without its spec)
+            // holds every iteration, and more than 40 start collapsed.
+            (item.kind === "loop" && (item.holds != null ? g.page?.loop !== item.id : (iterationsOf.get(item.id) ?? 0) > 40))
           }
           onToggle={(id, expanded) => {
-            // A large loop's iterations come from the server a page at a time.
+            // A large loop's iterations come from the server a page at a time; a page already
+            // asked for (from the task panel's counts) stays.
             if (!g.nodes.find((n) => n.id === id)?.paged) return;
-            if (expanded) props.onPage({ loop: id, offset: 0 });
-            else if (g.page?.loop === id) props.onPage(undefined);
+            if (expanded && g.page?.loop !== id) props.onPage({ loop: id, offset: 0 });
+            else if (!expanded && g.page?.loop === id) props.onPage(undefined);
           }}
         />
       </div>
