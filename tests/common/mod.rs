@@ -403,13 +403,10 @@ pub fn python_steps_under(kfbox: u32) -> Vec<u32> {
         .flatten()
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = fs_err::read_to_string(entry.path().join("stat")).ok()?;
-            let (_, after_name) = stat.rsplit_once(')')?;
-            let mut fields = after_name.split_whitespace();
-            if fields.next()? == "Z" {
+            let (state, parent) = state_and_parent(pid)?;
+            if state == "Z" {
                 return None;
             }
-            let parent = fields.next()?.parse().ok()?;
             let cmdline = fs_err::read(entry.path().join("cmdline")).ok()?;
             Some((
                 pid,
@@ -452,11 +449,15 @@ pub fn python_steps_under(kfbox: u32) -> Vec<u32> {
 
 /// Whether a process runs (a zombie does not).
 pub fn process_runs(pid: u32) -> bool {
-    fs_err::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
-        })
-        .unwrap_or(false)
+    state_and_parent(pid).is_some_and(|(state, _)| state != "Z")
+}
+
+/// A process's state letter and its parent's pid, from `/proc/<pid>/stat`.
+fn state_and_parent(pid: u32) -> Option<(String, u32)> {
+    let stat = fs_err::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name before ')' may hold spaces and parentheses of its own.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace();
+    let state = fields.next()?.to_owned();
+    Some((state, fields.next()?.parse().ok()?))
 }

@@ -528,9 +528,18 @@ def test_large_loop():
         node = page.locator('[data-node-id^="for-loop"]').first
         expect(node).to_contain_text("120 iterations · 120 succeeded")
         b.shot("large-loop-collapsed")
+        # The loop's counts in its task panel ask for a page of that state, and the loop opens.
+        node.click()
+        panel = page.locator(".task-panel")
+        panel.get_by_role("button", name="120 succeeded").click()
+        pager = page.get_by_role("group", name=re.compile("Iterations of for-loop"))
+        expect(pager).to_contain_text("iterations 1–50 of 120 succeeded")
+        expect(page.locator('.dag-group.kind-loop [data-node-id$="/iteration-49"]')).to_have_count(1)
+        panel.get_by_role("button", name="Close the task panel").click()
+        page.get_by_role("button", name=re.compile("Collapse for-loop")).click()
+        expect(pager).to_have_count(0)
         # Expanded: the first page of 50 iterations, and the way to the rest.
         page.get_by_role("button", name=re.compile("Expand for-loop")).click()
-        pager = page.get_by_role("group", name=re.compile("Iterations of for-loop"))
         expect(pager).to_contain_text("iterations 1–50 of 120")
         group = page.locator(".dag-group.kind-loop")
         expect(group.locator('[data-node-id*="/iteration-"]:not([data-node-id$="halve"])')).to_have_count(50)

@@ -84,7 +84,7 @@ impl GlobalSettings {
     /// Warm Python workers for the executors of one command (`kfbox up`: of all its runs).
     pub fn warm_workers(&self) -> kfbox_process::WarmWorkers {
         if self.warm {
-            kfbox_process::WarmWorkers::new()
+            kfbox_process::WarmWorkers::on()
         } else {
             kfbox_process::WarmWorkers::off()
         }

@@ -82,7 +82,7 @@ pub(crate) fn env_allows_warm(env: &[(String, String)]) -> bool {
 
 /// The warm workers of this kfbox process, one per managed environment; cloning shares them.
 /// `off()` makes every step start cold (`KFBOX_WARM=off`).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct WarmWorkers {
     workers: Option<Arc<tokio::sync::Mutex<HashMap<PathBuf, Slot>>>>,
 }
@@ -94,7 +94,7 @@ enum Slot {
 }
 
 impl WarmWorkers {
-    pub fn new() -> Self {
+    pub fn on() -> Self {
         Self {
             workers: Some(Arc::default()),
         }

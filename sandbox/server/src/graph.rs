@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use kfbox_engine::recorded::{recorded_root, ExecutionKind, RecordedTask};
 use kfbox_spec::ir::{ComponentSpec, DagSpec, PipelineSpec, TaskSpec};
 use kfbox_store::ExecutionRow;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -23,13 +23,12 @@ pub const INLINE_ITERATIONS: usize = 40;
 pub const PAGE_ITERATIONS: usize = 50;
 
 /// One page of a large loop's iterations, asked for by the loop's path.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LoopPage {
     /// The loop's node id.
     #[serde(rename = "loop")]
     pub loop_path: String,
     /// Iterations skipped, among those of `state`.
-    #[serde(default)]
     pub offset: usize,
     /// Only iterations in this state (SUCCEEDED, FAILED, RUNNING...).
     pub state: Option<String>,
@@ -247,10 +246,7 @@ impl<'a> Builder<'a> {
                 .get(&format!("{loop_path}/iteration-{index}"))
                 .map_or("PENDING", |task| task.state.as_str())
         };
-        let mut states: BTreeMap<String, usize> = BTreeMap::new();
-        for index in &iterations {
-            *states.entry(state_of(index).to_owned()).or_default() += 1;
-        }
+        let states = tally(iterations.iter().map(state_of));
         let paged = iterations.len() > INLINE_ITERATIONS;
         let shown = match self.page.as_ref() {
             _ if !paged => iterations,
@@ -284,23 +280,23 @@ impl<'a> Builder<'a> {
     /// Every step's state: each step that started (in the graph or in an iteration left out
     /// of it), and the steps in the graph that did not.
     fn count_steps(&mut self) {
-        let mut states: BTreeMap<String, usize> = BTreeMap::new();
-        let started = self.by_path.values().filter(|task| {
-            matches!(
-                task.kind,
-                Some(ExecutionKind::Container | ExecutionKind::Importer)
-            )
-        });
-        for task in started {
-            *states.entry(task.state.as_str().to_owned()).or_default() += 1;
-        }
-        let not_started = self.graph.nodes.iter().filter(|node| {
-            (node.kind == "container" || node.kind == "importer") && node.execution_id.is_none()
-        });
-        for node in not_started {
-            *states.entry(node.state.clone()).or_default() += 1;
-        }
-        self.graph.step_states = states;
+        let started = self
+            .by_path
+            .values()
+            .filter(|task| {
+                matches!(
+                    task.kind,
+                    Some(ExecutionKind::Container | ExecutionKind::Importer)
+                )
+            })
+            .map(|task| task.state.as_str());
+        let not_started = self
+            .graph
+            .nodes
+            .iter()
+            .filter(|node| node.is_step() && node.execution_id.is_none())
+            .map(|node| node.state.as_str());
+        self.graph.step_states = tally(started.chain(not_started));
     }
 
     /// Indexes of the loop's iterations that have executions, in order.
@@ -334,6 +330,10 @@ impl<'a> Builder<'a> {
 }
 
 impl Node {
+    fn is_step(&self) -> bool {
+        self.kind == "container" || self.kind == "importer"
+    }
+
     fn new(
         path: &str,
         name: &str,
@@ -380,7 +380,7 @@ impl Node {
 /// The graph of a run recorded without its spec (by a kfbox before specs were kept): its
 /// tasks nested by path, with no edges.
 pub fn from_executions(executions: &[&ExecutionRow], ended: bool) -> Graph {
-    let nodes = executions
+    let nodes: Vec<Node> = executions
         .iter()
         .map(|e| RecordedTask::of(e))
         .filter(|task| !task.path.is_empty())
@@ -399,22 +399,29 @@ pub fn from_executions(executions: &[&ExecutionRow], ended: bool) -> Graph {
             Node::new(&task.path, name, kind, parent, Some(&task), ended)
         })
         .collect();
-    let mut graph = Graph {
+    let step_states = tally(
+        nodes
+            .iter()
+            .filter(|node| node.is_step())
+            .map(|node| node.state.as_str()),
+    );
+    Graph {
         nodes,
         edges: Vec::new(),
-        step_states: BTreeMap::new(),
+        step_states,
         page: None,
         parameters: None,
         outputs: None,
-    };
-    for node in graph
-        .nodes
-        .iter()
-        .filter(|n| n.kind == "container" || n.kind == "importer")
-    {
-        *graph.step_states.entry(node.state.clone()).or_default() += 1;
     }
-    graph
+}
+
+/// How many of each state.
+fn tally<'s>(states: impl Iterator<Item = &'s str>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for state in states {
+        *counts.entry(state.to_owned()).or_default() += 1;
+    }
+    counts
 }
 
 fn join(prefix: &str, name: &str) -> String {
