@@ -5,7 +5,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::common::{compile_file, kfbox, parse_run, repo_root, RunResult};
+use crate::common::{
+    compile_file, kfbox, parent_of, parse_run, process_runs, python_steps_under, repo_root,
+    wait_for, RunResult,
+};
 
 const WORKER: &str = "kfbox-warm-worker.py";
 
@@ -124,4 +127,41 @@ fn canceling_a_forked_step_kills_its_process_group() {
         run.log_of("linger")
     );
     assert_eq!(lingering(), "", "the step's process group outlived it");
+}
+
+/// A worker that dies under a running step takes the step with it, and the task fails saying
+/// so (a retry would start it afresh).
+#[test]
+fn a_worker_that_dies_fails_its_running_step_in_words() {
+    let pipeline = pipeline("lingering");
+    let child = kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--param",
+        "seconds=98.5",
+    ])
+    .env("KFBOX_WARM", "on")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut steps = Vec::new();
+    wait_for("the step to be forked", Duration::from_secs(120), || {
+        steps = python_steps_under(child.id());
+        !steps.is_empty()
+    });
+    let worker = parent_of(steps[0]).expect("the step's parent");
+    std::process::Command::new("kill")
+        .args(["-KILL", &worker.to_string()])
+        .status()
+        .unwrap();
+    let run = parse_run(child.wait_with_output().unwrap());
+    assert_eq!(run.state(), "FAILED", "{}\n{:#}", run.stderr, run.summary);
+    let error = run.error_of("linger");
+    assert!(
+        error.contains("warm Python worker stopped while the step ran"),
+        "{error}"
+    );
+    assert!(!process_runs(steps[0]), "the step outlived its worker");
 }

@@ -452,6 +452,11 @@ pub fn process_runs(pid: u32) -> bool {
     state_and_parent(pid).is_some_and(|(state, _)| state != "Z")
 }
 
+/// A process's parent.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    state_and_parent(pid).map(|(_, parent)| parent)
+}
+
 /// A process's state letter and its parent's pid, from `/proc/<pid>/stat`.
 fn state_and_parent(pid: u32) -> Option<(String, u32)> {
     let stat = fs_err::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -400,10 +400,7 @@ impl StepProcess {
     async fn wait(&mut self) -> Result<StepExit, ExecutorError> {
         match self {
             Self::Cold { program, child } => exit_of(program, child.wait().await),
-            Self::Warm(child) => child.wait().await.map_err(|source| ExecutorError::Spawn {
-                program: "python3".to_owned(),
-                source,
-            }),
+            Self::Warm(child) => child.wait().await.map_err(ExecutorError::Lost),
         }
     }
 

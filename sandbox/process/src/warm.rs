@@ -341,15 +341,13 @@ impl WarmChild {
     }
 
     /// How it ended; `Err` when the worker stopped before it could say (the group is killed).
-    pub async fn wait(&mut self) -> std::io::Result<StepExit> {
+    pub async fn wait(&mut self) -> Result<StepExit, String> {
         let exit = match self.next_answer().await {
             Some(Answer::Exit(code)) => Ok(StepExit::Exited(code)),
             Some(Answer::Signal(signal)) => Ok(StepExit::Signaled(signal)),
-            other => {
+            _ => {
                 let _ = killpg(self.pid(), Signal::SIGKILL);
-                Err(std::io::Error::other(format!(
-                    "kfbox's warm Python worker stopped while the step ran ({other:?})"
-                )))
+                Err("kfbox's warm Python worker stopped while the step ran, so the step was stopped too".to_owned())
             }
         };
         self.pid = None;

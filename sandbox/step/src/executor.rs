@@ -27,6 +27,10 @@ pub enum ExecutorError {
     },
     #[error("{0}")]
     Environment(String),
+    /// The step's process could no longer be followed (the warm worker that forked it died
+    /// under it) and was stopped; an attempt again starts it afresh.
+    #[error("{0}")]
+    Lost(String),
     #[error("I/O error on {path}")]
     Io {
         path: PathBuf,
