@@ -131,15 +131,19 @@ fn canceling_a_forked_step_kills_its_process_group() {
 
 /// A worker that dies under a running step takes the step with it, and the task fails saying
 /// so (a retry would start it afresh).
-#[test]
-fn a_worker_that_dies_fails_its_running_step_in_words() {
-    let pipeline = pipeline("lingering");
+/// Run `pipeline` warm with `param`, kill the worker of its forked step once that step runs
+/// and `ready` holds, and let the run end: the run, the step and the worker.
+fn run_killing_its_worker(
+    pipeline: &std::path::Path,
+    param: &str,
+    ready: impl Fn() -> bool,
+) -> (RunResult, u32, u32) {
     let child = kfbox(&[
         "run",
         pipeline.to_str().unwrap(),
         "--json",
         "--param",
-        "seconds=98.5",
+        param,
     ])
     .env("KFBOX_WARM", "on")
     .stdout(Stdio::piped())
@@ -149,7 +153,7 @@ fn a_worker_that_dies_fails_its_running_step_in_words() {
     let mut steps = Vec::new();
     wait_for("the step to be forked", Duration::from_secs(120), || {
         steps = python_steps_under(child.id());
-        !steps.is_empty()
+        !steps.is_empty() && ready()
     });
     let worker = parent_of(steps[0]).expect("the step's parent");
     std::process::Command::new("kill")
@@ -157,11 +161,48 @@ fn a_worker_that_dies_fails_its_running_step_in_words() {
         .status()
         .unwrap();
     let run = parse_run(child.wait_with_output().unwrap());
+    (run, steps[0], worker)
+}
+
+#[test]
+fn a_worker_that_dies_fails_its_running_step_in_words() {
+    let (run, step, _) = run_killing_its_worker(&pipeline("lingering"), "seconds=98.5", || true);
     assert_eq!(run.state(), "FAILED", "{}\n{:#}", run.stderr, run.summary);
     let error = run.error_of("linger");
     assert!(
         error.contains("warm Python worker stopped while the step ran"),
         "{error}"
     );
-    assert!(!process_runs(steps[0]), "the step outlived its worker");
+    assert!(!process_runs(step), "the step outlived its worker");
+}
+
+/// A worker that died is replaced: the step it took down is retried, forked from a new one.
+#[test]
+fn a_dead_worker_is_replaced_for_the_next_attempt() {
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("first-attempt");
+    let (run, _, worker) = run_killing_its_worker(
+        &pipeline("replaced"),
+        &format!("marker={}", marker.display()),
+        || marker.exists(),
+    );
+    assert_eq!(
+        run.state(),
+        "SUCCEEDED",
+        "{}\n{:#}",
+        run.stderr,
+        run.summary
+    );
+    assert_eq!(run.task("linger-once")["attempts"], 2, "{:#}", run.summary);
+    let output = output_of(&run, "linger-once");
+    let (parent, command) = output.split_once('|').unwrap();
+    assert!(
+        command.contains(WORKER),
+        "the retry was not forked: {command}"
+    );
+    assert_ne!(
+        parent,
+        worker.to_string(),
+        "forked by the worker that was killed"
+    );
 }

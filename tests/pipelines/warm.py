@@ -61,6 +61,19 @@ def linger(seconds: float):
     time.sleep(seconds)
 
 
+@dsl.component
+def linger_once(marker: str, seconds: float) -> str:
+    """Lingers on its first attempt only; says which process forked it."""
+    import os
+    import time
+
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(seconds)
+    parent = open(f"/proc/{os.getppid()}/cmdline").read().replace("\0", " ")
+    return f"{os.getppid()}|{parent}"
+
+
 @dsl.pipeline(name="warm-isolation")
 def isolation() -> str:
     return check(after=dirty().output).output
@@ -75,3 +88,12 @@ def gpus():
 @dsl.pipeline(name="warm-linger")
 def lingering(seconds: float = 123.45):
     linger(seconds=seconds)
+
+
+@dsl.pipeline(name="warm-replaced")
+def replaced(marker: str, seconds: float = 123.45) -> str:
+    return (
+        linger_once(marker=marker, seconds=seconds)
+        .set_retry(num_retries=1, backoff_duration="0s")
+        .output
+    )

@@ -84,10 +84,18 @@ pub(crate) fn env_allows_warm(env: &[(String, String)]) -> bool {
 /// `off()` makes every step start cold (`KFBOX_WARM=off`).
 #[derive(Clone)]
 pub struct WarmWorkers {
-    workers: Option<Arc<tokio::sync::Mutex<HashMap<PathBuf, Slot>>>>,
+    /// The map is locked only to find an environment's slot: a worker that takes seconds to
+    /// import the SDK holds up the steps of its own environment, never those of another.
+    workers: Option<Arc<std::sync::Mutex<Slots>>>,
 }
 
+type Slots = HashMap<PathBuf, Arc<tokio::sync::Mutex<Slot>>>;
+
+#[derive(Default)]
 enum Slot {
+    /// None started yet, or the last one died: the next step starts one.
+    #[default]
+    Empty,
     Running(Arc<Worker>),
     /// It could not start here: this environment's steps start cold from now on.
     Unusable,
@@ -115,18 +123,24 @@ impl WarmWorkers {
         let Some(workers) = &self.workers else {
             return Err("warm workers are off (KFBOX_WARM)".to_owned());
         };
+        let slot = workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(env.dir.clone())
+            .or_default()
+            .clone();
         for _ in 0..2 {
             let worker = {
-                let mut workers = workers.lock().await;
-                match workers.get(&env.dir) {
-                    Some(Slot::Running(worker)) if worker.alive() => worker.clone(),
-                    Some(Slot::Unusable) => {
+                let mut slot = slot.lock().await;
+                match &*slot {
+                    Slot::Running(worker) if worker.alive() => worker.clone(),
+                    Slot::Unusable => {
                         return Err("this environment's worker could not start".to_owned())
                     }
-                    _ => match Worker::start(env, script_dir).await {
+                    Slot::Empty | Slot::Running(_) => match Worker::start(env, script_dir).await {
                         Ok(worker) => {
                             let worker = Arc::new(worker);
-                            workers.insert(env.dir.clone(), Slot::Running(worker.clone()));
+                            *slot = Slot::Running(worker.clone());
                             worker
                         }
                         Err(why) => {
@@ -134,7 +148,7 @@ impl WarmWorkers {
                                 "no warm Python worker for {}: {why}",
                                 env.dir.display()
                             );
-                            workers.insert(env.dir.clone(), Slot::Unusable);
+                            *slot = Slot::Unusable;
                             return Err(why);
                         }
                     },
@@ -143,7 +157,13 @@ impl WarmWorkers {
             match worker.fork(request).await {
                 Ok(child) => return Ok(child),
                 // It died since it was checked: once more with a new one.
-                Err(Fork::WorkerGone) => worker.stop(),
+                Err(Fork::WorkerGone) => {
+                    worker.stop();
+                    let mut slot = slot.lock().await;
+                    if matches!(&*slot, Slot::Running(current) if Arc::ptr_eq(current, &worker)) {
+                        *slot = Slot::Empty;
+                    }
+                }
                 Err(Fork::Refused(why)) => return Err(why),
             }
         }
@@ -402,6 +422,56 @@ mod tests {
         changed[2] = script.replace("mktemp -d", "mktemp -d; rm -rf ~");
         assert_eq!(SdkCall::of(&changed), None);
         assert_eq!(SdkCall::of(&argv[..3]), None);
+    }
+
+    /// An environment whose `python3` is `script`.
+    fn fake_env(root: &Path, name: &str, script: &str) -> Env {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = root.join(name);
+        let bin_dir = dir.join("bin");
+        fs_err::create_dir_all(&bin_dir).unwrap();
+        let python = bin_dir.join("python3");
+        fs_err::write(&python, script).unwrap();
+        fs_err::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Env {
+            dir,
+            bin_dir,
+            python,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_slow_to_start_holds_up_only_its_own_environment() {
+        let root = tempfile::tempdir().unwrap();
+        // Neither says `ready`: one takes three seconds to stop, the other stops at once.
+        let slow = fake_env(root.path(), "slow", "#!/bin/sh\nsleep 3\n");
+        let broken = fake_env(root.path(), "broken", "#!/bin/sh\nexit 3\n");
+        let request = Request {
+            source: "",
+            args: &[],
+            env: HashMap::new(),
+            cwd: root.path(),
+            runner: root.path(),
+        };
+        let workers = WarmWorkers::on();
+        let begun = std::time::Instant::now();
+        let (slow_fork, (broken_fork, broken_after)) =
+            tokio::join!(workers.fork(&slow, root.path(), &request), async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let fork = workers.fork(&broken, root.path(), &request).await;
+                (fork, begun.elapsed())
+            });
+        assert!(slow_fork.is_err() && broken_fork.is_err());
+        assert!(
+            broken_after < Duration::from_secs(2),
+            "the broken environment waited {broken_after:?} for the slow one's worker"
+        );
+        // Both are remembered as unusable: their steps start cold without trying again.
+        let again = workers.fork(&slow, root.path(), &request).await;
+        assert_eq!(
+            again.err().as_deref(),
+            Some("this environment's worker could not start")
+        );
     }
 
     #[test]
