@@ -40,6 +40,9 @@ pub struct ProcessExecutor {
     ready: OncePerKey<Requirements, Result<Env, String>>,
     /// Whether this run was told (at debug level) that kfbox skips the SDK's pip prelude.
     prelude_noted: std::sync::atomic::AtomicBool,
+    /// The images (with the program run in their place) this run was told run from the host:
+    /// once each, not once per task of a loop of thousands.
+    hosted: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     /// Whether steps can have volumes here: checked once, when the first one asks.
     mount_namespaces: tokio::sync::OnceCell<Result<PathBuf, String>>,
     /// kfbox's runner of the SDK's executor, written once (see `embedded/python`).
@@ -55,6 +58,7 @@ impl ProcessExecutor {
             workers,
             ready: OncePerKey::default(),
             prelude_noted: std::sync::atomic::AtomicBool::new(false),
+            hosted: Default::default(),
             mount_namespaces: tokio::sync::OnceCell::new(),
             component_runner: tokio::sync::OnceCell::new(),
         }
@@ -257,10 +261,17 @@ impl Executor for ProcessExecutor {
                         program,
                     });
                 }
-                events.send(RunEvent::Warning(format!(
-                    "task `{}`: no container runtime is used; running `{program}` from this host instead of image `{}`",
-                    step.task_path, step.image
-                )));
+                let first = self
+                    .hosted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((step.image.clone(), program.clone()));
+                if first {
+                    events.send(RunEvent::Warning(format!(
+                        "no container runtime is used: tasks with image `{}` run `{program}` from this host (the first: task `{}`)",
+                        step.image, step.task_path
+                    )));
+                }
                 // Python images get the managed SDK so that `python3 -m kfp...` works as in them.
                 let env = if program.starts_with("python") {
                     Some((
