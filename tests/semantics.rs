@@ -105,9 +105,14 @@ fn container_placeholders_if_present_and_concat() {
     let result = run_json(&compile("containers"), &[], &[]);
     assert_eq!(result.code, 0, "{}", result.stderr);
     assert_eq!(result.summary["outputs"]["Output"], "hi hello kfbox");
-    assert!(
-        result.stderr.contains("instead of image `alpine`"),
-        "a note per host-run container task: {}",
+    // Both steps have the image: said once, not per task.
+    assert_eq!(
+        result
+            .stderr
+            .matches("tasks with image `alpine` run `sh` from this host")
+            .count(),
+        1,
+        "one note for the host-run image: {}",
         result.stderr
     );
 }
