@@ -27,6 +27,22 @@ fn run(pipeline: &std::path::Path, warm: &str, path: Option<&std::ffi::OsStr>) -
     run
 }
 
+/// `kfbox run --json` of `pipeline` with warm workers on and `param`, its output piped.
+fn spawn_warm(pipeline: &std::path::Path, param: &str) -> std::process::Child {
+    kfbox(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--json",
+        "--param",
+        param,
+    ])
+    .env("KFBOX_WARM", "on")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
 fn output_of(run: &RunResult, task: &str) -> String {
     run.task(task)["outputs"]["parameters"]["Output"]
         .as_str()
@@ -82,20 +98,7 @@ fn a_forked_step_sees_the_gpus_it_asked_for() {
 /// started are gone, the task CANCELED.
 #[test]
 fn canceling_a_forked_step_kills_its_process_group() {
-    let pipeline = pipeline("lingering");
-    let seconds = "seconds=321.75";
-    let mut child = kfbox(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--json",
-        "--param",
-        seconds,
-    ])
-    .env("KFBOX_WARM", "on")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_warm(&pipeline("lingering"), "seconds=321.75");
     let lingering = || {
         std::process::Command::new("pgrep")
             .args(["-f", "sleep 321.75"])
@@ -129,8 +132,6 @@ fn canceling_a_forked_step_kills_its_process_group() {
     assert_eq!(lingering(), "", "the step's process group outlived it");
 }
 
-/// A worker that dies under a running step takes the step with it, and the task fails saying
-/// so (a retry would start it afresh).
 /// Run `pipeline` warm with `param`, kill the worker of its forked step once that step runs
 /// and `ready` holds, and let the run end: the run, the step and the worker.
 fn run_killing_its_worker(
@@ -138,18 +139,7 @@ fn run_killing_its_worker(
     param: &str,
     ready: impl Fn() -> bool,
 ) -> (RunResult, u32, u32) {
-    let child = kfbox(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--json",
-        "--param",
-        param,
-    ])
-    .env("KFBOX_WARM", "on")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = spawn_warm(pipeline, param);
     let mut steps = Vec::new();
     wait_for("the step to be forked", Duration::from_secs(120), || {
         steps = python_steps_under(child.id());
@@ -164,6 +154,8 @@ fn run_killing_its_worker(
     (run, steps[0], worker)
 }
 
+/// A worker that dies under a running step takes the step with it, and the task fails saying
+/// so (a retry would start it afresh).
 #[test]
 fn a_worker_that_dies_fails_its_running_step_in_words() {
     let (run, step, _) = run_killing_its_worker(&pipeline("lingering"), "seconds=98.5", || true);

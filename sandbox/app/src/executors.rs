@@ -1,9 +1,8 @@
 //! Which executor runs each step: the `--executor` choice, then `kfbox.toml`'s image rules,
 //! then `auto`; `wasm:` images always go to the WebAssembly runtime.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use kfbox_cli::ExecutorKind;
@@ -11,7 +10,7 @@ use kfbox_docker::DockerExecutor;
 use kfbox_process::ProcessExecutor;
 use kfbox_python::{FunctionSource, LightweightStep};
 use kfbox_spec::ir::PipelineSpec;
-use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::events::{EventSink, WarnOnce};
 use kfbox_step::{Executor, ExecutorError, Step, StepExit};
 use kfbox_wasi::WasiExecutor;
 use tokio_util::sync::CancellationToken;
@@ -51,7 +50,7 @@ pub struct StepRouter {
     docker: Result<DockerExecutor, String>,
     wasi: Option<WasiExecutor>,
     /// Tasks already warned about (one warning per task, not per attempt).
-    warned: Mutex<HashSet<String>>,
+    warned: WarnOnce,
     /// Where the run's lightweight components are defined, by function name, when it came
     /// from a Python file: their failures then name the user's file and line.
     functions: BTreeMap<String, FunctionSource>,
@@ -140,7 +139,7 @@ impl StepRouter {
             process,
             docker,
             wasi,
-            warned: Mutex::new(HashSet::new()),
+            warned: WarnOnce::default(),
             functions: BTreeMap::new(),
         })
     }
@@ -180,20 +179,12 @@ impl StepRouter {
         let other_group = security.run_as_group.is_some_and(|group| group != gid);
         let root = security.run_as_non_root && uid == 0;
         if other_user || other_group || root {
-            self.warn_once(
-                events,
-                format!("identity {}", step.task_path),
+            self.warned.warn(events, format!("identity {}", step.task_path), || {
                 format!(
                     "task `{}`: set_security_context applies to containers (`--executor docker`); as a host process the step runs as you (uid {uid}, gid {gid})",
                     step.task_path
-                ),
-            );
-        }
-    }
-
-    fn warn_once(&self, events: &EventSink, key: String, message: String) {
-        if self.warned.lock().expect("warned lock").insert(key) {
-            events.send(RunEvent::Warning(message));
+                )
+            });
         }
     }
 }
@@ -263,14 +254,12 @@ impl Executor for StepRouter {
                     step.task_path, step.image
                 ))),
                 (Err(why), false) => {
-                    self.warn_once(
-                        events,
-                        "no docker".into(),
+                    self.warned.warn(events, "no docker".into(), || {
                         format!(
                             "Docker is not available ({}); container steps run as host processes",
                             why.lines().next().unwrap_or_default()
-                        ),
-                    );
+                        )
+                    });
                     self.process.run(step, events, cancel).await
                 }
             },

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kfbox_python::{find_program, Env, LightweightStep, PythonEnvs, Requirements, Update};
-use kfbox_step::events::{EventSink, RunEvent};
+use kfbox_step::events::{EventSink, RunEvent, WarnOnce};
 use kfbox_step::failure::{Failure, StderrTail, FAILURE_FILE_ENV};
 use kfbox_step::mask::mask_line;
 use kfbox_step::{Executor, ExecutorError, OncePerKey, Step, StepExit};
@@ -40,9 +40,8 @@ pub struct ProcessExecutor {
     ready: OncePerKey<Requirements, Result<Env, String>>,
     /// Whether this run was told (at debug level) that kfbox skips the SDK's pip prelude.
     prelude_noted: std::sync::atomic::AtomicBool,
-    /// The images (with the program run in their place) this run was told run from the host:
-    /// once each, not once per task of a loop of thousands.
-    hosted: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// Which images (with the program run in their place) this run was told run from the host.
+    hosted: WarnOnce,
     /// Whether steps can have volumes here: checked once, when the first one asks.
     mount_namespaces: tokio::sync::OnceCell<Result<PathBuf, String>>,
     /// kfbox's runner of the SDK's executor, written once (see `embedded/python`).
@@ -58,7 +57,7 @@ impl ProcessExecutor {
             workers,
             ready: OncePerKey::default(),
             prelude_noted: std::sync::atomic::AtomicBool::new(false),
-            hosted: Default::default(),
+            hosted: WarnOnce::default(),
             mount_namespaces: tokio::sync::OnceCell::new(),
             component_runner: tokio::sync::OnceCell::new(),
         }
@@ -261,17 +260,12 @@ impl Executor for ProcessExecutor {
                         program,
                     });
                 }
-                let first = self
-                    .hosted
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert((step.image.clone(), program.clone()));
-                if first {
-                    events.send(RunEvent::Warning(format!(
+                self.hosted.warn(events, format!("{} {program}", step.image), || {
+                    format!(
                         "no container runtime is used: tasks with image `{}` run `{program}` from this host (the first: task `{}`)",
                         step.image, step.task_path
-                    )));
-                }
+                    )
+                });
                 // Python images get the managed SDK so that `python3 -m kfp...` works as in them.
                 let env = if program.starts_with("python") {
                     Some((

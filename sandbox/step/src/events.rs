@@ -42,6 +42,20 @@ pub enum RunEvent {
     },
 }
 
+/// Warnings said once per key, however many tasks or attempts meet the same condition: an
+/// executor is told about every attempt, and a loop can have thousands of tasks.
+#[derive(Debug, Default)]
+pub struct WarnOnce(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl WarnOnce {
+    /// Send `message` unless a warning with `key` was sent already.
+    pub fn warn(&self, events: &EventSink, key: String, message: impl FnOnce() -> String) {
+        if self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key) {
+            events.send(RunEvent::Warning(message()));
+        }
+    }
+}
+
 /// Where events go; cloning is cheap. A closed receiver is not an error: events are advisory.
 #[derive(Debug, Clone)]
 pub struct EventSink(Option<mpsc::UnboundedSender<RunEvent>>);
