@@ -91,12 +91,13 @@ def peak_mib(pid, done):
     return peak
 
 
-def run_kfbox(kfbox, path, home, extra=()):
-    """Wall seconds, peak resident MiB and tasks of one `kfbox run`."""
+def run_kfbox(kfbox, path, home, extra=("--no-cache",)):
+    """Wall seconds, peak resident MiB and tasks of one `kfbox run` (without the cache unless
+    `extra` leaves `--no-cache` out)."""
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
         process = subprocess.Popen(
-            [kfbox, "run", path, "--json", "--quiet", "--no-cache", "--executor", "process", *extra],
+            [kfbox, "run", path, "--json", "--quiet", "--executor", "process", *extra],
             env={**os.environ, "KFBOX_HOME": home, "NO_COLOR": "1"},
             stdout=stdout,
             stderr=stderr,
@@ -134,6 +135,11 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="1000,10000,30000")
     parser.add_argument("--loop", type=int, default=5000)
+    parser.add_argument(
+        "--cached", type=int, default=10000,
+        help="a chain of this many equal steps with the cache on, in a fresh home: one runs, "
+        "the rest are cache hits (0: skip)",
+    )
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="kfbox-bench-scale-")
     home = os.path.join(workdir, "home")
@@ -157,10 +163,17 @@ def main():
     if args.loop:
         items = json.dumps(list(range(args.loop)))
         samples = [
-            run_kfbox(args.kfbox, loop_path, home, ["--param", f"items={items}"])
+            run_kfbox(args.kfbox, loop_path, home, ["--no-cache", "--param", f"items={items}"])
             for _ in range(args.repeat)
         ]
         rows.append((f"loop of {args.loop}", args.loop, samples))
+    cached = []
+    if args.cached:
+        path = os.path.join(workdir, f"chain-{args.cached}.yaml")
+        with open(path, "w") as f:
+            yaml.safe_dump(chain_of(template, args.cached), f, sort_keys=False)
+        for i in range(args.repeat):
+            cached.append(run_kfbox(args.kfbox, path, os.path.join(workdir, f"cached-{i}"), []))
 
     print(f"\nmedian of {args.repeat} runs; bare `sh -c` {sh * 1000:.2f} ms (median of 51)")
     print(f"{'pipeline':<16} {'tasks':>7} {'wall s':>8} {'kfbox ms/task':>14} {'vs first':>9} {'peak MiB':>9}")
@@ -171,6 +184,12 @@ def main():
         per_task = max(wall - n * sh, 0) / n * 1000
         first = first or per_task
         print(f"{label:<16} {samples[0][2]:>7} {wall:>8.2f} {per_task:>14.2f} {per_task / first:>8.2f}x {peak:>9.0f}")
+    if cached:
+        wall = statistics.median(s[0] for s in cached)
+        print(
+            f"chain of {args.cached} equal steps, cache on (one runs, the rest are hits): "
+            f"{wall:.2f} s, {wall / args.cached * 1000:.2f} ms/task, peak {max(s[1] for s in cached):.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 //! at worst by the next kfbox that finds its process gone). A failed read (a cache lookup) is
 //! only a warning: the step runs instead of being reused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use kfbox_store::value::Prop;
@@ -32,6 +32,11 @@ pub(crate) struct Ledger {
     halt: CancellationToken,
     /// The first failed write.
     failure: Mutex<Option<String>>,
+    /// Cache hits by fingerprint, so that the run's later tasks with the same fingerprint (a
+    /// loop over equal items, a chain of equal steps) reuse the same execution without asking
+    /// the store again: the store's lookup sorts every execution with that fingerprint, each
+    /// hit adds one, and asking it for every task made such a run quadratic.
+    hits: Mutex<HashMap<String, CachedExecution>>,
 }
 
 /// An execution being recorded: what is known when the task starts.
@@ -108,6 +113,7 @@ impl Ledger {
             events,
             halt,
             failure: Mutex::new(None),
+            hits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -299,10 +305,18 @@ impl Ledger {
         self.keep(self.store.finish_run(&self.run, &outcome));
     }
 
-    /// The newest earlier execution of this pipeline with this fingerprint.
+    /// The newest earlier execution of this pipeline with this fingerprint (the one an earlier
+    /// task of this run reused, when one did).
     pub(crate) fn find_cached(&self, fingerprint: &str) -> Option<CachedExecution> {
-        self.keep_read(self.store.find_cached(&self.run, fingerprint))
-            .flatten()
+        let hits = || self.hits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = hits().get(fingerprint) {
+            return Some(hit.clone());
+        }
+        let hit = self
+            .keep_read(self.store.find_cached(&self.run, fingerprint))
+            .flatten()?;
+        hits().insert(fingerprint.to_owned(), hit.clone());
+        Some(hit)
     }
 
     /// The newest execution of the task at `path` that succeeded in this run (for retries).

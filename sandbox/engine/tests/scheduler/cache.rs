@@ -6,25 +6,28 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
+/// A pipeline with one component, `comp-echo`, which writes its input `x` as its output `y`.
+fn with_echo(name: &str) -> Pipeline {
+    Pipeline::new(name).step(
+        "comp-echo",
+        &["x:NUMBER_INTEGER"],
+        &["y:NUMBER_INTEGER"],
+        &["write", &output_file("y"), &input("x")],
+    )
+}
+
 fn cached(enable: bool) -> Pipeline {
-    Pipeline::new("cached")
-        .step(
+    with_echo("cached").root(
+        json!({"parameters": {"x": {"parameterType": "NUMBER_INTEGER"}}}),
+        tasks(vec![task(
+            "echo",
             "comp-echo",
-            &["x:NUMBER_INTEGER"],
-            &["y:NUMBER_INTEGER"],
-            &["write", &output_file("y"), &input("x")],
-        )
-        .root(
-            json!({"parameters": {"x": {"parameterType": "NUMBER_INTEGER"}}}),
-            tasks(vec![task(
-                "echo",
-                "comp-echo",
-                json!({
-                    "inputs": {"parameters": {"x": from_parent("x")}},
-                    "cachingOptions": {"enableCache": enable},
-                }),
-            )]),
-        )
+            json!({
+                "inputs": {"parameters": {"x": from_parent("x")}},
+                "cachingOptions": {"enableCache": enable},
+            }),
+        )]),
+    )
 }
 
 #[tokio::test(start_paused = true)]
@@ -115,4 +118,46 @@ async fn a_retried_run_reuses_what_succeeded_and_runs_the_rest() {
     assert_eq!(state(&again, "flaky"), TaskState::Succeeded);
     assert_eq!(harness.fake.ran("ok"), 1);
     assert_eq!(harness.fake.ran("flaky"), 2);
+}
+
+/// Equal steps one after another in one run: the first runs, every later one reuses its
+/// execution (the run's own hits are remembered, so the store is not searched per task).
+#[tokio::test(start_paused = true)]
+async fn equal_steps_in_one_run_reuse_the_first_ones_execution() {
+    let pipeline = with_echo("equal-steps").root(
+        json!({}),
+        tasks(
+            ["a", "b", "c", "d"]
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let after: Vec<&str> = ["a", "b", "c"].iter().take(i).copied().collect();
+                    task(
+                        name,
+                        "comp-echo",
+                        json!({
+                            "inputs": {"parameters": {"x": constant(json!(7))}},
+                            "dependentTasks": after,
+                            "cachingOptions": {"enableCache": true},
+                        }),
+                    )
+                })
+                .collect(),
+        ),
+    );
+    let harness = Harness::new();
+    let run = harness.run(&pipeline, json!({})).await;
+    assert_eq!(run.state, RunState::Succeeded);
+    assert_eq!(state(&run, "a"), TaskState::Succeeded);
+    let first = record(&run, "b").reason.clone().unwrap();
+    assert!(
+        first.ends_with(&format!("of run {}", &run.run_id[..8])),
+        "{first}"
+    );
+    for name in ["b", "c", "d"] {
+        assert_eq!(state(&run, name), TaskState::Cached, "{name}");
+        assert_eq!(output(&run, name, "y"), json!(7));
+        assert_eq!(record(&run, name).reason.as_ref(), Some(&first));
+    }
+    assert_eq!(harness.fake.attempts().len(), 1);
 }
