@@ -1,5 +1,6 @@
 //! Steps in a real Docker daemon (tests/run.sh starts one and builds `kfbox/base:bookworm`
-//! from Debian's packages; no registry is reachable here).
+//! from Debian's packages; no public registry is reachable here, `registry.rs` serves one on
+//! loopback).
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{compile, kfbox, kfbox_json, run_json, shared_home, uuid_like, RunResult};
+use crate::common::served::{get, kfbox_in, Served};
+use crate::common::{
+    compile, kfbox, kfbox_json, parse_run, run_json, shared_home, uuid_like, RunResult,
+};
 
 /// A Secret and a ConfigMap of unique names in the shared home (tests run concurrently).
 pub struct Objects {
@@ -177,6 +180,66 @@ fn a_missing_required_secret_fails_the_task_before_it_starts() {
     let deleted = kfbox(&["volumes", "delete", &claim]).output().unwrap();
     assert!(deleted.status.success());
     assert!(!volume_names().contains(&claim));
+}
+
+/// The volumes pipeline run beside `kfbox up`: what its API serves of the run (the run, its
+/// graph, its artifacts, every task's whole log) holds the secret's value nowhere, and the
+/// log of the step that printed it says `***`.
+#[test]
+fn a_secrets_value_is_in_no_api_response() {
+    let served = Served::start("127.0.0.1", &[]);
+    let home = served.home.path();
+    let password = format!("pw-{}-Zq8", uuid_like());
+    for args in [
+        vec!["secrets", "set", "db", &format!("password={password}")],
+        vec!["configmaps", "set", "settings", "mode=fast"],
+    ] {
+        let set = kfbox_in(home, &args).output().unwrap();
+        assert!(set.status.success(), "{args:?}: {set:?}");
+    }
+    let pipeline = compile("volumes");
+    let output = kfbox_in(
+        home,
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--param",
+            "secret=db",
+            "--param",
+            "settings=settings",
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    let run = parse_run(output);
+    assert_eq!(run.code, 0, "{}\n{:#}", run.stderr, run.summary);
+    let run_id = run.summary["run_id"].as_str().unwrap();
+    let mut paths = vec![
+        format!("/apis/v2beta1/runs/{run_id}"),
+        format!("/apis/v1alpha1/runs/{run_id}/graph"),
+        format!("/apis/v1alpha1/runs/{run_id}/artifacts"),
+    ];
+    // CreatePVC and DeletePVC run no step, so they have no log.
+    for task in run.summary["tasks"].as_array().unwrap() {
+        if task["log"].as_str().is_some_and(|log| !log.is_empty()) {
+            let task = task["path"].as_str().unwrap();
+            paths.push(format!("/apis/v1alpha1/runs/{run_id}/nodes/{task}/log"));
+        }
+    }
+    let mut read_log = String::new();
+    for path in &paths {
+        let (code, body) = get(&served.url, path, None).unwrap();
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(
+            !body.contains(&password),
+            "{path} serves the secret's value"
+        );
+        if path.ends_with("/read/log") {
+            read_log = body;
+        }
+    }
+    assert!(read_log.contains("the password is ***"), "{read_log}");
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod install;
 mod kubernetes;
 mod lab;
 mod prelude;
+mod registry;
 mod safety;
 mod semantics;
 mod server;

@@ -21,12 +21,12 @@ import time
 from kfp import compiler, dsl, local
 
 
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def step(x: int) -> int:
     return x + 1
 
 
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def nap(seconds: float) -> float:
     import time as t
 

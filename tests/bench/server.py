@@ -47,7 +47,7 @@ def stop(process):
     process.wait(timeout=60)
 
 
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def add(a: int, b: int) -> int:
     return a + b
 

@@ -34,7 +34,7 @@ def chain() -> int:
 '''
 
 COMPONENT = '''
-@dsl.component
+@dsl.component(base_image="python:3.11")
 def step_{i}(x: int) -> int:
     print("step {i}: {marker}")
     return x + 1

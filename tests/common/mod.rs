@@ -157,7 +157,6 @@ fn python_importing(variable: &str, module: &str, requirement: &str) -> String {
     python
 }
 
-/// The Python that has the `kfp` SDK for compiling test pipelines.
 /// How many executions in the shared home's store have the custom property `name` set to
 /// exactly `value`.
 pub fn executions_with_property(name: &str, value: &str) -> u32 {
@@ -175,6 +174,7 @@ pub fn executions_with_property(name: &str, value: &str) -> u32 {
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// The Python that has the `kfp` SDK for compiling test pipelines.
 pub fn sdk_python() -> String {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON
