@@ -3,7 +3,7 @@
 //! and files, scratch space, and what keeps a pod from starting. Host processes here;
 //! `docker.rs` runs the same pipeline in containers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -12,20 +12,28 @@ use crate::common::{
     compile, kfbox, kfbox_json, parse_run, run_json, shared_home, uuid_like, RunResult,
 };
 
-/// A Secret and a ConfigMap of unique names in the shared home (tests run concurrently).
+/// A Secret and a ConfigMap of unique names (tests share a home and run concurrently),
+/// deleted when dropped.
 pub struct Objects {
     pub secret: String,
     pub settings: String,
     pub password: String,
+    home: PathBuf,
 }
 
 impl Objects {
+    /// In the shared home.
     pub fn create() -> Self {
+        Self::create_in(&shared_home())
+    }
+
+    pub fn create_in(home: &Path) -> Self {
         let unique = uuid_like().to_lowercase();
         let objects = Objects {
             secret: format!("db-{unique}"),
             settings: format!("settings-{unique}"),
             password: format!("pw-{unique}-Zq8"),
+            home: home.to_owned(),
         };
         // The value through a file, as the help recommends for credentials.
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -41,7 +49,7 @@ impl Objects {
                 "level=3",
             ],
         ] {
-            let set = kfbox(&args).output().unwrap();
+            let set = kfbox_in(home, &args).output().unwrap();
             let stderr = String::from_utf8_lossy(&set.stderr);
             assert!(set.status.success(), "{args:?}: {stderr}");
         }
@@ -58,8 +66,8 @@ impl Objects {
 
 impl Drop for Objects {
     fn drop(&mut self) {
-        let _ = kfbox(&["secrets", "delete", &self.secret]).output();
-        let _ = kfbox(&["configmaps", "delete", &self.settings]).output();
+        let _ = kfbox_in(&self.home, &["secrets", "delete", &self.secret]).output();
+        let _ = kfbox_in(&self.home, &["configmaps", "delete", &self.settings]).output();
     }
 }
 
@@ -188,25 +196,18 @@ fn a_missing_required_secret_fails_the_task_before_it_starts() {
 #[test]
 fn a_secrets_value_is_in_no_api_response() {
     let served = Served::start("127.0.0.1", &[]);
-    let home = served.home.path();
-    let password = format!("pw-{}-Zq8", uuid_like());
-    for args in [
-        vec!["secrets", "set", "db", &format!("password={password}")],
-        vec!["configmaps", "set", "settings", "mode=fast"],
-    ] {
-        let set = kfbox_in(home, &args).output().unwrap();
-        assert!(set.status.success(), "{args:?}: {set:?}");
-    }
+    let objects = Objects::create_in(served.home());
+    let [secret, settings] = objects.params();
     let pipeline = compile("volumes");
     let output = kfbox_in(
-        home,
+        served.home(),
         &[
             "run",
             pipeline.to_str().unwrap(),
             "--param",
-            "secret=db",
+            &secret,
             "--param",
-            "settings=settings",
+            &settings,
             "--json",
         ],
     )
@@ -232,7 +233,7 @@ fn a_secrets_value_is_in_no_api_response() {
         let (code, body) = get(&served.url, path, None).unwrap();
         assert_eq!(code, 200, "{path}: {body}");
         assert!(
-            !body.contains(&password),
+            !body.contains(&objects.password),
             "{path} serves the secret's value"
         );
         if path.ends_with("/read/log") {
